@@ -1,0 +1,46 @@
+# kfp-operator: common tasks. `make dev` runs the operator against a local stack; `make test` runs every test.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+DEV_DIR ?= .dev
+
+.PHONY: venv bins generate lint format test dev up down status pipelines
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e ".[test]"
+	touch $@
+
+# kube-apiserver, etcd, kubectl and helm, built from upstream Go modules and cached per version.
+bins:
+	bash hack/build-k8s-bins.sh
+
+generate: venv
+	$(PYTHON) hack/gen_crds.py
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: venv bins
+	$(VENV)/bin/pytest
+
+# The local stack (control plane, KFP emulator with MLMD, NATS), then the operator in the foreground.
+dev: venv bins up
+	$(VENV)/bin/kfp-operator --config $(DEV_DIR)/operator.yaml --kubeconfig $(DEV_DIR)/kubeconfig
+
+up: venv bins
+	$(VENV)/bin/kfp-devstack --dir $(DEV_DIR) up
+
+down: venv
+	$(VENV)/bin/kfp-devstack --dir $(DEV_DIR) down
+
+status: venv
+	$(VENV)/bin/kfp-devstack --dir $(DEV_DIR) status

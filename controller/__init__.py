@@ -1,0 +1,1 @@
+"""The controller runtime: informers, work queues, workers, leader election, metrics and health."""

@@ -1,0 +1,52 @@
+"""``kfp-devstack``: start, stop and inspect the local stack.
+
+kfp-devstack up        start (or resume) the control plane, the KFP emulator with MLMD, and NATS
+kfp-devstack status    say what runs where
+kfp-devstack down      stop exactly the processes ``up`` started (data is kept)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kfp_devstack.stack import Stack
+
+DEFAULT_ROOT = Path(".dev")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kfp-devstack", description="The kfp-operator local stack.")
+    parser.add_argument("--dir", type=Path, default=DEFAULT_ROOT, help="state directory (default: .dev)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start what is not running")
+    up.add_argument("--no-kfp", action="store_true", help="without the KFP emulator and MLMD")
+    up.add_argument("--no-nats", action="store_true", help="without NATS")
+    commands.add_parser("down", help="stop the processes that up started")
+    commands.add_parser("status", help="show what runs where")
+    args = parser.parse_args(argv)
+
+    root = args.dir.resolve()
+    if args.command == "up":
+        stack = Stack.load(root)
+        stack.up(with_kfp=not args.no_kfp, with_nats=not args.no_nats)
+        _print_status(stack)
+        print(f"\nexport KUBECONFIG={stack.kubeconfig}")
+        print(f"operator configuration: {stack.operator_config}")
+        return 0
+    if args.command == "down":
+        stopped = Stack.load(root).down()
+        print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+        return 0
+    _print_status(Stack.load(root))
+    return 0
+
+
+def _print_status(stack: Stack) -> None:
+    for component, state, details in stack.status():
+        print(f"{component:<15} {state:<10} {details}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The whole local stack and its state file, so separate ``kfp-devstack`` invocations agree.
+
+``up`` starts what is not running and leaves what is; ``down`` stops exactly the
+processes recorded in the state file (matched by pid and start time); data
+directories are kept, so the next ``up`` resumes with the same objects.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kfp_devstack import binaries, processes
+from kfp_devstack.controlplane import ControlPlane
+from kfp_devstack.nats import NatsServer
+from kfp_devstack.processes import ProcessRecord
+from kfp_devstack.waiting import wait_until
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class KfpEmulatorProcess:
+    """The KFP API emulator and its MLMD gRPC service, as a separate process."""
+
+    state_dir: Path
+    log: Path
+    port: int | None = None
+    mlmd_port: int | None = None
+    process: ProcessRecord | None = None
+    _child: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def endpoints_file(self) -> Path:
+        return self.state_dir / "endpoints.json"
+
+    def start(self, extra_args: list[str] | None = None) -> None:
+        for attempt in range(3):
+            if self.port is None or attempt > 0:
+                self.port, self.mlmd_port = processes.free_port(), processes.free_port()
+            self.endpoints_file.unlink(missing_ok=True)
+            argv = [
+                sys.executable,
+                "-m",
+                "kfp_devstack.emulator",
+                "--host=127.0.0.1",
+                f"--port={self.port}",
+                f"--mlmd-port={self.mlmd_port}",
+                f"--state-dir={self.state_dir}",
+                *(extra_args or []),
+            ]
+            self._child, self.process = processes.start("kfp-emulator", argv, self.log)
+            try:
+                wait_until(
+                    lambda: processes.ensure_alive(self._child, self.process) or self.endpoints_file.exists(),
+                    timeout=60,
+                    message="the KFP emulator to serve",
+                )
+                return
+            except processes.ProcessFailed:
+                if attempt == 2:
+                    raise
+
+    def stop(self) -> None:
+        if self.process is not None:
+            processes.stop(self.process)
+            self.process = None
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.is_running()
+
+    def to_json(self) -> dict[str, Any]:
+        assert self.process is not None
+        return {
+            "stateDir": str(self.state_dir),
+            "log": str(self.log),
+            "port": self.port,
+            "mlmdPort": self.mlmd_port,
+            "process": self.process.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KfpEmulatorProcess:
+        return cls(
+            state_dir=Path(data["stateDir"]),
+            log=Path(data["log"]),
+            port=data["port"],
+            mlmd_port=data["mlmdPort"],
+            process=ProcessRecord.from_json(data["process"]),
+        )
+
+
+@dataclass
+class Stack:
+    """Everything ``make dev`` needs, rooted at one directory (``.dev`` by default)."""
+
+    root: Path
+    control_plane: ControlPlane | None = None
+    kfp: KfpEmulatorProcess | None = None
+    nats: NatsServer | None = None
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / STATE_FILE
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def operator_config(self) -> Path:
+        return self.root / "operator.yaml"
+
+    @classmethod
+    def load(cls, root: Path) -> Stack:
+        stack = cls(root=root)
+        if not stack.state_file.exists():
+            return stack
+        state = json.loads(stack.state_file.read_text())
+        if "controlPlane" in state:
+            stack.control_plane = ControlPlane.from_json(binaries.locate(), state["controlPlane"])
+        if "kfp" in state:
+            stack.kfp = KfpEmulatorProcess.from_json(state["kfp"])
+        if "nats" in state:
+            stack.nats = NatsServer.from_json(state["nats"])
+        return stack
+
+    def save(self) -> None:
+        state: dict[str, Any] = {}
+        if self.control_plane is not None and self.control_plane.is_running():
+            state["controlPlane"] = self.control_plane.to_json()
+        if self.kfp is not None and self.kfp.is_running():
+            state["kfp"] = self.kfp.to_json()
+        if self.nats is not None and self.nats.is_running():
+            state["nats"] = self.nats.to_json()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+
+    def up(self, *, with_kfp: bool = True, with_nats: bool = True) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._up_control_plane()
+            if with_kfp:
+                self._up_kfp()
+            if with_nats:
+                self._up_nats()
+        finally:
+            self.save()
+        self.write_operator_config()
+
+    def down(self) -> list[str]:
+        """Stops every recorded process; returns the names of those that were running."""
+        stopped = []
+        for name, component in (("nats", self.nats), ("kfp", self.kfp)):
+            if component is not None and component.is_running():
+                component.stop()
+                stopped.append(name)
+        if self.control_plane is not None and self.control_plane.is_running():
+            self.control_plane.stop()
+            stopped.append("control plane")
+        self.control_plane = self.kfp = self.nats = None
+        self.state_file.unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> list[tuple[str, str, str]]:
+        """(component, state, details) rows for humans."""
+        rows = []
+        cp = self.control_plane
+        if cp is None:
+            rows.append(("control plane", "stopped", ""))
+        else:
+            pid = cp.apiserver.pid if cp.apiserver else "-"
+            rows.append(
+                (
+                    "kube-apiserver",
+                    "ready" if cp.is_ready() else "not ready",
+                    f"{cp.api_url} pid {pid} kubeconfig {self.kubeconfig}",
+                )
+            )
+            rows.append(
+                (
+                    "etcd",
+                    "running" if cp.etcd and cp.etcd.is_running() else "stopped",
+                    f"{cp.etcd_url} pid {cp.etcd.pid if cp.etcd else '-'}",
+                )
+            )
+        if self.kfp is not None:
+            rows.append(
+                (
+                    "kfp-emulator",
+                    "running" if self.kfp.is_running() else "stopped",
+                    f"{self.kfp.url} mlmd 127.0.0.1:{self.kfp.mlmd_port} pid "
+                    f"{self.kfp.process.pid if self.kfp.process else '-'} log {self.kfp.log}",
+                )
+            )
+        if self.nats is not None:
+            rows.append(
+                (
+                    "nats",
+                    "running" if self.nats.is_running() else "stopped",
+                    f"{self.nats.url} pid {self.nats.process.pid if self.nats.process else '-'}",
+                )
+            )
+        return rows
+
+    def write_operator_config(self) -> None:
+        """Writes the operator configuration that points at this stack (used by ``make dev``)."""
+        config: dict[str, Any] = {
+            "provider": "kfp",
+            "defaultExperiment": "Default",
+            "pollInterval": "2s",
+            "leaderElection": {"enabled": True, "namespace": "default", "name": "kfp-operator"},
+            "metrics": {"bindAddress": "127.0.0.1:8080"},
+            "health": {"bindAddress": "127.0.0.1:8081"},
+            "log": {"format": "console", "level": "info"},
+        }
+        if self.kfp is not None:
+            config["kfp"] = {"endpoint": self.kfp.url}
+            config["mlmd"] = {"host": "127.0.0.1", "port": self.kfp.mlmd_port}
+        if self.nats is not None:
+            config["events"] = {"nats": {"url": self.nats.url, "subject": "events", "jetstream": True}}
+        self.operator_config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def _up_control_plane(self) -> None:
+        cp = self.control_plane
+        if cp is not None and cp.is_ready():
+            return
+        if cp is not None:
+            cp.stop()  # a half-running plane: restart both on the same data and ports
+        else:
+            cp = ControlPlane(binaries.locate(), self.root / "control-plane")
+        self.control_plane = cp
+        cp.start()
+        # A stable path for users and tools, whatever the control plane's work directory.
+        self.kubeconfig.write_text(cp.kubeconfig.read_text())
+        self.kubeconfig.chmod(0o600)
+
+    def _up_kfp(self) -> None:
+        if self.kfp is not None and self.kfp.is_running():
+            return
+        if self.kfp is None:
+            self.kfp = KfpEmulatorProcess(state_dir=self.root / "kfp", log=self.root / "logs" / "kfp.log")
+        self.kfp.start()
+
+    def _up_nats(self) -> None:
+        if self.nats is not None and self.nats.is_running():
+            return
+        if self.nats is None:
+            self.nats = NatsServer(work_dir=self.root / "nats")
+        self.nats.start()

@@ -1,0 +1,1 @@
+"""Level-triggered reconcilers for Runs: resolution, submission, tracking, completion and TTL cleanup."""
