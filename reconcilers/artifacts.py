@@ -1,0 +1,156 @@
+"""Resolving ``spec.artifacts`` (``COMPONENT:OUTPUT:INDEX[FILTER]``) from ML Metadata.
+
+The records of one KFP run are read once (run context, its executions, their
+OUTPUT events, the artifacts) and every path is resolved from them in memory,
+the way KFP's own driver follows them:
+
+1. the ``system.PipelineRun`` context named by the KFP run id;
+2. the completed container executions whose ``task_name`` is COMPONENT (the
+   pipeline's task key), falling back to the ``display_name`` property (the name
+   given with ``set_display_name``) when no task has that key; when a task ran
+   several times (retries), the latest execution;
+3. its OUTPUT events whose first path step is OUTPUT, ordered by the event's
+   index step when present (TFX) and then by artifact id (KFP v2 writes one step);
+4. the LIVE artifacts among them that match FILTER, and of those the INDEX-th.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ml_metadata.proto import metadata_store_pb2 as mlpb
+
+from reconcilers.artifact_path import ArtifactPath, parse_artifact_path
+from reconcilers.mlmd_values import python_properties
+from reconcilers.run_model import Artifact, OutputArtifactSpec
+
+RUN_CONTEXT_TYPE = "system.PipelineRun"
+TASK_EXECUTION_TYPES = frozenset({"system.ContainerExecution", "system.ImporterExecution"})
+FINISHED_STATES = frozenset({mlpb.Execution.COMPLETE, mlpb.Execution.CACHED})
+
+
+class MetadataReader(Protocol):
+    """The ML Metadata reads artifact resolution needs (``ml_metadata.MetadataStore`` has them)."""
+
+    def get_context_by_type_and_name(self, type_name: str, context_name: str) -> mlpb.Context | None: ...
+
+    def get_executions_by_context(self, context_id: int) -> list[mlpb.Execution]: ...
+
+    def get_events_by_execution_ids(self, execution_ids: Iterable[int]) -> list[mlpb.Event]: ...
+
+    def get_artifacts_by_id(self, artifact_ids: Iterable[int]) -> list[mlpb.Artifact]: ...
+
+
+class RunMetadataNotFound(LookupError):
+    """ML Metadata has no context for the run (yet)."""
+
+
+@dataclass(frozen=True)
+class RunMetadata:
+    """The ML Metadata records of one run that artifact paths are resolved against."""
+
+    executions: Sequence[mlpb.Execution]
+    events: Sequence[mlpb.Event]
+    artifacts: Mapping[int, mlpb.Artifact]
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """An artifact definition that matched nothing, and why, for a warning."""
+
+    name: str
+    reason: str
+
+
+def read_run_metadata(store: MetadataReader, run_id: str, components: Iterable[str]) -> RunMetadata:
+    """Reads what is needed to resolve paths of ``components``: four calls, whatever the count."""
+    context = store.get_context_by_type_and_name(RUN_CONTEXT_TYPE, run_id)
+    if context is None:
+        raise RunMetadataNotFound(f"ML Metadata has no {RUN_CONTEXT_TYPE} context named {run_id}")
+    wanted = set(components)
+    executions = [
+        e for e in store.get_executions_by_context(context.id) if _task_names(e) & wanted or not wanted
+    ]
+    if not executions:
+        return RunMetadata(executions=[], events=[], artifacts={})
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([e.id for e in executions])
+        if e.type == mlpb.Event.OUTPUT
+    ]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(sorted({e.artifact_id for e in events}))}
+    return RunMetadata(executions=executions, events=events, artifacts=artifacts)
+
+
+def components_of(definitions: Iterable[OutputArtifactSpec]) -> set[str]:
+    return {parse_artifact_path(d.path).component for d in definitions}
+
+
+def resolve_artifacts(
+    definitions: Sequence[OutputArtifactSpec], metadata: RunMetadata
+) -> tuple[list[Artifact], list[Unresolved]]:
+    """Resolves every definition; returns the artifacts found and the definitions that matched nothing."""
+    found: list[Artifact] = []
+    unresolved: list[Unresolved] = []
+    for definition in definitions:
+        path = parse_artifact_path(definition.path)
+        location, reason = _resolve_one(path, metadata)
+        if location is None:
+            unresolved.append(Unresolved(definition.name, reason))
+        else:
+            found.append(Artifact(name=definition.name, location=location))
+    return found, unresolved
+
+
+def _resolve_one(path: ArtifactPath, metadata: RunMetadata) -> tuple[str | None, str]:
+    execution = _latest_execution(path.component, metadata.executions)
+    if execution is None:
+        return None, f"no finished task {path.component} in the run"
+    outputs = sorted(
+        (
+            e
+            for e in metadata.events
+            if e.execution_id == execution.id and e.path.steps and e.path.steps[0].key == path.output
+        ),
+        key=lambda e: (e.path.steps[1].index if len(e.path.steps) > 1 else 0, e.artifact_id),
+    )
+    if not outputs:
+        return None, f"task {path.component} has no output {path.output}"
+    candidates = [
+        artifact
+        for artifact in (metadata.artifacts.get(e.artifact_id) for e in outputs)
+        if artifact is not None and artifact.state == mlpb.Artifact.LIVE and artifact.uri
+    ]
+    if path.filter is not None:
+        candidates = [a for a in candidates if path.filter.matches(python_properties(a.custom_properties))]
+    if path.index >= len(candidates):
+        matching = f"matching [{path.filter}] " if path.filter is not None else ""
+        return None, (
+            f"output {path.component}:{path.output} has {len(candidates)} artifact(s) {matching}"
+            f"and no index {path.index}"
+        )
+    return candidates[path.index].uri, ""
+
+
+def _latest_execution(component: str, executions: Sequence[mlpb.Execution]) -> mlpb.Execution | None:
+    finished = [
+        e for e in executions if e.type in TASK_EXECUTION_TYPES and e.last_known_state in FINISHED_STATES
+    ]
+    for key in ("task_name", "display_name"):
+        matching = [e for e in finished if _property(e, key) == component]
+        if matching:
+            return max(matching, key=lambda e: e.id)
+    return None
+
+
+def _task_names(execution: mlpb.Execution) -> set[str]:
+    return {_property(execution, "task_name"), _property(execution, "display_name")} - {""}
+
+
+def _property(execution: mlpb.Execution, key: str) -> str:
+    # Reading a missing key from a proto map would insert a default; test membership first.
+    if key not in execution.custom_properties:
+        return ""
+    return execution.custom_properties[key].string_value

@@ -1,0 +1,63 @@
+"""Status conditions in the standard ``metav1.Condition`` shape.
+
+A condition's ``lastTransitionTime`` changes only when its status changes, as
+``meta.SetStatusCondition`` does, so re-computing an unchanged condition yields
+an identical dict and no status write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from reconcilers.timestamps import format_time
+
+SYNCHRONIZED = "Synchronized"
+DEPENDENCIES_RESOLVED = "DependenciesResolved"
+COMPLETED = "Completed"
+
+TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+def apply_conditions(
+    current: Iterable[Mapping[str, Any]] | None,
+    desired: Iterable[Condition],
+    *,
+    generation: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Returns the condition list with ``desired`` set, others kept, in a stable order."""
+    by_type = {c["type"]: dict(c) for c in current or ()}
+    for condition in desired:
+        previous = by_type.get(condition.type)
+        transition = (
+            previous["lastTransitionTime"]
+            if previous is not None and previous.get("status") == condition.status
+            else format_time(now)
+        )
+        by_type[condition.type] = {
+            "type": condition.type,
+            "status": condition.status,
+            "observedGeneration": generation,
+            "lastTransitionTime": transition,
+            "reason": condition.reason,
+            "message": condition.message,
+        }
+    return [by_type[t] for t in sorted(by_type, key=_order)]
+
+
+_ORDER = {SYNCHRONIZED: 0, DEPENDENCIES_RESOLVED: 1, COMPLETED: 2}
+
+
+def _order(condition_type: str) -> tuple[int, str]:
+    return (_ORDER.get(condition_type, len(_ORDER)), condition_type)

@@ -1,0 +1,237 @@
+"""Typed, read-only views of Run and RunConfiguration objects as the API server returns them.
+
+Reconcilers read raw dicts from the informer cache; these views give the fields
+names and types without copying the object, and hold the few facts derived from
+a spec (the referenced RunConfigurations, the owning one, the version hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+GROUP = "pipelines.kubeflow.org"
+VERSION = "v1alpha5"
+API_VERSION = f"{GROUP}/{VERSION}"
+RUNS = "runs"
+RUN_CONFIGURATIONS = "runconfigurations"
+
+FINALIZER = "finalizer.pipelines.kubeflow.org"
+RUN_CONFIGURATION_LABEL = "pipelines.kubeflow.org/runconfiguration.name"
+TTL_ANNOTATION = "pipelines.kubeflow.org/ttl-after-completion"
+
+
+@dataclass(frozen=True)
+class PipelineRef:
+    """``spec.pipeline``: a pipeline name and an optional version name."""
+
+    name: str
+    version: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> PipelineRef:
+        # The CRD pattern guarantees at most one colon and non-empty parts.
+        name, _, version = text.partition(":")
+        return cls(name=name, version=version or None)
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}" if self.version else self.name
+
+
+@dataclass(frozen=True)
+class RunConfigurationRef:
+    name: str
+    output_artifact: str
+
+
+@dataclass(frozen=True)
+class RuntimeParameter:
+    name: str
+    value: str | None
+    value_from: RunConfigurationRef | None
+
+
+@dataclass(frozen=True)
+class OutputArtifactSpec:
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    pipeline: PipelineRef
+    experiment_name: str | None
+    runtime_parameters: tuple[RuntimeParameter, ...]
+    artifacts: tuple[OutputArtifactSpec, ...]
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> RunSpec:
+        return cls(
+            pipeline=PipelineRef.parse(spec.get("pipeline", "")),
+            experiment_name=spec.get("experimentName") or None,
+            runtime_parameters=tuple(_parameter(p) for p in spec.get("runtimeParameters") or ()),
+            artifacts=tuple(
+                OutputArtifactSpec(name=a["name"], path=a["path"]) for a in spec.get("artifacts") or ()
+            ),
+        )
+
+    def referenced_run_configurations(self) -> frozenset[str]:
+        return frozenset(p.value_from.name for p in self.runtime_parameters if p.value_from is not None)
+
+
+def _parameter(raw: Mapping[str, Any]) -> RuntimeParameter:
+    ref = (raw.get("valueFrom") or {}).get("runConfigurationRef")
+    return RuntimeParameter(
+        name=raw["name"],
+        value=raw.get("value"),
+        value_from=RunConfigurationRef(name=ref["name"], output_artifact=ref["outputArtifact"])
+        if ref
+        else None,
+    )
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A resolved artifact: ``{name, location}`` in status, events and RunConfiguration status."""
+
+    name: str
+    location: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "location": self.location}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Artifact:
+        return cls(name=raw["name"], location=raw["location"])
+
+
+class RunView:
+    """A Run object as read from the cache. Never mutates the underlying dict."""
+
+    def __init__(self, obj: Mapping[str, Any]) -> None:
+        self.obj = obj
+        self.metadata: Mapping[str, Any] = obj.get("metadata", {})
+        self.status: Mapping[str, Any] = obj.get("status") or {}
+        self.spec = RunSpec.from_dict(obj.get("spec") or {})
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata["namespace"]
+
+    @property
+    def name(self) -> str:
+        return self.metadata["name"]
+
+    @property
+    def uid(self) -> str:
+        return self.metadata["uid"]
+
+    @property
+    def generation(self) -> int:
+        return int(self.metadata.get("generation", 1))
+
+    @property
+    def namespaced_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def is_deleting(self) -> bool:
+        return bool(self.metadata.get("deletionTimestamp"))
+
+    @property
+    def has_finalizer(self) -> bool:
+        return FINALIZER in (self.metadata.get("finalizers") or ())
+
+    @property
+    def provider_id(self) -> str | None:
+        return self.status.get("providerId") or None
+
+    @property
+    def kfp_run_id(self) -> str | None:
+        """The KFP run id from ``status.providerId`` (``<provider>:<id>``, or a bare id)."""
+        provider_id = self.provider_id
+        return provider_id.rpartition(":")[2] if provider_id else None
+
+    @property
+    def completion_state(self) -> str | None:
+        return self.status.get("completionState") or None
+
+    @property
+    def is_completed(self) -> bool:
+        return self.completion_state is not None
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.metadata.get("annotations") or {}
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self.metadata.get("labels") or {}
+
+    def owning_run_configuration(self) -> str | None:
+        """The RunConfiguration this Run belongs to: its label, else a controller ownerReference."""
+        label = self.labels.get(RUN_CONFIGURATION_LABEL)
+        if label:
+            return label
+        for owner in self.metadata.get("ownerReferences") or ():
+            if owner.get("controller") and owner.get("kind") == "RunConfiguration":
+                return owner.get("name")
+        return None
+
+    def condition(self, condition_type: str) -> Mapping[str, Any] | None:
+        for condition in self.status.get("conditions") or ():
+            if condition.get("type") == condition_type:
+                return condition
+        return None
+
+    def artifacts(self) -> tuple[Artifact, ...]:
+        return tuple(Artifact.from_json(a) for a in self.status.get("artifacts") or ())
+
+
+def compute_version(spec: RunSpec, observed_pipeline_version: str) -> str:
+    """The reference operator's short version hash of a Run (first 3 bytes of a SHA-1, as hex).
+
+    Kept for compatibility of ``status.version``: every string field is followed by a
+    zero byte, lists are sorted and terminated by a zero byte.
+    """
+    hasher = hashlib.sha1(usedforsecurity=False)
+
+    def field(value: str) -> None:
+        hasher.update(value.encode())
+        hasher.update(b"\x00")
+
+    def end_list() -> None:
+        hasher.update(b"\x00")
+
+    field(str(spec.pipeline))
+    field(spec.experiment_name or "")
+    for parameter in sorted(spec.runtime_parameters, key=_parameter_sort_key):
+        field(parameter.name)
+        field(parameter.value or "")
+        if parameter.value_from is not None:
+            field(parameter.value_from.name)
+            field(parameter.value_from.output_artifact)
+    end_list()
+    for artifact in sorted(spec.artifacts, key=lambda a: (a.name, a.path)):
+        field(artifact.name)
+        field(artifact.path)
+    end_list()
+    field(observed_pipeline_version)
+    return hasher.hexdigest()[:6]
+
+
+def _parameter_sort_key(parameter: RuntimeParameter) -> tuple[str, str, bool, str, str]:
+    ref = parameter.value_from
+    return (
+        parameter.name,
+        parameter.value or "",
+        ref is not None,
+        ref.name if ref else "",
+        ref.output_artifact if ref else "",
+    )
+
+
+def referenced_run_configurations(runs: Iterable[RunView]) -> frozenset[str]:
+    return frozenset().union(*(r.spec.referenced_run_configurations() for r in runs))

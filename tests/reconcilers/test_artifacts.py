@@ -1,0 +1,163 @@
+"""Resolving artifact paths from a run's ML Metadata records, as the KFP v2 launcher writes them."""
+
+from __future__ import annotations
+
+from ml_metadata.proto import metadata_store_pb2 as mlpb
+
+from reconcilers.artifacts import RunMetadata, read_run_metadata, resolve_artifacts
+from reconcilers.run_model import Artifact, OutputArtifactSpec
+
+
+def execution(eid: int, task: str, display: str | None = None, state=mlpb.Execution.COMPLETE):
+    e = mlpb.Execution(id=eid, type="system.ContainerExecution", last_known_state=state)
+    e.custom_properties["task_name"].string_value = task
+    e.custom_properties["display_name"].string_value = display or task
+    return e
+
+
+def output(eid: int, aid: int, key: str, index: int | None = None) -> mlpb.Event:
+    event = mlpb.Event(execution_id=eid, artifact_id=aid, type=mlpb.Event.OUTPUT)
+    event.path.steps.add().key = key
+    if index is not None:
+        event.path.steps.add().index = index
+    return event
+
+
+def artifact(aid: int, uri: str, state=mlpb.Artifact.LIVE, **properties) -> mlpb.Artifact:
+    a = mlpb.Artifact(id=aid, uri=uri, state=state)
+    for key, value in properties.items():
+        if isinstance(value, int):
+            a.custom_properties[key].int_value = value
+        else:
+            a.custom_properties[key].string_value = value
+    return a
+
+
+PUSHER = RunMetadata(
+    executions=[execution(1, "trainer", "Trainer"), execution(2, "pusher", "Pusher")],
+    events=[
+        output(1, 10, "model"),
+        output(2, 20, "pushed_model"),
+        output(2, 21, "pushed_model"),
+        output(2, 22, "executor-logs"),
+    ],
+    artifacts={
+        10: artifact(10, "s3://model"),
+        20: artifact(20, "s3://not-pushed", pushed=0),
+        21: artifact(21, "s3://pushed", pushed=1),
+        22: artifact(22, "s3://logs"),
+    },
+)
+
+
+def resolve(*paths: str, metadata: RunMetadata = PUSHER):
+    return resolve_artifacts([OutputArtifactSpec(f"a{i}", p) for i, p in enumerate(paths)], metadata)
+
+
+def test_the_filter_picks_the_pushed_artifact_and_not_the_other() -> None:
+    found, unresolved = resolve("Pusher:pushed_model:0[pushed == 1]")
+
+    assert found == [Artifact("a0", "s3://pushed")]
+    assert unresolved == []
+
+
+def test_the_index_counts_among_matching_artifacts_in_artifact_id_order() -> None:
+    found, _ = resolve("pusher:pushed_model:0", "pusher:pushed_model:1")
+
+    assert found == [Artifact("a0", "s3://not-pushed"), Artifact("a1", "s3://pushed")]
+
+
+def test_component_matches_the_task_key_first_then_the_display_name() -> None:
+    found, _ = resolve("trainer:model", "Trainer:model")
+
+    assert [a.location for a in found] == ["s3://model", "s3://model"]
+
+
+def test_the_latest_finished_execution_of_a_retried_task_is_used() -> None:
+    metadata = RunMetadata(
+        executions=[execution(1, "t"), execution(2, "t"), execution(3, "t", state=mlpb.Execution.FAILED)],
+        events=[output(1, 10, "o"), output(2, 20, "o"), output(3, 30, "o")],
+        artifacts={
+            10: artifact(10, "s3://first"),
+            20: artifact(20, "s3://retry"),
+            30: artifact(30, "s3://f"),
+        },
+    )
+
+    found, _ = resolve("t:o", metadata=metadata)
+
+    assert found == [Artifact("a0", "s3://retry")]
+
+
+def test_tfx_index_steps_order_the_artifacts() -> None:
+    metadata = RunMetadata(
+        executions=[execution(1, "t")],
+        events=[output(1, 20, "o", index=1), output(1, 10, "o", index=0)],
+        artifacts={10: artifact(10, "s3://zero"), 20: artifact(20, "s3://one")},
+    )
+
+    found, _ = resolve("t:o:1", metadata=metadata)
+
+    assert found == [Artifact("a0", "s3://one")]
+
+
+def test_a_missing_property_does_not_match() -> None:
+    found, unresolved = resolve("trainer:model[pushed != 1]")
+
+    assert found == []
+    assert (
+        unresolved[0].reason == "output trainer:model has 0 artifact(s) matching [pushed != 1] and no index 0"
+    )
+
+
+def test_unresolved_definitions_say_why() -> None:
+    _, unresolved = resolve("Evaluator:blessing", "Pusher:model", "Pusher:pushed_model:5")
+
+    assert [u.reason for u in unresolved] == [
+        "no finished task Evaluator in the run",
+        "task Pusher has no output model",
+        "output Pusher:pushed_model has 2 artifact(s) and no index 5",
+    ]
+
+
+def test_deleted_artifacts_are_not_candidates() -> None:
+    metadata = RunMetadata(
+        executions=[execution(1, "t")],
+        events=[output(1, 10, "o"), output(1, 11, "o")],
+        artifacts={10: artifact(10, "s3://gone", state=mlpb.Artifact.DELETED), 11: artifact(11, "s3://live")},
+    )
+
+    assert resolve("t:o", metadata=metadata)[0] == [Artifact("a0", "s3://live")]
+
+
+class RecordingStore:
+    """An in-memory MLMD reader that records which calls resolution makes."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def get_context_by_type_and_name(self, type_name, context_name):
+        self.calls.append("context")
+        return mlpb.Context(id=7, name=context_name) if context_name == "run-1" else None
+
+    def get_executions_by_context(self, context_id):
+        self.calls.append("executions")
+        return list(PUSHER.executions)
+
+    def get_events_by_execution_ids(self, execution_ids):
+        self.calls.append("events")
+        return [e for e in PUSHER.events if e.execution_id in set(execution_ids)]
+
+    def get_artifacts_by_id(self, artifact_ids):
+        self.calls.append("artifacts")
+        return [PUSHER.artifacts[i] for i in artifact_ids]
+
+
+def test_reading_a_runs_metadata_takes_four_calls_and_only_the_named_components() -> None:
+    store = RecordingStore()
+
+    metadata = read_run_metadata(store, "run-1", {"Pusher"})
+
+    assert store.calls == ["context", "executions", "events", "artifacts"]
+    assert [e.id for e in metadata.executions] == [2]
+    assert sorted(metadata.artifacts) == [20, 21, 22]
