@@ -1,0 +1,43 @@
+"""How an emulator is set up: where it listens, where it keeps state, how it behaves by default."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0  # KFP HTTP API; 0 picks a free port
+    mlmd_port: int = 0  # MLMD gRPC service; 0 picks a free port
+    multi_user: bool = False
+    accepted_tokens: frozenset[str] = field(default_factory=frozenset)
+    token_file: Path | None = None  # one accepted bearer token per line, re-read on every call
+    pending_seconds: float = 0.5  # how long a run stays PENDING unless scripted otherwise
+    task_seconds: float = 0.5  # how long a task runs unless scripted otherwise
+    cancel_seconds: float = 0.2  # how long a terminated run stays CANCELING
+    pipeline_root: str | None = None  # default: <state_dir>/pipeline-root
+
+    def __post_init__(self) -> None:
+        if not _is_loopback(self.host):
+            raise ValueError(f"the emulator only listens on loopback addresses, not {self.host!r}")
+        for name in ("pending_seconds", "task_seconds", "cancel_seconds"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        object.__setattr__(self, "state_dir", Path(self.state_dir).resolve())
+
+    @property
+    def default_pipeline_root(self) -> str:
+        return self.pipeline_root or str(self.state_dir / "pipeline-root")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,136 @@
+"""The emulator as one object: the KFP API, the MLMD gRPC service and the run engine, wired together."""
+
+from __future__ import annotations
+
+import logging
+
+from kfp_devstack.emulator.api_experiments import ExperimentService
+from kfp_devstack.emulator.api_pipelines import PipelineService
+from kfp_devstack.emulator.api_runs import RunService
+from kfp_devstack.emulator.auth import Authenticator
+from kfp_devstack.emulator.call_counter import CallCounter
+from kfp_devstack.emulator.config import EmulatorConfig
+from kfp_devstack.emulator.control_routes import ControlApi
+from kfp_devstack.emulator.faults import FaultBook
+from kfp_devstack.emulator.http_server import ApiServer, Router
+from kfp_devstack.emulator.kfp_routes import add_kfp_routes
+from kfp_devstack.emulator.mlmd_service import MetadataGrpcService
+from kfp_devstack.emulator.mlmd_store import EmbeddedMetadataStore
+from kfp_devstack.emulator.mlmd_writer import MetadataWriter
+from kfp_devstack.emulator.progression import RunEngine
+from kfp_devstack.emulator.scenario_book import ScenarioBook
+from kfp_devstack.emulator.scenarios import Scenario
+from kfp_devstack.emulator.store import Store
+from kfp_devstack.emulator.tenancy import Tenancy
+
+LOG = logging.getLogger(__name__)
+
+
+class Emulator:
+    """A KFP v2beta1 API server and an MLMD gRPC service on loopback, with runs that progress.
+
+    ``start()`` opens (or reopens) the state directory and starts serving; ``stop()``
+    stops serving and closes the state. Runs that were in progress when an emulator
+    stopped continue when one starts again on the same directory.
+    """
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self._api: ApiServer | None = None
+        self._mlmd: MetadataGrpcService | None = None
+        self._engine: RunEngine | None = None
+        self._store: Store | None = None
+
+    @property
+    def url(self) -> str:
+        api = self._require(self._api)
+        return f"http://{api.host}:{api.port}"
+
+    @property
+    def mlmd_host(self) -> str:
+        return self._require(self._mlmd).host
+
+    @property
+    def mlmd_port(self) -> int:
+        return self._require(self._mlmd).port
+
+    def start(self) -> Emulator:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # release whatever was opened before the failure (a port in use, say)
+            raise
+        return self
+
+    def _start(self) -> None:
+        config = self.config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        store = self._store = Store(config.state_dir / "kfp.db")
+        metadata = EmbeddedMetadataStore(config.state_dir / "mlmd.db")
+        kfp_calls, mlmd_calls, faults = CallCounter(), CallCounter(), FaultBook()
+        tenancy = Tenancy(multi_user=config.multi_user)
+        scenarios = ScenarioBook(
+            store, Scenario(pending_seconds=config.pending_seconds, task_seconds=config.task_seconds)
+        )
+        engine = self._engine = RunEngine(
+            store,
+            scenarios,
+            MetadataWriter(metadata),
+            default_pipeline_root=config.default_pipeline_root,
+            cancel_seconds=config.cancel_seconds,
+        )
+        experiments = ExperimentService(store, tenancy)
+        pipelines = PipelineService(store, tenancy)
+        runs = RunService(store, tenancy, experiments, pipelines, engine, scenarios)
+        mlmd = self._mlmd = MetadataGrpcService(metadata, mlmd_calls, config.host, config.mlmd_port)
+
+        router = Router()
+        add_kfp_routes(
+            router, experiments=experiments, pipelines=pipelines, runs=runs, multi_user=config.multi_user
+        )
+        ControlApi(
+            store=store,
+            scenarios=scenarios,
+            engine=engine,
+            faults=faults,
+            kfp_calls=kfp_calls,
+            mlmd_calls=mlmd_calls,
+            mlmd=mlmd,
+        ).register(router)
+        authenticator = (
+            Authenticator(config.accepted_tokens, config.token_file) if config.multi_user else None
+        )
+        api = self._api = ApiServer(
+            router,
+            host=config.host,
+            port=config.port,
+            faults=faults,
+            calls=kfp_calls,
+            authenticator=authenticator,
+        )
+        mlmd.start()
+        engine.start()
+        api.start()
+
+    def stop(self) -> None:
+        if self._api is not None:
+            self._api.stop()
+        if self._engine is not None:
+            self._engine.stop()
+        if self._mlmd is not None:
+            self._mlmd.stop()
+        if self._store is not None:
+            self._store.close()
+        self._api = self._engine = self._mlmd = self._store = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @staticmethod
+    def _require(part: ApiServer | MetadataGrpcService | None) -> ApiServer | MetadataGrpcService:
+        if part is None:
+            raise RuntimeError("the emulator is not running")
+        return part

@@ -1,0 +1,18 @@
+"""Single-user and multi-user mode (kfp-and-mlmd.md §2.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    multi_user: bool
+
+    def namespace(self, requested: str) -> str:
+        """The namespace the server uses: in single-user mode every namespace argument becomes ""."""
+        return requested if self.multi_user else ""
+
+    @property
+    def default_service_account(self) -> str:
+        return "default-editor" if self.multi_user else "pipeline-runner"

@@ -1,0 +1,69 @@
+"""Fixtures for the emulator tests.
+
+Most tests share one emulator for the session and keep out of each other's way by
+uploading pipelines under unique names (scenarios are scripted per pipeline name) and
+creating their own experiments. Tests that need an emulator of their own (restarts,
+multi-user mode) use ``start_emulator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from emulator.helpers import Kfp, connect_mlmd
+from ml_metadata import metadata_store
+
+from kfp_devstack.emulator import Emulator, EmulatorConfig, EmulatorControl
+
+# Short timings keep the suite fast; tests that care script their own.
+FAST = {"pending_seconds": 0.05, "task_seconds": 0.05, "cancel_seconds": 0.1}
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(state_dir=tmp_path_factory.mktemp("emulator"), **FAST)) as running:
+        yield running
+
+
+@pytest.fixture
+def ctl(emulator: Emulator) -> Iterator[EmulatorControl]:
+    control = EmulatorControl(emulator.url)
+    yield control
+    control.clear_faults()
+    control.mlmd_up()
+    control.script_default(None)
+
+
+@pytest.fixture
+def kfp(emulator: Emulator, ctl: EmulatorControl) -> Kfp:
+    return Kfp(emulator.url)
+
+
+@pytest.fixture
+def mlmd(emulator: Emulator) -> metadata_store.MetadataStore:
+    return connect_mlmd(emulator)
+
+
+@pytest.fixture
+def penguin(kfp: Kfp) -> Any:
+    """The penguin pipeline, uploaded under a unique name."""
+    return kfp.upload()
+
+
+@pytest.fixture
+def start_emulator(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
+    """``start_emulator(state_dir=None, **config)``: a started emulator, stopped after the test."""
+    started: list[Emulator] = []
+
+    def start(state_dir: Path | None = None, **config: Any) -> Emulator:
+        settings = {**FAST, **config}
+        running = Emulator(EmulatorConfig(state_dir=state_dir or tmp_path / "state", **settings)).start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
