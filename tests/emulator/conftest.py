@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulator.helpers import Kfp, connect_mlmd
+from tests.emulator.helpers import Kfp, connect_mlmd
 from ml_metadata import metadata_store
 
 from kfp_devstack.emulator import Emulator, EmulatorConfig, EmulatorControl

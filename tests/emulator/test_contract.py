@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from emulator.helpers import PENGUIN_PARAMETERS, raw_call, unique
+from tests.emulator.helpers import PENGUIN_PARAMETERS, raw_call, unique
 
 from kfp_devstack.emulator import Scenario, Task
 

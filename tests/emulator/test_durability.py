@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emulator.helpers import Kfp, connect_mlmd, unique
+from tests.emulator.helpers import Kfp, connect_mlmd, unique
 from kfp_server_api import V2beta1Experiment
 
 from kfp_devstack.emulator import EmulatorControl, Scenario, Task

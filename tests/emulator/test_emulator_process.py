@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from emulator.helpers import raw_call
+from tests.emulator.helpers import raw_call
 
 from kfp_devstack.emulator import Emulator, EmulatorConfig
 from kfp_devstack.waiting import wait_until

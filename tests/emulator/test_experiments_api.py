@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from emulator.helpers import error_body, raw_call, unique
+from tests.emulator.helpers import error_body, raw_call, unique
 from kfp_server_api import V2beta1Experiment
 from kfp_server_api.exceptions import ApiException
 

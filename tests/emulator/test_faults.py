@@ -7,7 +7,7 @@ import time
 
 import pytest
 import urllib3
-from emulator.helpers import PENGUIN_YAML, error_body, unique
+from tests.emulator.helpers import PENGUIN_YAML, error_body, unique
 from kfp_server_api.exceptions import ApiException
 from ml_metadata import errors as mlmd_errors
 
@@ -147,7 +147,7 @@ def _display_name_is(name):
 
 
 def _run_body(pipeline_id, display_name):
-    from emulator.helpers import PENGUIN_PARAMETERS
+    from tests.emulator.helpers import PENGUIN_PARAMETERS
     from kfp_server_api import V2beta1PipelineVersionReference, V2beta1Run, V2beta1RuntimeConfig
 
     return V2beta1Run(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from emulator.helpers import TYPED_PARAMETERS_YAML, error_body, unique
+from tests.emulator.helpers import TYPED_PARAMETERS_YAML, error_body, unique
 from kfp_server_api.exceptions import ApiException
 
 VALID = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from emulator.helpers import EXAMPLE_GENERATOR_YAML, PENGUIN_YAML, error_body, raw_call, unique
+from tests.emulator.helpers import EXAMPLE_GENERATOR_YAML, PENGUIN_YAML, error_body, raw_call, unique
 from kfp_server_api import V2beta1Pipeline, V2beta1PipelineVersion, V2beta1Url
 from kfp_server_api.exceptions import ApiException
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from emulator.helpers import PENGUIN_PARAMETERS, PENGUIN_YAML, error_body, raw_call, unique
+from tests.emulator.helpers import PENGUIN_PARAMETERS, PENGUIN_YAML, error_body, raw_call, unique
 from kfp_server_api import V2beta1Experiment
 from kfp_server_api.exceptions import ApiException
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from emulator.helpers import raw_call
+from tests.emulator.helpers import raw_call
 
 from kfp_devstack.emulator import ControlError, Scenario, Task
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emulator.helpers import raw_call, unique
+from tests.emulator.helpers import raw_call, unique
 
 
 def test_an_unknown_field_in_a_body_is_a_400_naming_it(emulator):

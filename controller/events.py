@@ -1,0 +1,261 @@
+"""Kubernetes Events for objects: what ``kubectl describe`` shows users.
+
+:class:`EventRecorder` plays client-go's ``record.EventRecorder`` + ``EventBroadcaster`` +
+``EventCorrelator``:
+
+* :meth:`EventRecorder.event` never blocks a reconcile: it queues the event (up to
+  :data:`QUEUE_SIZE`; beyond that events are dropped, as upstream) for a writer thread.
+* **Aggregation**: an event with the same involved object, type, reason and message as one
+  written recently is not created again; the existing Event's ``count`` is incremented and its
+  ``lastTimestamp`` moved (a merge patch). If that Event has expired from the API in the
+  meantime (404), a new one is created.
+* **Spam filter**: each involved object may emit a burst of :data:`SPAM_BURST` writes, then one
+  per :data:`SPAM_REFILL_SECONDS` (client-go's ``EventSourceObjectSpamFilter``), so an object
+  that keeps waiting and reports it on every poll does not turn into a stream of API writes.
+  Reconcilers should still emit events on transitions rather than on every pass.
+
+Events are core/v1 ``Event`` objects in the involved object's namespace (``default`` for
+cluster-scoped objects) with ``source.component`` and ``reportingComponent`` set to the
+component name (``kfp-operator``) and ``reportingInstance`` to this process's identity.
+Writes happen on the writer thread, outside any reconcile, so ``controller.transport`` retries
+transient failures there; an event that still cannot be written is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from kubernetes.client.exceptions import ApiException
+
+from controller.clock import Clock, RealClock
+from controller.keys import ObjectKey
+from controller.ratelimit import TokenBucket
+from controller.resource import EVENTS
+
+log = structlog.get_logger("controller.events")
+
+NORMAL = "Normal"
+WARNING = "Warning"
+COMPONENT = "kfp-operator"
+QUEUE_SIZE = 1000
+CACHE_SIZE = 4096
+SPAM_BURST = 25
+SPAM_REFILL_SECONDS = 300.0
+MAX_MESSAGE_LENGTH = 1024
+
+
+class EventSink(Protocol):
+    """What the recorder writes through (``controller.kube.Kube`` implements it)."""
+
+    def create_event(self, event: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def patch(
+        self, resource: Any, key: ObjectKey, patch: Mapping[str, Any], *, subresource: str = ""
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class _Pending:
+    involved: dict[str, str]
+    type: str
+    reason: str
+    message: str
+    timestamp: str
+
+
+@dataclass
+class _Recorded:
+    namespace: str
+    name: str
+    count: int
+
+
+class EventRecorder:
+    """Records Events about objects, aggregating repeats; thread-safe."""
+
+    def __init__(
+        self,
+        sink: EventSink,
+        *,
+        component: str = COMPONENT,
+        instance: str = "",
+        clock: Clock | None = None,
+        queue_size: int = QUEUE_SIZE,
+        cache_size: int = CACHE_SIZE,
+        spam_burst: int = SPAM_BURST,
+        spam_refill_seconds: float = SPAM_REFILL_SECONDS,
+    ) -> None:
+        self._sink = sink
+        self._component = component
+        self._instance = instance
+        self._clock = clock or RealClock()
+        self._queue: queue.Queue[_Pending | None] = queue.Queue(queue_size)
+        self._cache_size = cache_size
+        self._recorded: OrderedDict[tuple, _Recorded] = OrderedDict()
+        self._spam_burst = spam_burst
+        self._spam_qps = 1.0 / spam_refill_seconds
+        self._buckets: OrderedDict[tuple, TokenBucket] = OrderedDict()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    # ---- API ------------------------------------------------------------------------------
+
+    def event(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None:
+        """Queues an Event about ``obj`` (an API object as a dict); never blocks.
+
+        ``type`` is :data:`NORMAL` or :data:`WARNING`; ``reason`` is a short UpperCamelCase
+        machine-readable word; ``message`` is for humans (truncated to 1024 characters).
+        """
+        if type not in (NORMAL, WARNING):
+            raise ValueError(f"event type must be {NORMAL!r} or {WARNING!r}, not {type!r}")
+        pending = _Pending(
+            involved=involved_object(obj),
+            type=type,
+            reason=reason,
+            message=message[:MAX_MESSAGE_LENGTH],
+            timestamp=_rfc3339(self._clock),
+        )
+        with self._idle:
+            self._pending += 1
+        try:
+            self._queue.put_nowait(pending)
+        except queue.Full:
+            self._finished()
+            log.warning(
+                "event queue full, dropping event", reason=reason, object=pending.involved.get("name")
+            )
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="event-recorder", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Writes what is queued (within ``timeout``) and stops the writer thread."""
+        if self._thread is None:
+            return
+        self.flush(timeout)
+        # Still busy after the flush timeout: the daemon thread then ends with the process.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until every queued event has been written or dropped; returns whether it did."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    # ---- writer ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            pending = self._queue.get()
+            if pending is None:
+                return
+            try:
+                self._write(pending)
+            except Exception as err:
+                log.warning(
+                    "could not write event",
+                    reason=pending.reason,
+                    object=pending.involved.get("name"),
+                    error=f"{type(err).__name__}: {getattr(err, 'status', '') or err}",
+                )
+            finally:
+                self._finished()
+
+    def _finished(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.notify_all()
+
+    def _write(self, pending: _Pending) -> None:
+        involved = pending.involved
+        object_key = (involved.get("uid"), involved["kind"], involved.get("namespace"), involved["name"])
+        if not self._allow(object_key):
+            log.debug("event suppressed by spam filter", reason=pending.reason, object=involved["name"])
+            return
+        key = (*object_key, pending.type, pending.reason, pending.message)
+        recorded = self._recorded.get(key)
+        if recorded is not None:
+            try:
+                self._sink.patch(
+                    EVENTS,
+                    ObjectKey(recorded.namespace, recorded.name),
+                    {"count": recorded.count + 1, "lastTimestamp": pending.timestamp},
+                )
+                recorded.count += 1
+                self._recorded.move_to_end(key)
+                return
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+                # Events expire (one hour by default); start a new one.
+                del self._recorded[key]
+        created = self._sink.create_event(self._new_event(pending))
+        metadata = created.get("metadata") or {}
+        self._recorded[key] = _Recorded(
+            metadata["namespace"], metadata["name"], int(created.get("count") or 1)
+        )
+        while len(self._recorded) > self._cache_size:
+            self._recorded.popitem(last=False)
+
+    def _allow(self, object_key: tuple) -> bool:
+        bucket = self._buckets.get(object_key)
+        if bucket is None:
+            bucket = TokenBucket(self._spam_qps, self._spam_burst, self._clock)
+            self._buckets[object_key] = bucket
+            while len(self._buckets) > self._cache_size:
+                self._buckets.popitem(last=False)
+        self._buckets.move_to_end(object_key)
+        return bucket.try_take()
+
+    def _new_event(self, pending: _Pending) -> dict[str, Any]:
+        involved = pending.involved
+        namespace = involved.get("namespace") or "default"
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{involved['name']}.{time.time_ns():x}", "namespace": namespace},
+            "involvedObject": involved,
+            "type": pending.type,
+            "reason": pending.reason,
+            "message": pending.message,
+            "firstTimestamp": pending.timestamp,
+            "lastTimestamp": pending.timestamp,
+            "count": 1,
+            "source": {"component": self._component},
+            "reportingComponent": self._component,
+            "reportingInstance": self._instance or self._component,
+        }
+
+
+def involved_object(obj: Mapping[str, Any]) -> dict[str, str]:
+    """The ``involvedObject`` reference of an Event about ``obj``."""
+    metadata = obj.get("metadata") or {}
+    ref = {
+        "apiVersion": obj.get("apiVersion") or "",
+        "kind": obj.get("kind") or "",
+        "name": metadata.get("name") or "",
+        "namespace": metadata.get("namespace") or "",
+        "uid": metadata.get("uid") or "",
+        "resourceVersion": metadata.get("resourceVersion") or "",
+    }
+    if not ref["kind"] or not ref["name"]:
+        raise ValueError("an event needs an object with kind and metadata.name")
+    return {k: v for k, v in ref.items() if v}
+
+
+def _rfc3339(clock: Clock) -> str:
+    return clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")

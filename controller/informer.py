@@ -1,0 +1,272 @@
+"""Informers: reflectors feeding a shared, indexed store, and event handlers fed by the store.
+
+A port of the parts of client-go ``tools/cache/shared_informer.go`` that controllers use. One
+:class:`Informer` per resource type is shared by every controller that reads or watches that
+type (the manager keeps them), so each type is listed and watched once.
+
+Contracts, as upstream:
+
+* The store is a *subsequence* of the server's states: per object the order of changes is
+  kept; across objects it is not.
+* Handlers are called on the reflector's thread, after the store has been updated, one event
+  at a time for the whole informer. They must be fast and must not block: hand keys to a work
+  queue and return. An exception in a handler is logged and does not stop the informer.
+* A handler added to an informer that already holds objects first receives an ``on_add`` for
+  each of them, then every later change, with nothing missed or repeated in between.
+* ``on_delete`` receives either the deleted object or, when the deletion happened while the
+  watch was down and was only noticed by a re-list, a
+  :class:`~controller.keys.DeletedFinalStateUnknown` tombstone holding the last known state.
+* A re-list reports only what changed: objects with the same ``resourceVersion`` as the cached
+  copy produce no event.
+* With a ``resync_period`` every cached object is replayed to the handlers as
+  ``on_update(obj, obj)`` that often. This never contacts the server.
+* :meth:`Informer.has_synced` is true once every scope has been listed once.
+
+An informer covers a resource in all namespaces (``namespaces=()``) or in a given list of
+namespaces, with one reflector (one list+watch) per namespace in the latter case.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from controller.clock import Clock, RealClock
+from controller.keys import DeletedFinalStateUnknown, ObjectKey, key_func
+from controller.reflector import MAX_WATCH_TIMEOUT, MIN_WATCH_TIMEOUT, PAGE_SIZE, ListerWatcher, Reflector
+from controller.resource import Resource
+from controller.store import IndexFunc, Obj, Store
+
+log = structlog.get_logger("controller.informer")
+
+
+class EventHandler(Protocol):
+    """client-go ``ResourceEventHandler``."""
+
+    def on_add(self, obj: Obj) -> None: ...
+
+    def on_update(self, old: Obj, new: Obj) -> None: ...
+
+    def on_delete(self, obj: Obj | DeletedFinalStateUnknown) -> None: ...
+
+
+@dataclass(frozen=True)
+class EventHandlerFuncs:
+    """An :class:`EventHandler` from optional functions (client-go ``ResourceEventHandlerFuncs``)."""
+
+    add: Callable[[Obj], None] | None = None
+    update: Callable[[Obj, Obj], None] | None = None
+    delete: Callable[[Obj | DeletedFinalStateUnknown], None] | None = None
+
+    def on_add(self, obj: Obj) -> None:
+        if self.add:
+            self.add(obj)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        if self.update:
+            self.update(old, new)
+
+    def on_delete(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        if self.delete:
+            self.delete(obj)
+
+
+class HandlerRegistration:
+    """Returned by :meth:`Informer.add_event_handler`; pass it to ``remove_event_handler``."""
+
+    def __init__(self, handler: EventHandler) -> None:
+        self.handler = handler
+
+
+ListerWatcherFactory = Callable[[str | None], ListerWatcher]
+"""Builds the lister-watcher for one scope: a namespace, or ``None`` for all namespaces."""
+
+
+class Informer:
+    """A shared informer for one resource type."""
+
+    def __init__(
+        self,
+        resource: Resource,
+        lister_watcher_factory: ListerWatcherFactory,
+        *,
+        namespaces: Sequence[str] = (),
+        resync_period: float | None = None,
+        clock: Clock | None = None,
+        indexers: Mapping[str, IndexFunc] | None = None,
+        page_size: int = PAGE_SIZE,
+        watch_timeout: tuple[int, int] = (MIN_WATCH_TIMEOUT, MAX_WATCH_TIMEOUT),
+    ) -> None:
+        self.resource = resource
+        self.store = Store(indexers)
+        self._clock = clock or RealClock()
+        self._resync_period = resync_period
+        # Serialises store writes with handler calls and handler registration, so a new
+        # handler's replay and the live events it receives afterwards neither overlap nor gap.
+        self._dispatch = threading.RLock()
+        self._registrations: list[HandlerRegistration] = []
+        scopes: list[str | None] = list(dict.fromkeys(namespaces)) if namespaces else [None]
+        self._reflectors = [
+            Reflector(
+                f"{resource}" + (f"/{scope}" if scope else ""),
+                lister_watcher_factory(scope),
+                _ScopedSink(self, scope),
+                clock=self._clock,
+                page_size=page_size,
+                min_watch_timeout=watch_timeout[0],
+                max_watch_timeout=watch_timeout[1],
+            )
+            for scope in scopes
+        ]
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._started = False
+
+    # ---- cache access -------------------------------------------------------------------
+
+    def add_indexer(self, name: str, fn: IndexFunc) -> None:
+        """Registers an index on the store (see :meth:`controller.store.Store.add_indexer`)."""
+        self.store.add_indexer(name, fn)
+
+    def by_index(self, name: str, value: str) -> list[Obj]:
+        return self.store.by_index(name, value)
+
+    def get(self, key: ObjectKey) -> Obj | None:
+        """Returns the cached object for ``key`` (shared: never modify it) or ``None``."""
+        return self.store.get(key)
+
+    def list(self, namespace: str | None = None) -> list[Obj]:
+        return self.store.list(namespace)
+
+    # ---- handlers -----------------------------------------------------------------------
+
+    def add_event_handler(self, handler: EventHandler) -> HandlerRegistration:
+        """Registers ``handler``; it first gets ``on_add`` for every object already cached."""
+        registration = HandlerRegistration(handler)
+        with self._dispatch:
+            for obj in self.store.list():
+                _call(handler.on_add, obj)
+            self._registrations.append(registration)
+        return registration
+
+    def remove_event_handler(self, registration: HandlerRegistration) -> None:
+        with self._dispatch:
+            if registration in self._registrations:
+                self._registrations.remove(registration)
+
+    def _handlers(self) -> list[EventHandler]:
+        return [registration.handler for registration in self._registrations]
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts one reflector thread per scope (and the resync thread, if configured)."""
+        if self._started:
+            return
+        self._started = True
+        for reflector in self._reflectors:
+            thread = threading.Thread(target=reflector.run, name=f"reflector-{reflector.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self._resync_period:
+            thread = threading.Thread(target=self._resync_loop, name=f"resync-{self.resource}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stops the reflectors (closing their watches) and waits up to ``timeout`` for them."""
+        self._stop.set()
+        for reflector in self._reflectors:
+            reflector.stop()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def has_synced(self) -> bool:
+        """True once every scope has been listed and delivered to the store."""
+        return all(reflector.has_synced for reflector in self._reflectors)
+
+    def wait_for_sync(self, timeout: float | None = None) -> bool:
+        """Blocks until :meth:`has_synced` (or ``timeout`` seconds); returns whether it synced."""
+        deadline = None if timeout is None else self._clock.monotonic() + timeout
+        for reflector in self._reflectors:
+            remaining = None if deadline is None else max(0.0, deadline - self._clock.monotonic())
+            if not reflector.wait_for_sync(remaining):
+                return False
+        return True
+
+    @property
+    def reflectors(self) -> Sequence[Reflector]:
+        return tuple(self._reflectors)
+
+    def _resync_loop(self) -> None:
+        assert self._resync_period
+        while not self._stop.wait(self._resync_period):
+            with self._dispatch:
+                handlers = self._handlers()
+                for obj in self.store.list():
+                    for handler in handlers:
+                        _call(handler.on_update, obj, obj)
+
+    # ---- deliveries from reflectors -------------------------------------------------------
+
+    def _replace(self, objs: list[Obj], namespace: str | None) -> None:
+        with self._dispatch:
+            result = self.store.replace(objs, namespace)
+            handlers = self._handlers()
+            for old in result.deleted:
+                tombstone = DeletedFinalStateUnknown(key_func(old), old)
+                for handler in handlers:
+                    _call(handler.on_delete, tombstone)
+            for old, new in result.updated:
+                for handler in handlers:
+                    _call(handler.on_update, old, new)
+            for obj in result.added:
+                for handler in handlers:
+                    _call(handler.on_add, obj)
+
+    def _upsert(self, obj: Obj) -> None:
+        with self._dispatch:
+            old = self.store.upsert(obj)
+            for handler in self._handlers():
+                if old is None:
+                    _call(handler.on_add, obj)
+                else:
+                    _call(handler.on_update, old, obj)
+
+    def _delete(self, obj: Obj) -> None:
+        with self._dispatch:
+            key = key_func(obj)
+            old = self.store.delete(key)
+            if old is None:
+                # Not cached (e.g. created and deleted within one watch gap): nothing to report.
+                return
+            for handler in self._handlers():
+                _call(handler.on_delete, obj)
+
+
+class _ScopedSink:
+    """Adapts a reflector for one namespace (or all) to its informer."""
+
+    def __init__(self, informer: Informer, namespace: str | None) -> None:
+        self._informer = informer
+        self._namespace = namespace
+
+    def replace(self, objs: list[Obj]) -> None:
+        self._informer._replace(objs, self._namespace)
+
+    def upsert(self, obj: Obj) -> None:
+        self._informer._upsert(obj)
+
+    def delete(self, obj: Obj) -> None:
+        self._informer._delete(obj)
+
+
+def _call(fn: Callable[..., None], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("event handler failed")

@@ -1,0 +1,431 @@
+"""List+watch for one resource in one scope: a port of client-go ``tools/cache/reflector.go``.
+
+A :class:`Reflector` keeps a sink (the informer's store) equal to the server's state, through
+disconnects, expired resource versions and API-server restarts. It knows nothing about
+controllers. The loop, as upstream ``ListAndWatch`` inside ``BackoffUntil``:
+
+1. **List**, 500 objects per page following ``continue`` tokens, then hand the whole list to
+   ``sink.replace``: objects that vanished since the last list are reported as deletions
+   (tombstones), so a deletion missed while disconnected is still delivered.
+
+   * The first list is a consistent read (``resourceVersion=""``). client-go starts at ``"0"``
+     (any cached state); a quorum read is as cheap on Kubernetes >= 1.31, whose watch cache
+     serves consistent lists, and a newly elected leader never starts from state older than
+     what its predecessor wrote.
+   * Later lists (after a watch ended in 410 Gone) ask for the last seen resourceVersion with
+     ``resourceVersionMatch=NotOlderThan``. If that list itself fails with 410 (for example an
+     expired ``continue`` token) it is retried at once from scratch (``""``), as upstream.
+
+2. **Watch** from the list's resourceVersion with ``allowWatchBookmarks=true`` and a random
+   ``timeoutSeconds`` in [300, 600] so that many clients do not reconnect in step. Every event,
+   bookmarks included, advances the tracked resourceVersion, so a re-watch or re-list resumes
+   exactly where the stream stopped. When the server closes the watch normally the reflector
+   watches again from there, without listing.
+
+3. **410 Gone** (an HTTP 410 on the watch request, or an ``ERROR`` event with code 410) ends the
+   watch and leads to a re-list at the last resourceVersion, within a second (client-go waits
+   out its backoff first, which after an API-server restart has grown during the outage; a
+   second expiry within a minute does back off). Connection failures, 429s and 5xxs while
+   (re)starting a watch back off and watch again from the same resourceVersion. Any other
+   error backs off and re-lists.
+
+4. **Backoff** between attempts is exponential with jitter, from 0.8 s to 30 s, and starts
+   again from 0.8 s once the reflector has gone two minutes without backing off
+   (client-go's ``NewExponentialBackoffManager(800ms, 30s, 2m, 2.0, 1.0)``).
+
+The reflector talks to the API through a :class:`ListerWatcher`, so it can be driven by a
+scripted fake in tests; ``controller.kubewatch.KubeListerWatcher`` is the real one.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+import urllib3.exceptions
+from kubernetes.client.exceptions import ApiException
+
+from controller.clock import Clock, RealClock
+from controller.store import Obj, resource_version
+
+log = structlog.get_logger("controller.reflector")
+
+PAGE_SIZE = 500
+MIN_WATCH_TIMEOUT = 300
+MAX_WATCH_TIMEOUT = 600
+# A watch that ends this quickly without a single event is treated as a failure (client-go
+# "very short watch"), so a server that closes watches at once cannot cause a hot loop.
+VERY_SHORT_WATCH = 1.0
+# A re-list after a 410 waits at most a second, unless the previous one was this recent.
+QUICK_RELIST_INTERVAL = 60.0
+
+
+class WatchStream(Protocol):
+    """Decoded watch events (``{"type": ..., "object": {...}}``) from one watch request."""
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+
+    def close(self) -> None:
+        """Ends the stream; may be called from another thread to interrupt a blocked read."""
+        ...
+
+
+class ListerWatcher(Protocol):
+    """Lists and watches one resource in one scope (a namespace, or all namespaces)."""
+
+    def list(
+        self,
+        *,
+        resource_version: str | None,
+        resource_version_match: str | None,
+        limit: int,
+        continue_token: str | None,
+    ) -> dict[str, Any]:
+        """Returns one page: a ``...List`` object with ``items`` and ``metadata``."""
+        ...
+
+    def watch(self, *, resource_version: str, timeout_seconds: int) -> WatchStream:
+        """Starts a watch with bookmarks from ``resource_version``."""
+        ...
+
+
+class ReflectorSink(Protocol):
+    """Where a reflector delivers state: the informer, for one scope."""
+
+    def replace(self, objs: list[Obj]) -> None: ...
+
+    def upsert(self, obj: Obj) -> None: ...
+
+    def delete(self, obj: Obj) -> None: ...
+
+
+class Backoff:
+    """Exponential backoff with jitter that resets after a quiet period.
+
+    Each :meth:`next` returns ``d * (1 + jitter * U[0, 1))`` capped at ``cap``, then doubles
+    ``d`` (up to ``cap``). If more than ``reset_after`` seconds passed since the previous call,
+    ``d`` starts again from ``initial``.
+    """
+
+    def __init__(
+        self,
+        initial: float = 0.8,
+        cap: float = 30.0,
+        factor: float = 2.0,
+        jitter: float = 1.0,
+        reset_after: float = 120.0,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._initial = initial
+        self._cap = cap
+        self._factor = factor
+        self._jitter = jitter
+        self._reset_after = reset_after
+        self._clock = clock or RealClock()
+        self._rng = rng or random.Random()
+        self._duration = initial
+        self._last: float | None = None
+
+    def next(self) -> float:
+        now = self._clock.monotonic()
+        if self._last is None or now - self._last > self._reset_after:
+            self._duration = self._initial
+        self._last = now
+        delay = self._duration * (1.0 + self._jitter * self._rng.random())
+        self._duration = min(self._duration * self._factor, self._cap)
+        return min(delay, self._cap)
+
+
+@dataclass(frozen=True)
+class _WatchEnded:
+    """Why a watch stopped: ``expired`` means a re-list is needed."""
+
+    expired: bool = False
+
+
+class Reflector:
+    """Keeps a :class:`ReflectorSink` in step with the API server for one resource and scope.
+
+    Run it on a dedicated thread with :meth:`run`; :meth:`stop` ends it promptly (it closes the
+    open watch). :attr:`has_synced` turns true once the first list has been delivered.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        lister_watcher: ListerWatcher,
+        sink: ReflectorSink,
+        *,
+        clock: Clock | None = None,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+        page_size: int = PAGE_SIZE,
+        min_watch_timeout: int = MIN_WATCH_TIMEOUT,
+        max_watch_timeout: int = MAX_WATCH_TIMEOUT,
+    ) -> None:
+        self.name = name
+        self._lw = lister_watcher
+        self._sink = sink
+        self._clock = clock or RealClock()
+        self._rng = rng or random.Random()
+        self._backoff = backoff or Backoff(clock=self._clock, rng=self._rng)
+        self._page_size = page_size
+        self._min_watch_timeout = min_watch_timeout
+        self._max_watch_timeout = max_watch_timeout
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: WatchStream | None = None
+        self._synced = threading.Event()
+        self._last_sync_rv = ""
+        # Set when a list at the last resourceVersion was itself expired: list from scratch.
+        self._rv_unavailable = False
+        self._log = log.bind(reflector=name)
+
+    # ---- state --------------------------------------------------------------------------
+
+    @property
+    def has_synced(self) -> bool:
+        return self._synced.is_set()
+
+    def wait_for_sync(self, timeout: float | None = None) -> bool:
+        return self._synced.wait(timeout)
+
+    @property
+    def last_sync_resource_version(self) -> str:
+        """The resourceVersion the sink is known to reflect (from the last list or event)."""
+        with self._lock:
+            return self._last_sync_rv
+
+    def _set_rv(self, rv: str) -> None:
+        with self._lock:
+            self._last_sync_rv = rv
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Asks :meth:`run` to return and interrupts the watch it may be blocked in."""
+        self._stop.set()
+        self._close_stream()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        """Lists and watches until :meth:`stop`, backing off between failed attempts."""
+        last_expiry: float | None = None
+        while not self._stop.is_set():
+            delay: float | None = None
+            try:
+                self.list_and_watch()
+                # The watch expired (410). That is the normal end of a long-lived watch, not a
+                # failure: re-list within a second instead of waiting out a backoff that an
+                # outage just before may have grown. Expiries in quick succession back off.
+                now = self._clock.monotonic()
+                if last_expiry is None or now - last_expiry > QUICK_RELIST_INTERVAL:
+                    delay = self._rng.uniform(0.0, 1.0)
+                last_expiry = now
+            except Exception as err:
+                if self._stop.is_set():
+                    break
+                self._log.warning("list and watch failed", error=_describe(err))
+            if self._stop.is_set():
+                break
+            self._stop.wait(self._backoff.next() if delay is None else delay)
+
+    def list_and_watch(self) -> None:
+        """One list followed by watches until the watch needs a re-list (410) or fails."""
+        self.list()
+        while not self._stop.is_set():
+            try:
+                ended = self._watch()
+            except Exception as err:
+                if self._stop.is_set():
+                    return
+                if _is_expired(err):
+                    # HTTP 410 on the watch request itself (rather than as an ERROR event).
+                    self._log.info(
+                        "watch request expired, re-listing", resource_version=self.last_sync_resource_version
+                    )
+                    return
+                if _is_retryable_watch_error(err):
+                    # The server is unreachable or throttling us: wait, then resume the watch
+                    # from the same resourceVersion (no need to list again).
+                    self._log.info("watch failed, retrying", error=_describe(err))
+                    self._stop.wait(self._backoff.next())
+                    continue
+                raise
+            if ended.expired:
+                self._log.info("watch expired, re-listing", resource_version=self.last_sync_resource_version)
+                return
+
+    # ---- list ---------------------------------------------------------------------------
+
+    def list(self) -> None:
+        """Lists everything in scope and replaces the sink's contents with it."""
+        rv = "" if self._rv_unavailable else self.last_sync_resource_version
+        try:
+            objs, list_rv = self._list_at(rv)
+        except ApiException as err:
+            if not (_is_expired(err) or _is_too_large_rv(err)) or rv == "":
+                raise
+            self._rv_unavailable = True
+            self._log.info(
+                "list at last resource version expired, listing from scratch", error=_describe(err)
+            )
+            objs, list_rv = self._list_at("")
+        self._rv_unavailable = False
+        self._sink.replace(objs)
+        self._set_rv(list_rv)
+        self._synced.set()
+
+    def _list_at(self, rv: str) -> tuple[list[Obj], str]:
+        objs: list[Obj] = []
+        continue_token: str | None = None
+        while True:
+            if continue_token is None:
+                page = self._lw.list(
+                    resource_version=rv,
+                    resource_version_match="NotOlderThan" if rv else None,
+                    limit=self._page_size,
+                    continue_token=None,
+                )
+            else:
+                # The continue token encodes the resourceVersion of the first page.
+                page = self._lw.list(
+                    resource_version=None,
+                    resource_version_match=None,
+                    limit=self._page_size,
+                    continue_token=continue_token,
+                )
+            objs.extend(_with_type_meta(page))
+            metadata = page.get("metadata") or {}
+            continue_token = metadata.get("continue") or None
+            if continue_token is None:
+                return objs, metadata.get("resourceVersion") or ""
+            if self._stop.is_set():
+                raise InterruptedError("reflector stopped while listing")
+
+    # ---- watch --------------------------------------------------------------------------
+
+    def _watch(self) -> _WatchEnded:
+        timeout = self._rng.randint(self._min_watch_timeout, self._max_watch_timeout)
+        stream = self._lw.watch(resource_version=self.last_sync_resource_version, timeout_seconds=timeout)
+        with self._lock:
+            self._stream = stream
+        if self._stop.is_set():
+            self._close_stream()
+            return _WatchEnded()
+        started = self._clock.monotonic()
+        events = 0
+        try:
+            for event in stream:
+                if self._stop.is_set():
+                    return _WatchEnded()
+                if self._handle(event):
+                    return _WatchEnded(expired=True)
+                events += 1
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError, OSError) as err:
+            if self._stop.is_set():
+                return _WatchEnded()
+            # The stream broke (server restart, network): watch again from where it stopped.
+            # If the server is really gone, the next watch request fails and backs off.
+            self._log.info("watch stream broken", error=_describe(err), events=events)
+            if events == 0:
+                raise
+            return _WatchEnded()
+        finally:
+            self._close_stream()
+        if events == 0 and self._clock.monotonic() - started < VERY_SHORT_WATCH and not self._stop.is_set():
+            raise VeryShortWatchError(f"watch of {self.name} closed immediately with no events")
+        return _WatchEnded()
+
+    def _handle(self, event: Mapping[str, Any]) -> bool:
+        """Applies one watch event; returns whether the watch expired (410)."""
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            err = status_error(obj)
+            if _is_expired(err):
+                return True
+            raise err
+        if kind in ("ADDED", "MODIFIED"):
+            self._sink.upsert(obj)
+        elif kind == "DELETED":
+            self._sink.delete(obj)
+        elif kind != "BOOKMARK":
+            self._log.warning("unknown watch event type", type=kind)
+            return False
+        rv = resource_version(obj)
+        if rv:
+            self._set_rv(rv)
+        return False
+
+    def _close_stream(self) -> None:
+        with self._lock:
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception as err:  # closing is best effort; the stream is abandoned anyway
+                self._log.debug("closing watch stream failed", error=_describe(err))
+
+
+class VeryShortWatchError(RuntimeError):
+    """A watch ended within a second without delivering anything."""
+
+
+def status_error(status: Mapping[str, Any]) -> ApiException:
+    """Converts a ``Status`` object (an ``ERROR`` watch event's payload) into an ApiException."""
+    err = ApiException(status=int(status.get("code") or 500), reason=status.get("reason") or "")
+    err.body = status.get("message") or ""
+    return err
+
+
+def _with_type_meta(page: Mapping[str, Any]) -> list[Obj]:
+    """Returns the page's items with ``apiVersion``/``kind`` filled in.
+
+    List responses of built-in types omit them on each item; watch events carry them. Filling
+    them in keeps cached objects uniform (e.g. for an Event's ``involvedObject``).
+    """
+    items = page.get("items") or []
+    api_version = page.get("apiVersion")
+    list_kind = page.get("kind") or ""
+    kind = list_kind[: -len("List")] if list_kind.endswith("List") else None
+    for item in items:
+        if api_version and "apiVersion" not in item:
+            item["apiVersion"] = api_version
+        if kind and "kind" not in item:
+            item["kind"] = kind
+    return items
+
+
+def _is_expired(err: BaseException) -> bool:
+    return isinstance(err, ApiException) and err.status == 410
+
+
+def _is_too_large_rv(err: BaseException) -> bool:
+    # The server is behind the requested resourceVersion (e.g. restored from a backup).
+    return (
+        isinstance(err, ApiException)
+        and err.status == 504
+        and "too large resource version" in str(err.body or "").lower()
+    )
+
+
+def _is_retryable_watch_error(err: BaseException) -> bool:
+    if isinstance(err, ApiException):
+        return err.status in (0, 429) or (err.status or 0) >= 500
+    return isinstance(err, urllib3.exceptions.HTTPError | OSError | VeryShortWatchError)
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, ApiException):
+        return f"{err.status} {err.reason}: {str(err.body or '')[:200]}".strip()
+    return f"{type(err).__name__}: {err}"

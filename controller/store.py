@@ -1,0 +1,189 @@
+"""The informer's local cache: a thread-safe map from key to object, with secondary indexes.
+
+A port of client-go ``tools/cache`` ``threadSafeMap`` + ``Indexer``. The informer writes to it
+(one writer per object, from the reflector thread of the object's namespace); reconcilers and
+event handlers read from it, from any thread.
+
+**Objects returned by the store are shared and must not be modified** (sample-controller:
+"NEVER modify objects from the store"). They are the dicts decoded from the API's JSON;
+``copy.deepcopy`` one before changing it, or better, build a patch.
+
+Indexes are pluggable: :meth:`Store.add_indexer` registers a function that maps an object to
+the index values it should be found under (e.g. a Run to the names of the RunConfigurations it
+references), and :meth:`Store.by_index` / :meth:`Store.index_keys` answer "which objects have
+this value". Index values are strings; include the namespace in them when the relationship is
+namespace-local (see :func:`namespaced_index_value`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.keys import ObjectKey, key_func
+
+Obj = dict[str, Any]
+IndexFunc = Callable[[Mapping[str, Any]], Iterable[str]]
+
+
+def namespaced_index_value(namespace: str, value: str) -> str:
+    """Builds an index value scoped to a namespace: ``"<namespace>/<value>"``."""
+    return f"{namespace}/{value}"
+
+
+def resource_version(obj: Mapping[str, Any] | None) -> str:
+    """Returns ``metadata.resourceVersion`` of ``obj`` ("" if absent)."""
+    if not obj:
+        return ""
+    return (obj.get("metadata") or {}).get("resourceVersion") or ""
+
+
+@dataclass
+class ReplaceResult:
+    """What :meth:`Store.replace` changed: the informer turns this into handler calls."""
+
+    added: list[Obj] = field(default_factory=list)
+    updated: list[tuple[Obj, Obj]] = field(default_factory=list)
+    deleted: list[Obj] = field(default_factory=list)
+
+
+class Store:
+    """A thread-safe object cache keyed by :class:`~controller.keys.ObjectKey`, with indexes."""
+
+    def __init__(self, indexers: Mapping[str, IndexFunc] | None = None) -> None:
+        self._lock = threading.RLock()
+        self._items: dict[ObjectKey, Obj] = {}
+        self._indexers: dict[str, IndexFunc] = {}
+        # index name -> index value -> keys
+        self._indices: dict[str, dict[str, set[ObjectKey]]] = {}
+        for name, fn in (indexers or {}).items():
+            self.add_indexer(name, fn)
+
+    # ---- indexes ----------------------------------------------------------------------
+
+    def add_indexer(self, name: str, fn: IndexFunc) -> None:
+        """Registers an index. Objects already cached are indexed at once.
+
+        ``fn`` must be a pure function of the object and must not raise; it is called under
+        the store's lock on every change.
+        """
+        with self._lock:
+            if name in self._indexers:
+                raise ValueError(f"indexer {name!r} already exists")
+            self._indexers[name] = fn
+            index: dict[str, set[ObjectKey]] = {}
+            for key, obj in self._items.items():
+                for value in fn(obj):
+                    index.setdefault(value, set()).add(key)
+            self._indices[name] = index
+
+    def by_index(self, name: str, value: str) -> list[Obj]:
+        """Returns the cached objects whose index ``name`` contains ``value``."""
+        with self._lock:
+            return [self._items[key] for key in self._index(name).get(value, ())]
+
+    def index_keys(self, name: str, value: str) -> list[ObjectKey]:
+        """Returns the keys of the cached objects whose index ``name`` contains ``value``."""
+        with self._lock:
+            return sorted(self._index(name).get(value, ()))
+
+    def index_values(self, name: str) -> list[str]:
+        """Returns every value currently present in index ``name``."""
+        with self._lock:
+            return sorted(self._index(name))
+
+    def _index(self, name: str) -> dict[str, set[ObjectKey]]:
+        try:
+            return self._indices[name]
+        except KeyError:
+            raise KeyError(f"no indexer named {name!r}") from None
+
+    def _update_indices(self, key: ObjectKey, old: Obj | None, new: Obj | None) -> None:
+        for name, fn in self._indexers.items():
+            index = self._indices[name]
+            old_values = set(fn(old)) if old is not None else set()
+            new_values = set(fn(new)) if new is not None else set()
+            for value in old_values - new_values:
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+            for value in new_values - old_values:
+                index.setdefault(value, set()).add(key)
+
+    # ---- reads ------------------------------------------------------------------------
+
+    def get(self, key: ObjectKey) -> Obj | None:
+        """Returns the cached object (shared: do not modify) or ``None``."""
+        with self._lock:
+            return self._items.get(key)
+
+    def list(self, namespace: str | None = None) -> list[Obj]:
+        """Returns every cached object, or those of one namespace."""
+        with self._lock:
+            if namespace is None:
+                return list(self._items.values())
+            return [obj for key, obj in self._items.items() if key.namespace == namespace]
+
+    def list_keys(self) -> list[ObjectKey]:
+        """Returns every cached key, sorted (client-go ``ListKeys``)."""
+        with self._lock:
+            return sorted(self._items)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._items
+
+    # ---- writes (the informer's) ---------------------------------------------------------
+
+    def upsert(self, obj: Obj) -> Obj | None:
+        """Stores ``obj`` under its key; returns the object it replaced, if any."""
+        key = key_func(obj)
+        with self._lock:
+            old = self._items.get(key)
+            self._items[key] = obj
+            self._update_indices(key, old, obj)
+            return old
+
+    def delete(self, key: ObjectKey) -> Obj | None:
+        """Removes the object stored under ``key``; returns it, or ``None`` if absent."""
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._update_indices(key, old, None)
+            return old
+
+    def replace(self, objs: Iterable[Obj], namespace: str | None = None) -> ReplaceResult:
+        """Makes the cache equal to a fresh list, and reports the difference.
+
+        ``namespace`` limits the replacement to one namespace (an informer that watches a
+        list of namespaces lists each one separately); ``None`` replaces everything.
+        Objects whose ``resourceVersion`` did not change are not reported: the informer
+        delivers changes, and a re-list after a watch gap must neither lose nor duplicate
+        them. Cached objects missing from the list are removed and reported as deleted.
+        """
+        result = ReplaceResult()
+        with self._lock:
+            fresh: dict[ObjectKey, Obj] = {key_func(obj): obj for obj in objs}
+            in_scope = [k for k in self._items if namespace is None or k.namespace == namespace]
+            for key in in_scope:
+                if key not in fresh:
+                    old = self._items.pop(key)
+                    self._update_indices(key, old, None)
+                    result.deleted.append(old)
+            for key, obj in fresh.items():
+                old = self._items.get(key)
+                self._items[key] = obj
+                self._update_indices(key, old, obj)
+                if old is None:
+                    result.added.append(obj)
+                elif resource_version(old) != resource_version(obj) or not resource_version(obj):
+                    result.updated.append((old, obj))
+        return result

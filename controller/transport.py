@@ -1,0 +1,186 @@
+"""How the operator's Kubernetes requests travel: rate limit, metrics, and the retry policy.
+
+**Every HTTP request** made through ``controller.kube.Kube``, typed API classes built on its
+``api_client`` included, passes through :class:`InstrumentedRESTClient`, which
+
+* waits for a token from a client-side token bucket (``kube.qps``/``kube.burst``; the Python
+  client has none of its own), and
+* counts the request in ``rest_client_requests_total{code,method,host}``, with ``code`` the
+  HTTP status or ``"<error>"`` when no response arrived (client-go's ``sanitize``). Watches
+  count once, as ``GET``, when their response starts; every retry attempt counts.
+
+**Retries: exactly one layer per call.** urllib3's own retries are switched off
+(``Configuration.retries = False``), so the layers cannot multiply:
+
+* Calls made on a loop that already retries with its own backoff are made once: the
+  reflector's list and watch, leader election's lease calls (its retry period), and **every
+  call made inside a reconcile**, because the work queue's per-item rate limiter is the retry
+  layer there. The runner enters :func:`retries_disabled` around each reconcile; a reconciler
+  cannot opt back in.
+* Everything else (the event recorder's writer thread, start-up calls, tools) retries
+  transient failures with tenacity (:func:`retrying`), within a small budget
+  (:data:`RETRY_ATTEMPTS` attempts and :data:`RETRY_BUDGET` seconds): connection failures,
+  429 (honouring ``Retry-After``; one beyond the budget ends the retries) and 5xx. A request
+  that may have reached the server is only retried when repeating it is harmless (not for
+  ``POST``, except 429/503, which the server sends before doing anything).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+import structlog
+import urllib3.exceptions
+from kubernetes.client import Configuration
+from kubernetes.client.exceptions import ApiException
+from kubernetes.client.rest import RESTClientObject, RESTResponse
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from controller.metrics import Metrics
+from controller.ratelimit import TokenBucket
+
+log = structlog.get_logger("controller.transport")
+
+RETRY_ATTEMPTS = 4
+RETRY_BUDGET = 10.0
+
+_retries_disabled: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "kube_retries_disabled", default=False
+)
+
+
+def retries_enabled() -> bool:
+    """Whether API calls made here and now may be retried (false inside a reconcile)."""
+    return not _retries_disabled.get()
+
+
+@contextlib.contextmanager
+def retries_disabled() -> Iterator[None]:
+    """Within this context (thread or task), API calls are made once and never retried here."""
+    token = _retries_disabled.set(True)
+    try:
+        yield
+    finally:
+        _retries_disabled.reset(token)
+
+
+class InstrumentedRESTClient(RESTClientObject):
+    """The client's REST layer with a token bucket in front and a request counter behind."""
+
+    def __init__(self, configuration: Configuration, metrics: Metrics, limiter: TokenBucket) -> None:
+        super().__init__(configuration)
+        self._requests = metrics.rest_client_requests
+        self._limiter = limiter
+        self._host = urlparse(configuration.host).netloc
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> RESTResponse:
+        self._limiter.wait()
+        method = method.upper()
+        try:
+            response = super().request(
+                method,
+                url,
+                headers=headers,
+                body=body,
+                post_params=post_params,
+                _request_timeout=_request_timeout,
+            )
+        except ApiException as err:
+            self._requests.labels(str(err.status) if err.status else "<error>", method, self._host).inc()
+            raise
+        except Exception:
+            self._requests.labels("<error>", method, self._host).inc()
+            raise
+        self._requests.labels(str(response.status), method, self._host).inc()
+        return response
+
+
+_CONNECT_ERRORS = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
+_AFTER_SEND_ERRORS = (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError, ConnectionError)
+
+
+def is_transient(err: BaseException, method: str) -> bool:
+    """Whether a failed request may be repeated and may succeed when repeated."""
+    if isinstance(err, ApiException):
+        status = err.status or 0
+        if status in (429, 503):
+            return True
+        return method != "POST" and status in (500, 502, 504)
+    if isinstance(err, _CONNECT_ERRORS):
+        return True  # the request never left
+    return method != "POST" and isinstance(err, _AFTER_SEND_ERRORS)
+
+
+def retry_after(err: BaseException | None) -> float | None:
+    """The server's ``Retry-After`` in seconds, if the error carries one."""
+    if not isinstance(err, ApiException) or not err.headers:
+        return None
+    value = err.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class _WaitRetryAfter:
+    """Waits what the server asked for, else exponential backoff (0.1 s doubling, jittered).
+
+    A ``Retry-After`` longer than what is left of the budget ends the retries (the stop
+    condition sees the upcoming wait) rather than retrying sooner than the server asked.
+    """
+
+    def __init__(self) -> None:
+        self._fallback = wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        asked = retry_after(outcome.exception() if outcome else None)
+        if asked is not None:
+            return asked
+        return self._fallback(retry_state)
+
+
+def retrying(method: str, path: str) -> Retrying:
+    """The retry policy for one request outside a reconcile (see the module docstring)."""
+    return Retrying(
+        retry=retry_if_exception(lambda err: is_transient(err, method)),
+        stop=stop_after_attempt(RETRY_ATTEMPTS) | stop_before_delay(RETRY_BUDGET),
+        wait=_WaitRetryAfter(),
+        reraise=True,
+        before_sleep=_log_retry(method, path),
+    )
+
+
+def _log_retry(method: str, path: str) -> Callable[[RetryCallState], None]:
+    def before_sleep(retry_state: RetryCallState) -> None:
+        outcome = retry_state.outcome
+        err = outcome.exception() if outcome else None
+        log.info(
+            "retrying API request",
+            method=method,
+            path=path,
+            attempt=retry_state.attempt_number,
+            wait=round(retry_state.upcoming_sleep, 3),
+            error=f"{type(err).__name__}: {getattr(err, 'status', '') or err}",
+        )
+
+    return before_sleep

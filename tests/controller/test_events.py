@@ -1,0 +1,120 @@
+"""The event recorder: aggregation of repeats, the spam filter, expiry, and its Event objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from controller.clock import FakeClock
+from controller.events import NORMAL, WARNING, EventRecorder
+from controller.keys import ObjectKey
+
+RUN = {
+    "apiVersion": "pipelines.kubeflow.org/v1alpha5",
+    "kind": "Run",
+    "metadata": {"name": "r1", "namespace": "ns", "uid": "u-1", "resourceVersion": "5"},
+}
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+        self.patches: list[tuple[ObjectKey, dict[str, Any]]] = []
+        self.expired: set[str] = set()
+
+    def create_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        self.created.append(dict(event))
+        return dict(event)
+
+    def patch(
+        self, resource: Any, key: ObjectKey, patch: Mapping[str, Any], *, subresource: str = ""
+    ) -> dict:
+        if key.name in self.expired:
+            raise ApiException(status=404)
+        self.patches.append((key, dict(patch)))
+        return {}
+
+
+def recorder(sink: FakeSink, clock: FakeClock | None = None, **kwargs: Any) -> EventRecorder:
+    return EventRecorder(sink, instance="pod-1", clock=clock or FakeClock(), **kwargs)
+
+
+def record(rec: EventRecorder, *events: tuple[str, str, str]) -> None:
+    rec.start()
+    for kind, reason, message in events:
+        rec.event(RUN, kind, reason, message)
+    assert rec.flush(10)
+    rec.stop()
+
+
+def test_an_event_names_the_object_and_the_operator() -> None:
+    sink = FakeSink()
+    record(recorder(sink), (WARNING, "PipelineNotFound", "pipeline p does not exist"))
+    (event,) = sink.created
+    assert event["involvedObject"] == {
+        "apiVersion": "pipelines.kubeflow.org/v1alpha5",
+        "kind": "Run",
+        "name": "r1",
+        "namespace": "ns",
+        "uid": "u-1",
+        "resourceVersion": "5",
+    }
+    assert event["metadata"]["namespace"] == "ns" and event["metadata"]["name"].startswith("r1.")
+    assert (event["type"], event["reason"], event["message"]) == (
+        WARNING,
+        "PipelineNotFound",
+        "pipeline p does not exist",
+    )
+    assert event["count"] == 1 and event["firstTimestamp"] == event["lastTimestamp"] == "2030-01-01T00:00:00Z"
+    assert event["source"] == {"component": "kfp-operator"}
+    assert event["reportingComponent"] == "kfp-operator" and event["reportingInstance"] == "pod-1"
+
+
+def test_repeats_bump_the_count_instead_of_creating_events() -> None:
+    sink, clock = FakeSink(), FakeClock()
+    rec = recorder(sink, clock)
+    rec.start()
+    rec.event(RUN, NORMAL, "Waiting", "waiting for rc")
+    rec.flush(10)
+    clock.step(60)
+    rec.event(RUN, NORMAL, "Waiting", "waiting for rc")
+    rec.event(RUN, NORMAL, "Waiting", "waiting for rc")
+    rec.event(RUN, NORMAL, "Waiting", "something else")
+    rec.flush(10)
+    rec.stop()
+    assert [e["message"] for e in sink.created] == ["waiting for rc", "something else"]
+    name = sink.created[0]["metadata"]["name"]
+    assert sink.patches == [
+        (ObjectKey("ns", name), {"count": 2, "lastTimestamp": "2030-01-01T00:01:00Z"}),
+        (ObjectKey("ns", name), {"count": 3, "lastTimestamp": "2030-01-01T00:01:00Z"}),
+    ]
+
+
+def test_an_expired_event_is_created_again() -> None:
+    sink = FakeSink()
+    rec = recorder(sink)
+    record(rec, (NORMAL, "Waiting", "w"))
+    sink.expired.add(sink.created[0]["metadata"]["name"])
+    record(rec, (NORMAL, "Waiting", "w"))
+    assert len(sink.created) == 2 and sink.created[1]["count"] == 1
+
+
+def test_spam_filter_limits_writes_per_object() -> None:
+    sink, clock = FakeSink(), FakeClock()
+    rec = recorder(sink, clock, spam_burst=3, spam_refill_seconds=300)
+    record(rec, *[(NORMAL, "Poll", f"attempt {i}") for i in range(10)])
+    assert len(sink.created) == 3, "a burst of 3 writes, then nothing until tokens refill"
+    clock.step(300)
+    record(rec, (NORMAL, "Poll", "after a while"))
+    assert len(sink.created) == 4
+
+
+def test_invalid_input_is_rejected_at_once() -> None:
+    rec = recorder(FakeSink())
+    with pytest.raises(ValueError, match="type"):
+        rec.event(RUN, "Error", "X", "y")
+    with pytest.raises(ValueError, match="kind"):
+        rec.event({"metadata": {"name": "x"}}, NORMAL, "X", "y")

@@ -1,0 +1,111 @@
+"""Logging: JSON lines with context, the console renderer, and secrets never reaching output."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from controller.logs import REDACTED, configure_logging, redact_secrets
+
+SECRETS = ("s3cr3t-token", "hunter2", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", "abc123def")
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_secret_fields_and_secrets_in_text_are_redacted() -> None:
+    event = redact_secrets(
+        None,
+        "info",
+        {
+            "event": "request failed: Authorization: Bearer s3cr3t-token",
+            "token": "s3cr3t-token",
+            "password": "hunter2",
+            "headers": {"Authorization": "Bearer s3cr3t-token", "Accept": "application/json"},
+            "url": "https://admin:hunter2@kfp.example/api?token=abc123def&page=2",
+            "detail": ["jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl seen"],
+            "body": "{'password': 'hunter2', 'user': 'me'}",
+            "tokenPath": "/var/run/secrets/token",
+            "count": 3,
+        },
+    )
+    rendered = json.dumps(event)
+    for secret in SECRETS:
+        assert secret not in rendered
+    assert event["token"] == REDACTED and event["password"] == REDACTED
+    assert event["headers"] == {"Authorization": REDACTED, "Accept": "application/json"}
+    assert event["url"] == f"https://admin:{REDACTED}@kfp.example/api?token={REDACTED}&page=2"
+    assert "user': 'me'" in event["body"]
+    assert event["tokenPath"] == "/var/run/secrets/token", "where a secret lives is not a secret"
+    assert event["count"] == 3
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_json_lines_carry_context_and_never_secrets() -> None:
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    log = structlog.get_logger("test")
+    with structlog.contextvars.bound_contextvars(
+        controller="run", namespace="ns", name="r1", reconcileID="id-1"
+    ):
+        log.info("calling KFP", authorization="Bearer s3cr3t-token")
+        try:
+            raise RuntimeError("401 for token=abc123def")
+        except RuntimeError:
+            log.exception("failed")
+    log.debug("hidden at info level")
+    logging.getLogger("urllib3").warning("sending header Authorization: Bearer s3cr3t-token")
+
+    text = out.getvalue()
+    for secret in SECRETS:
+        assert secret not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [line["msg"] for line in lines] == [
+        "calling KFP",
+        "failed",
+        "sending header Authorization: Bearer [REDACTED]",
+    ]
+    first = lines[0]
+    assert {first[k] for k in ("controller", "namespace", "name", "reconcileID")} == {
+        "run",
+        "ns",
+        "r1",
+        "id-1",
+    }
+    assert first["level"] == "info" and first["logger"] == "test" and first["timestamp"].endswith("Z")
+    assert "RuntimeError" in lines[1]["exception"]
+    assert lines[2]["logger"] == "urllib3"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_console_format_and_level() -> None:
+    out = io.StringIO()
+    configure_logging("debug", "console", stream=out)
+    structlog.get_logger("test").debug("visible", password="hunter2")
+    text = out.getvalue()
+    assert "visible" in text and "hunter2" not in text
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text.splitlines()[0])
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_format_defaults_to_json_when_not_a_terminal() -> None:
+    out = io.StringIO()
+    configure_logging("info", "", stream=out)
+    structlog.get_logger("test").info("hello")
+    assert json.loads(out.getvalue())["msg"] == "hello"
