@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from reconcilers.durations import InvalidDuration, parse_duration
+from controller.configvalues import InvalidValue, parse_go_duration
 from reconcilers.run_model import TTL_ANNOTATION, RunView
 from reconcilers.timestamps import parse_time
 
@@ -36,10 +36,10 @@ TtlDecision = Keep | Delete
 
 
 def ttl_for(run: RunView, default: timedelta | None) -> timedelta | None:
-    """The Run's TTL; raises InvalidDuration for an unparseable annotation."""
+    """The Run's TTL; raises InvalidValue for an unparseable annotation."""
     annotation = run.annotations.get(TTL_ANNOTATION)
     if annotation is not None:
-        return parse_duration(annotation)
+        return timedelta(seconds=parse_go_duration(annotation))
     return default
 
 
@@ -55,7 +55,7 @@ def decide(
         return Keep("not completed")
     try:
         ttl = ttl_for(run, default_ttl)
-    except InvalidDuration as error:
+    except InvalidValue as error:
         return Keep(f"invalid {TTL_ANNOTATION} annotation: {error}")
     if ttl is None:
         return Keep("no TTL")

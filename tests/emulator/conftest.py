@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.emulator.helpers import Kfp, connect_mlmd
 from ml_metadata import metadata_store
 
 from kfp_devstack.emulator import Emulator, EmulatorConfig, EmulatorControl
+from tests.emulator.helpers import Kfp, connect_mlmd
 
 # Short timings keep the suite fast; tests that care script their own.
 FAST = {"pending_seconds": 0.05, "task_seconds": 0.05, "cancel_seconds": 0.1}

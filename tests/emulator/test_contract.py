@@ -14,9 +14,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from tests.emulator.helpers import PENGUIN_PARAMETERS, raw_call, unique
 
 from kfp_devstack.emulator import Scenario, Task
+from tests.emulator.helpers import PENGUIN_PARAMETERS, raw_call, unique
 
 # The official specification (kubeflow/pipelines, Apache 2.0), kept beside the tests.
 SWAGGER = Path(__file__).resolve().parent / "data" / "kfp_api_v2beta1.swagger.json"

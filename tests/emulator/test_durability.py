@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tests.emulator.helpers import Kfp, connect_mlmd, unique
 from kfp_server_api import V2beta1Experiment
 
 from kfp_devstack.emulator import EmulatorControl, Scenario, Task
+from tests.emulator.helpers import Kfp, connect_mlmd, unique
 
 
 def test_objects_and_a_running_run_survive_a_restart(start_emulator, tmp_path):

@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from tests.emulator.helpers import raw_call
 
 from kfp_devstack.emulator import Emulator, EmulatorConfig
 from kfp_devstack.waiting import wait_until
+from tests.emulator.helpers import raw_call
 
 
 def _start(state_dir, *extra):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.emulator.helpers import error_body, raw_call, unique
 from kfp_server_api import V2beta1Experiment
 from kfp_server_api.exceptions import ApiException
+
+from tests.emulator.helpers import error_body, raw_call, unique
 
 
 def _by_name(name: str) -> str:

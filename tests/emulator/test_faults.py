@@ -7,12 +7,12 @@ import time
 
 import pytest
 import urllib3
-from tests.emulator.helpers import PENGUIN_YAML, error_body, unique
 from kfp_server_api.exceptions import ApiException
 from ml_metadata import errors as mlmd_errors
 
 from kfp_devstack.emulator import Fault
 from kfp_devstack.waiting import wait_until
+from tests.emulator.helpers import PENGUIN_YAML, error_body, unique
 
 
 def test_an_error_fault_answers_the_next_n_calls_with_the_real_body(kfp, ctl, penguin):
@@ -147,8 +147,9 @@ def _display_name_is(name):
 
 
 def _run_body(pipeline_id, display_name):
-    from tests.emulator.helpers import PENGUIN_PARAMETERS
     from kfp_server_api import V2beta1PipelineVersionReference, V2beta1Run, V2beta1RuntimeConfig
+
+    from tests.emulator.helpers import PENGUIN_PARAMETERS
 
     return V2beta1Run(
         display_name=display_name,

@@ -6,9 +6,10 @@ import base64
 import json
 
 import pytest
-from tests.emulator.helpers import error_body, raw_call, unique
 from kfp_server_api import V2beta1Experiment
 from kfp_server_api.exceptions import ApiException
+
+from tests.emulator.helpers import error_body, raw_call, unique
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.emulator.helpers import PENGUIN_YAML, Kfp, connect_mlmd, error_body, raw_call, unique
 from kfp_server_api import V2beta1Experiment
 from kfp_server_api.exceptions import ApiException
+
+from tests.emulator.helpers import PENGUIN_YAML, Kfp, connect_mlmd, error_body, raw_call, unique
 
 TOKEN = "good-token"
 

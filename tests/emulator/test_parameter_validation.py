@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.emulator.helpers import TYPED_PARAMETERS_YAML, error_body, unique
 from kfp_server_api.exceptions import ApiException
+
+from tests.emulator.helpers import TYPED_PARAMETERS_YAML, error_body, unique
 
 VALID = {
     "count": 3,

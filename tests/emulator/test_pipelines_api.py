@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.emulator.helpers import EXAMPLE_GENERATOR_YAML, PENGUIN_YAML, error_body, raw_call, unique
 from kfp_server_api import V2beta1Pipeline, V2beta1PipelineVersion, V2beta1Url
 from kfp_server_api.exceptions import ApiException
+
+from tests.emulator.helpers import EXAMPLE_GENERATOR_YAML, PENGUIN_YAML, error_body, raw_call, unique
 
 
 def test_upload_creates_a_pipeline_and_a_first_version_named_alike(kfp):

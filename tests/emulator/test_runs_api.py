@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.emulator.helpers import PENGUIN_PARAMETERS, PENGUIN_YAML, error_body, raw_call, unique
 from kfp_server_api import V2beta1Experiment
 from kfp_server_api.exceptions import ApiException
 
 from kfp_devstack.emulator import Scenario, Task
+from tests.emulator.helpers import PENGUIN_PARAMETERS, PENGUIN_YAML, error_body, raw_call, unique
 
 EPOCH = "1970-01-01T00:00:00Z"
 

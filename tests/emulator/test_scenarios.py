@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.emulator.helpers import raw_call
 
 from kfp_devstack.emulator import ControlError, Scenario, Task
+from tests.emulator.helpers import raw_call
 
 
 def test_a_held_pending_run_starts_when_released(kfp, penguin, ctl):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from support.objects import run
-
 from reconcilers.completion_event import completion_event, event_id
 from reconcilers.run_model import RUN_CONFIGURATION_LABEL, RunView
+from tests.support.objects import run
 
 STATUS = {
     "providerId": "kfp:r-1",

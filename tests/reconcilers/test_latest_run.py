@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from support.objects import run
-
 from reconcilers.latest_run import desired_latest, latest_succeeded
 from reconcilers.run_model import RunView
+from tests.support.objects import run
 
 
 def finished(name: str, at: str, state: str = "Succeeded") -> RunView:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from support.objects import SEED_SPEC, run_configuration
 
 from reconcilers.resolution import PipelineVersion, Rejected, Resolved, Waiting, resolve
 from reconcilers.run_model import RunSpec
+from tests.support.objects import SEED_SPEC, run_configuration
 
 RC = "penguin-pipeline-example-generator-runconfiguration"
 SPEC_TYPES = {

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from support.objects import run
-
 from reconcilers.resolution import PipelineVersion, Rejected, Resolved, Waiting
 from reconcilers.run_model import Artifact, RunView
 from reconcilers.run_status import (
@@ -17,6 +15,7 @@ from reconcilers.run_status import (
     vanished,
     waiting,
 )
+from tests.support.objects import run
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 LATER = datetime(2026, 1, 2, 3, 9, 0, tzinfo=UTC)

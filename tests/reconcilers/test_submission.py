@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from support.objects import run
-
 from reconcilers.resolution import PipelineVersion, Resolved
 from reconcilers.run_model import RunView
 from reconcilers.submission import create_run_request, marker, run_uid_from_description
+from tests.support.objects import run
 
 RESOLVED = Resolved(
     pipeline_id="p-1",

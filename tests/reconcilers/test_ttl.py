@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.objects import run, run_configuration
 
 from reconcilers.run_model import RUN_CONFIGURATION_LABEL, TTL_ANNOTATION, RunView
 from reconcilers.ttl import Delete, Keep, decide
+from tests.support.objects import run, run_configuration
 
 FINISHED = datetime(2026, 1, 2, 3, 0, 0, tzinfo=UTC)
 DELIVERED = {"id": "e", "deliveredTo": ["nats"], "deliveredAt": "2026-01-02T03:00:01Z"}
