@@ -3,7 +3,9 @@
 The Run and the RunConfiguration share the run specification and several status
 shapes; writing both CRDs by hand would leave two copies to drift apart, so the
 schemas are assembled here (as controller-gen does from Go types) and written as
-YAML. `make generate` runs this; a test fails when crds/ is out of date.
+YAML. The Helm chart ships the same files in charts/kfp-operator/crds/, written
+here too, so the chart never carries a hand-kept copy. `make generate` runs this;
+a test fails when either directory is out of date.
 
 Usage: python hack/gen_crds.py [--check]
 """
@@ -19,7 +21,10 @@ import yaml
 
 GROUP = "pipelines.kubeflow.org"
 VERSION = "v1alpha5"
-CRD_DIR = Path(__file__).resolve().parent.parent / "crds"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CRD_DIR = PROJECT_ROOT / "crds"
+# Helm installs the CRDs of a chart's crds/ directory before its templates.
+CHART_CRD_DIR = PROJECT_ROOT / "charts" / "kfp-operator" / "crds"
 
 # The reference operator's patterns, kept so existing manifests stay valid.
 PIPELINE_PATTERN = r"^[\w\-]+(?::[\w\-_.]+)?$"
@@ -476,15 +481,20 @@ def render(document: dict[str, Any]) -> str:
 
 
 def outputs() -> dict[Path, str]:
+    documents = {
+        f"{GROUP}_runs.yaml": render(run_crd()),
+        f"{GROUP}_runconfigurations.yaml": render(run_configuration_crd()),
+    }
     return {
-        CRD_DIR / f"{GROUP}_runs.yaml": render(run_crd()),
-        CRD_DIR / f"{GROUP}_runconfigurations.yaml": render(run_configuration_crd()),
+        directory / name: text for directory in (CRD_DIR, CHART_CRD_DIR) for name, text in documents.items()
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if crds/ is not up to date")
+    parser.add_argument(
+        "--check", action="store_true", help="fail if crds/ or the chart's crds/ is not up to date"
+    )
     args = parser.parse_args()
     stale = []
     for path, text in outputs().items():
@@ -492,8 +502,9 @@ def main() -> int:
         if current == text:
             continue
         if args.check:
-            stale.append(path.name)
+            stale.append(str(path.relative_to(PROJECT_ROOT)))
         else:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             print(f"wrote {path}")
     if stale:

@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="start what is not running")
     up.add_argument("--no-kfp", action="store_true", help="without the KFP emulator and MLMD")
     up.add_argument("--no-nats", action="store_true", help="without NATS")
+    commands.add_parser("examples", help="load the example pipelines, experiment and RunConfiguration")
     commands.add_parser("down", help="stop the processes that up started")
     commands.add_parser("status", help="show what runs where")
     args = parser.parse_args(argv)
@@ -34,6 +35,18 @@ def main(argv: list[str] | None = None) -> int:
         _print_status(stack)
         print(f"\nexport KUBECONFIG={stack.kubeconfig}")
         print(f"operator configuration: {stack.operator_config}")
+        return 0
+    if args.command == "examples":
+        stack = Stack.load(root)
+        if stack.kfp is None or stack.control_plane is None:
+            print("the stack is not running: run `kfp-devstack up` first", file=sys.stderr)
+            return 1
+        stack.load_examples()
+        print(
+            "loaded: pipelines penguin-pipeline (v1-abcdef) and example-generator, experiment "
+            "penguin-experiment, RunConfiguration penguin-pipeline-example-generator-runconfiguration "
+            "(its first run completes once the operator runs)"
+        )
         return 0
     if args.command == "down":
         stopped = Stack.load(root).down()

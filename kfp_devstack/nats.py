@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import nats
+from nats.js.errors import NotFoundError
 
 from kfp_devstack import processes
 from kfp_devstack.processes import ProcessRecord
@@ -91,3 +95,20 @@ class NatsServer:
             port=data["port"],
             process=ProcessRecord.from_json(data["process"]),
         )
+
+
+def ensure_stream(url: str, name: str, subjects: list[str]) -> None:
+    """Creates the JetStream stream that captures run-completion events, unless it exists."""
+
+    async def ensure() -> None:
+        client = await nats.connect(url, connect_timeout=5)
+        try:
+            jetstream = client.jetstream()
+            try:
+                await jetstream.stream_info(name)
+            except NotFoundError:
+                await jetstream.add_stream(name=name, subjects=subjects)
+        finally:
+            await client.close()
+
+    asyncio.run(ensure())

@@ -14,15 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import yaml
 
 from kfp_devstack import binaries, processes
 from kfp_devstack.controlplane import ControlPlane
-from kfp_devstack.nats import NatsServer
+from kfp_devstack.emulator import EmulatorControl, Scenario
+from kfp_devstack.examples import PENGUIN_PIPELINE, KfpExamples, load_cluster_examples
+from kfp_devstack.nats import NatsServer, ensure_stream
 from kfp_devstack.processes import ProcessRecord
 from kfp_devstack.waiting import wait_until
 
 STATE_FILE = "state.json"
+# The JetStream stream that keeps run-completion events, so `nats` consumers can read them later.
+EVENTS_STREAM = "EVENTS"
+EVENTS_SUBJECT = "events"
 
 
 @dataclass
@@ -213,6 +219,15 @@ class Stack:
             )
         return rows
 
+    def load_examples(self) -> None:
+        assert self.kfp is not None and self.control_plane is not None
+        KfpExamples(self.kfp.url).load()
+        # The example Run keeps the pushed model: make the emulated Pusher push one.
+        EmulatorControl(self.kfp.url).script_pipeline(
+            PENGUIN_PIPELINE, Scenario(artifacts={"Pusher": {"pushed_model": [{"pushed": True}]}})
+        )
+        load_cluster_examples(kubernetes.client.ApiClient(self.control_plane.admin_configuration()))
+
     def write_operator_config(self) -> None:
         """Writes the operator configuration that points at this stack (used by ``make dev``)."""
         config: dict[str, Any] = {
@@ -228,7 +243,7 @@ class Stack:
             config["kfp"] = {"endpoint": self.kfp.url}
             config["mlmd"] = {"host": "127.0.0.1", "port": self.kfp.mlmd_port}
         if self.nats is not None:
-            config["events"] = {"nats": {"url": self.nats.url, "subject": "events", "jetstream": True}}
+            config["events"] = {"nats": {"url": self.nats.url, "subject": EVENTS_SUBJECT, "jetstream": True}}
         self.operator_config.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def _up_control_plane(self) -> None:
@@ -258,3 +273,4 @@ class Stack:
         if self.nats is None:
             self.nats = NatsServer(work_dir=self.root / "nats")
         self.nats.start()
+        ensure_stream(self.nats.url, EVENTS_STREAM, [EVENTS_SUBJECT])

@@ -1,0 +1,153 @@
+"""The example world of the README: pipelines and an experiment in KFP, a RunConfiguration in the cluster.
+
+``examples/run.yaml`` (the user's example Run) needs the ``penguin-pipeline``
+pipeline with version ``v1-abcdef``, the ``penguin-experiment`` experiment, and
+a RunConfiguration ``penguin-pipeline-example-generator-runconfiguration`` whose
+latest succeeded run has an ``examples`` artifact. The last is produced the real
+way: a Run of the ``example-generator`` pipeline that belongs to the
+RunConfiguration, which the operator completes. Everything here is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kfp_server_api
+import kubernetes
+from kfp_server_api.exceptions import ApiException
+
+from kfp_devstack.binaries import PROJECT_ROOT
+
+PIPELINES_DIR = PROJECT_ROOT / "examples" / "pipelines"
+GROUP, VERSION = "pipelines.kubeflow.org", "v1alpha5"
+RUN_CONFIGURATION_LABEL = "pipelines.kubeflow.org/runconfiguration.name"
+
+PENGUIN_PIPELINE = "penguin-pipeline"
+PENGUIN_VERSION = "v1-abcdef"
+PENGUIN_EXPERIMENT = "penguin-experiment"
+EXAMPLE_GENERATOR = "example-generator"
+EXAMPLE_GENERATOR_VERSION = "v1"
+EXAMPLE_GENERATOR_RUN_CONFIGURATION = "penguin-pipeline-example-generator-runconfiguration"
+
+
+def _equals(key: str, value: str) -> str:
+    return json.dumps({"predicates": [{"key": key, "operation": "EQUALS", "string_value": value}]})
+
+
+@dataclass(frozen=True)
+class UploadedPipeline:
+    pipeline_id: str
+    version_id: str
+
+
+class KfpExamples:
+    """Uploads pipelines and creates experiments through the KFP API (any KFP, emulated or real)."""
+
+    def __init__(self, url: str) -> None:
+        client = kfp_server_api.ApiClient(kfp_server_api.Configuration(host=url.rstrip("/")))
+        self._pipelines = kfp_server_api.PipelineServiceApi(client)
+        self._uploads = kfp_server_api.PipelineUploadServiceApi(client)
+        self._experiments = kfp_server_api.ExperimentServiceApi(client)
+
+    def pipeline(self, name: str, version: str, spec_file: Path) -> UploadedPipeline:
+        """The pipeline with that version, uploading whichever of the two is missing."""
+        try:
+            pipeline_id = self._pipelines.pipeline_service_get_pipeline_by_name(name).pipeline_id
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            pipeline_id = None
+        if pipeline_id is None:
+            pipeline_id = self._uploads.upload_pipeline(
+                str(spec_file), name=name, display_name=name
+            ).pipeline_id
+        versions = self._pipelines.pipeline_service_list_pipeline_versions(
+            pipeline_id,
+            filter=_equals("name", version),
+        ).pipeline_versions
+        if versions:
+            return UploadedPipeline(pipeline_id, versions[0].pipeline_version_id)
+        uploaded = self._uploads.upload_pipeline_version(
+            str(spec_file), pipelineid=pipeline_id, name=version, display_name=version
+        )
+        return UploadedPipeline(pipeline_id, uploaded.pipeline_version_id)
+
+    def experiment(self, name: str) -> str:
+        found = self._experiments.experiment_service_list_experiments(
+            filter=_equals("display_name", name)
+        ).experiments
+        if found:
+            return found[0].experiment_id
+        return self._experiments.experiment_service_create_experiment(
+            kfp_server_api.V2beta1Experiment(display_name=name)
+        ).experiment_id
+
+    def load(self) -> None:
+        self.pipeline(PENGUIN_PIPELINE, PENGUIN_VERSION, PIPELINES_DIR / "penguin_pipeline.yaml")
+        self.pipeline(EXAMPLE_GENERATOR, EXAMPLE_GENERATOR_VERSION, PIPELINES_DIR / "example_generator.yaml")
+        self.experiment(PENGUIN_EXPERIMENT)
+
+
+def example_generator_run_configuration(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "RunConfiguration",
+        "metadata": {"name": EXAMPLE_GENERATOR_RUN_CONFIGURATION, "namespace": namespace},
+        "spec": {
+            "run": {
+                "pipeline": f"{EXAMPLE_GENERATOR}:{EXAMPLE_GENERATOR_VERSION}",
+                "artifacts": [{"name": "examples", "path": "ExampleGen:examples"}],
+            }
+        },
+    }
+
+
+def run_of(run_configuration: dict[str, Any]) -> dict[str, Any]:
+    """A Run of a RunConfiguration, as the reference operator's triggers create them."""
+    metadata = run_configuration["metadata"]
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Run",
+        "metadata": {
+            "generateName": f"{metadata['name']}-",
+            "namespace": metadata["namespace"],
+            "labels": {RUN_CONFIGURATION_LABEL: metadata["name"]},
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "RunConfiguration",
+                    "name": metadata["name"],
+                    "uid": metadata["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": run_configuration["spec"]["run"],
+    }
+
+
+def load_cluster_examples(api_client: kubernetes.client.ApiClient, namespace: str = "default") -> None:
+    """Creates the example-generator RunConfiguration and, unless it has one, a Run of it."""
+    custom = kubernetes.client.CustomObjectsApi(api_client)
+    try:
+        rc = custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "runconfigurations", example_generator_run_configuration(namespace)
+        )
+    except kubernetes.client.ApiException as error:
+        if error.status != 409:
+            raise
+        rc = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "runconfigurations", EXAMPLE_GENERATOR_RUN_CONFIGURATION
+        )
+    has_run = custom.list_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "runs",
+        label_selector=f"{RUN_CONFIGURATION_LABEL}={EXAMPLE_GENERATOR_RUN_CONFIGURATION}",
+    )["items"]
+    if not has_run and not ((rc.get("status") or {}).get("latestRuns") or {}).get("succeeded"):
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "runs", run_of(rc))

@@ -1,0 +1,209 @@
+"""Learning when KFP runs finish, by polling KFP in bulk.
+
+KFP offers no watch, and asking about each tracked run on every poll would cost
+one call per Run per interval. Instead one list call per page asks for the runs
+*the operator created* (their description carries the marker) that finished
+since the last poll, and only the tracked Runs among them are enqueued. The cost
+of a poll therefore grows with the pages of runs that changed, not with the
+number of Runs being tracked; with nothing tracked, nothing is asked.
+
+A finished run becomes visible in KFP with some delay after its ``finished_at``
+(the persistence agent reports it), so each poll looks back a little before the
+newest finish time it has seen. The first poll after start looks back to the
+oldest tracked Run's start, which finds completions that happened while the
+operator was down. Whatever a poll could still miss (a report delayed beyond the
+look-back, a run deleted in KFP) is caught by the Run reconciler's slow per-Run
+safety check.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from controller.clock import Clock
+from controller.keys import ObjectKey
+from controller.kfp import KfpClient, KfpError
+from controller.store import Store
+from reconcilers.run_model import RunView
+from reconcilers.run_status import KfpRunObservation
+from reconcilers.submission import MARKER_PREFIX
+from reconcilers.timestamps import format_time, parse_time
+
+log = structlog.get_logger(__name__)
+
+# Index of the Run cache: the KFP run id of every submitted Run that has not completed.
+TRACKED_INDEX = "kfp-run-id/incomplete"
+DEFAULT_LOOKBACK = timedelta(minutes=5)
+
+
+def tracked_run_index(obj: Mapping[str, Any]) -> list[str]:
+    view = RunView(obj)
+    run_id = view.kfp_run_id
+    return [run_id] if run_id and not view.is_completed else []
+
+
+def observation_from(kfp_run: Mapping[str, Any]) -> KfpRunObservation:
+    return KfpRunObservation(
+        run_id=kfp_run["run_id"],
+        state=kfp_run.get("state", "RUNTIME_STATE_UNSPECIFIED"),
+        created_at=parse_time(kfp_run.get("created_at")),
+        finished_at=parse_time(kfp_run.get("finished_at")),
+    )
+
+
+def finished_since_filter(since: datetime) -> dict[str, Any]:
+    return {
+        "predicates": [
+            {"key": "finished_at", "operation": "GREATER_THAN_EQUALS", "timestamp_value": format_time(since)},
+            {"key": "description", "operation": "IS_SUBSTRING", "string_value": MARKER_PREFIX},
+        ]
+    }
+
+
+class KfpRunTracker:
+    """Keeps what bulk polls learnt about tracked KFP runs, and enqueues the Runs that changed."""
+
+    def __init__(
+        self,
+        kfp: KfpClient,
+        runs: Store,
+        enqueue: Callable[[ObjectKey], None],
+        *,
+        runs_synced: Callable[[], bool],
+        clock: Clock,
+        poll_interval: float,
+        safety_check_interval: float,
+        lookback: timedelta = DEFAULT_LOOKBACK,
+    ) -> None:
+        self._kfp = kfp
+        self._runs = runs
+        self._enqueue = enqueue
+        self._runs_synced = runs_synced
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._safety_check_interval = safety_check_interval
+        self._lookback = lookback
+        self._lock = threading.Lock()
+        self._observed: dict[str, KfpRunObservation] = {}
+        self._last_checked: dict[str, float] = {}
+        self._watermark: datetime | None = None
+        self._synced = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what reconcilers ask ----------------------------------------------------------------
+
+    def has_synced(self) -> bool:
+        """True once a first poll has covered every Run tracked at start-up."""
+        return self._synced.is_set()
+
+    def observation(self, run_id: str) -> KfpRunObservation | None:
+        """The terminal state a poll saw for this run, if any."""
+        with self._lock:
+            return self._observed.get(run_id)
+
+    def record(self, observation: KfpRunObservation) -> None:
+        """Records what a direct read of the run returned (the safety check)."""
+        with self._lock:
+            self._last_checked[observation.run_id] = self._clock.monotonic()
+            if observation.is_terminal:
+                self._observed[observation.run_id] = observation
+
+    def seconds_until_safety_check(self, run_id: str) -> float:
+        """When the Run should next read its KFP run directly; 0 means now."""
+        with self._lock:
+            last = self._last_checked.setdefault(run_id, self._clock.monotonic())
+        return max(0.0, last + self._safety_check_interval - self._clock.monotonic())
+
+    # -- polling -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="kfp-run-tracker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        # The first poll must see every Run, or it would not look back far enough.
+        while not self._runs_synced():
+            if self._stop.wait(0.1):
+                return
+        while not self._stop.is_set():
+            try:
+                self.poll()
+            except KfpError as error:
+                log.warning("polling KFP for finished runs failed; retrying next interval", error=str(error))
+            self._stop.wait(self._poll_interval)
+
+    def poll(self) -> None:
+        """One bulk poll: list the operator's runs finished since the watermark, enqueue tracked ones."""
+        tracked = set(self._runs.index_values(TRACKED_INDEX))
+        self._prune(tracked)
+        if not tracked:
+            self._synced.set()
+            return
+        first = self._watermark is None
+        since = self._since(tracked)
+        newest = self._watermark
+        for namespace in self._namespaces(tracked):
+            for kfp_run in self._kfp.list_runs(
+                filter=finished_since_filter(since), sort_by="finished_at", namespace=namespace
+            ):
+                observation = observation_from(kfp_run)
+                if observation.finished_at is not None and (
+                    newest is None or observation.finished_at > newest
+                ):
+                    newest = observation.finished_at
+                if observation.is_terminal and observation.run_id in tracked:
+                    self._observe(observation)
+        self._watermark = newest or since
+        if first:
+            # The first poll covered every tracked run's whole life: none needs a direct read now.
+            now = self._clock.monotonic()
+            with self._lock:
+                for run_id in tracked:
+                    self._last_checked.setdefault(run_id, now)
+        self._synced.set()
+
+    def _observe(self, observation: KfpRunObservation) -> None:
+        with self._lock:
+            if observation.run_id in self._observed:
+                return
+            self._observed[observation.run_id] = observation
+        for key in self._runs.index_keys(TRACKED_INDEX, observation.run_id):
+            self._enqueue(key)
+
+    def _since(self, tracked: Iterable[str]) -> datetime:
+        if self._watermark is not None:
+            return self._watermark - self._lookback
+        started = [
+            parse_time((obj.get("status") or {}).get("startedAt"))
+            for run_id in tracked
+            for obj in self._runs.by_index(TRACKED_INDEX, run_id)
+        ]
+        known = [s for s in started if s is not None]
+        return (min(known) if known else self._clock.now()) - self._lookback
+
+    def _namespaces(self, tracked: Iterable[str]) -> list[str]:
+        """KFP namespaces to list: one call sequence per namespace in multi-user mode, else one."""
+        if not self._kfp.multi_user:
+            return [""]
+        return sorted(
+            {key.namespace for run_id in tracked for key in self._runs.index_keys(TRACKED_INDEX, run_id)}
+        )
+
+    def _prune(self, tracked: set[str]) -> None:
+        """Forgets runs that are no longer tracked (completed or deleted Runs)."""
+        with self._lock:
+            for run_id in self._observed.keys() - tracked:
+                del self._observed[run_id]
+            for run_id in self._last_checked.keys() - tracked:
+                del self._last_checked[run_id]

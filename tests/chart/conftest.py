@@ -1,0 +1,107 @@
+"""Fixtures of the chart tests: kubectl with manifests on stdin, the ServiceMonitor CRD, installs."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+from kfp_devstack.controlplane import ControlPlane
+from kfp_devstack.waiting import wait_until
+from tests.chart.chartlib import ALL_FEATURES, Installed, KubectlIn, merge, parse, render_text
+
+SERVICEMONITOR_CRD = Path(__file__).with_name("servicemonitor-crd.yaml")
+
+
+@pytest.fixture(scope="session")
+def kubectl_in(control_plane: ControlPlane) -> KubectlIn:
+    """``run(manifests, *args, check=True)``: the built kubectl with ``manifests`` on stdin."""
+
+    def run(manifests: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(control_plane.binaries.kubectl), f"--kubeconfig={control_plane.kubeconfig}", *args],
+            input=manifests,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def servicemonitor_crd(api_client: kubernetes.client.ApiClient) -> None:
+    """Installs the minimal ServiceMonitor CRD once, so ServiceMonitors can be validated and applied."""
+    api = kubernetes.client.ApiextensionsV1Api(api_client)
+    body = yaml.safe_load(SERVICEMONITOR_CRD.read_text())
+    try:
+        api.create_custom_resource_definition(body)
+    except kubernetes.client.ApiException as error:
+        if error.status != 409:
+            raise
+
+    def established() -> bool:
+        crd = api.read_custom_resource_definition(body["metadata"]["name"])
+        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+    wait_until(established, timeout=30, message="the ServiceMonitor CRD to be Established")
+
+
+@pytest.fixture(scope="session")
+def make_namespace(api_client: kubernetes.client.ApiClient) -> Callable[..., str]:
+    """``make(prefix, labels=None)``: creates a uniquely named namespace and returns its name."""
+    core = kubernetes.client.CoreV1Api(api_client)
+
+    def make(prefix: str = "t", labels: dict[str, str] | None = None) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        core.create_namespace(
+            kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name, labels=labels))
+        )
+        return name
+
+    return make
+
+
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/warn-version": "latest",
+}
+
+
+@pytest.fixture(scope="session")
+def install(
+    kubectl_in: KubectlIn, make_namespace: Callable[..., str], servicemonitor_crd: None
+) -> Callable[..., Installed]:
+    """``install(values)``: applies the chart with ``values`` for real in a fresh namespace that
+    enforces the restricted Pod Security Standard. Cluster-scoped names are unique per install."""
+
+    def apply(values: dict[str, Any]) -> Installed:
+        namespace = make_namespace("kfp-operator", labels=RESTRICTED)
+        values = merge(values, {"fullnameOverride": namespace})
+        manifests = render_text(values, namespace=namespace, include_crds=True)
+        result = kubectl_in(manifests, "apply", "--server-side", "--field-manager=helm", "-f", "-")
+        assert "Warning" not in result.stderr, result.stderr
+        return Installed(namespace, manifests, parse(manifests))
+
+    return apply
+
+
+@pytest.fixture(scope="session")
+def installed(install: Callable[..., Installed]) -> Installed:
+    """The chart with every optional feature but watchNamespaces, installed once per session."""
+    values = copy.deepcopy(ALL_FEATURES)
+    del values["config"]["watchNamespaces"]
+    return install(values)

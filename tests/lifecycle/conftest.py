@@ -1,0 +1,56 @@
+"""Fixtures of the Run lifecycle tests: one NATS server per session, a fresh emulator per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import kubernetes
+import pytest
+
+from kfp_devstack.controlplane import ControlPlane
+from kfp_devstack.emulator import Emulator, EmulatorConfig
+from kfp_devstack.nats import NatsServer, ensure_stream
+from tests.lifecycle.harness import EVENTS_STREAM, World
+
+# Runs take a fraction of a second per step, so a whole pipeline completes in about a second.
+FAST = {"pending_seconds": 0.1, "task_seconds": 0.1, "cancel_seconds": 0.1}
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(work_dir=tmp_path_factory.mktemp("nats"))
+    server.start()
+    ensure_stream(server.url, EVENTS_STREAM, ["events.>"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(state_dir=tmp_path / "kfp", **FAST)) as running:
+        yield running
+
+
+@pytest.fixture
+def world(
+    namespace: str,
+    api_client: kubernetes.client.ApiClient,
+    control_plane: ControlPlane,
+    emulator: Emulator,
+    nats_server: NatsServer,
+    tmp_path: Path,
+) -> Iterator[World]:
+    world = World(
+        namespace=namespace,
+        api_client=api_client,
+        emulator=emulator,
+        nats_url=nats_server.url,
+        kubeconfig=control_plane.kubeconfig,
+        work_dir=tmp_path,
+    )
+    yield world
+    for operator in world.operators:
+        if operator.is_running():
+            status = operator.stop()
+            assert status == 0, f"the operator exited with {status}:\n{operator.tail()}"
