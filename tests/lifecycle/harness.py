@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
@@ -173,6 +174,12 @@ class World:
     def upload_penguin(self, version: str = PENGUIN_VERSION, name: str = PENGUIN_PIPELINE) -> Any:
         return self.examples.pipeline(name, version, PIPELINES_DIR / "penguin_pipeline.yaml")
 
+    def next_second(self) -> None:
+        """Waits until the wall clock enters a new second: KFP orders versions by their creation
+        time, in whole seconds, so a version uploaded in the same second is not "later"."""
+        start = int(time.time())
+        wait_until(lambda: int(time.time()) > start, timeout=2, interval=0.02, message="the next second")
+
     def upload_example_generator(self) -> Any:
         return self.examples.pipeline(
             EXAMPLE_GENERATOR, EXAMPLE_GENERATOR_VERSION, PIPELINES_DIR / "example_generator.yaml"
@@ -180,6 +187,11 @@ class World:
 
     def create_experiment(self, name: str = PENGUIN_EXPERIMENT) -> str:
         return self.examples.experiment(name)
+
+    def release_held_task(self, run_id: str, task: str) -> None:
+        """Lets a task scripted with ``Task(held=True)`` finish, once it has started."""
+        self.ctl.wait_for_task(run_id, task, "RUNNING", timeout=TIMEOUT)
+        self.ctl.release(run_id, task)
 
     def kfp_runs(self) -> list[dict[str, Any]]:
         response = self.kfp_runs_api.run_service_list_runs(page_size=200, _preload_content=False)

@@ -1,0 +1,134 @@
+"""Completion: failures, completions the operator missed while down, redelivery, runs gone from KFP."""
+
+from __future__ import annotations
+
+from kfp_devstack.emulator import Scenario, Task
+from kfp_devstack.waiting import wait_until
+from reconcilers.completion_event import event_id
+from tests.lifecycle.harness import RUN_CONFIGURATION_LABEL, TIMEOUT, World
+
+SPEC = {
+    "pipeline": "penguin-pipeline:v1-abcdef",
+    "experimentName": "penguin-experiment",
+    "runtimeParameters": [{"name": "TRAINING_RUNS", "value": "3"}, {"name": "EXAMPLES", "value": "s3://e"}],
+    "artifacts": [{"name": "model", "path": "Trainer:model"}],
+}
+
+
+def prepare(world: World, scenario: Scenario | None = None) -> None:
+    world.upload_penguin()
+    world.create_experiment()
+    if scenario is not None:
+        world.ctl.script_pipeline("penguin-pipeline", scenario)
+
+
+def delivered(status: dict) -> bool:
+    return bool((status.get("completionEvent") or {}).get("deliveredAt"))
+
+
+def test_a_failed_run_completes_as_failed_and_leaves_its_run_configuration_alone(world: World) -> None:
+    prepare(world, Scenario.failing("Trainer"))
+    world.create_run_configuration("rc")
+    world.set_latest_succeeded("rc", {"providerId": "kfp:before", "artifacts": []})
+    world.start_operator()
+
+    name = world.create_run(SPEC, labels={RUN_CONFIGURATION_LABEL: "rc"})
+
+    status = world.wait_run(name, delivered, "completed and published")
+    assert status["completionState"] == "Failed"
+    assert "artifacts" not in status
+    completed = world.condition(name, "Completed")
+    assert (completed["status"], completed["reason"]) == ("True", "Failed")
+    [event] = world.published_events()
+    assert event["data"]["status"] == "failed"
+    assert event["data"]["artifacts"] == []
+    assert world.run_configuration("rc")["status"]["latestRuns"]["succeeded"]["providerId"] == "kfp:before"
+    assert ("Warning", "Failed") in [(t, r) for t, r, _ in world.events_for(name)]
+
+
+def test_a_completion_while_the_operator_was_down_is_recorded_after_restart(world: World) -> None:
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    first = world.start_operator()
+    name = world.create_run(SPEC)
+    run_id = world.wait_submitted(name)["providerId"].removeprefix("kfp:")
+    assert first.stop() == 0
+
+    world.release_held_task(run_id, "Pusher")
+    wait_until(lambda: world.kfp_run(run_id)["state"] == "SUCCEEDED", timeout=TIMEOUT, message="the KFP run")
+    world.start_operator()
+
+    status = world.wait_run(name, delivered, "completed and published")
+    assert status["completionState"] == "Succeeded"
+    assert status["artifacts"][0]["name"] == "model"
+    uid = world.run(name)["metadata"]["uid"]
+    assert [e["id"] for e in world.published_events()] == [event_id(uid, run_id)]
+
+
+def test_a_redelivered_event_carries_the_same_id(world: World) -> None:
+    prepare(world)
+    operator = world.start_operator(
+        events={"nats": {"url": world.nats_url, "subject": world.subject, "jetstream": False}}
+    )
+    name = world.create_run(SPEC)
+    world.wait_run(name, delivered, "published")
+
+    # As after a crash between publishing and recording it: the event goes out again.
+    world.custom.patch_namespaced_custom_object_status(
+        "pipelines.kubeflow.org",
+        "v1alpha5",
+        world.namespace,
+        "runs",
+        name,
+        {"status": {"completionEvent": None}},
+    )
+    world.wait_run(name, delivered, "published again")
+
+    first, second = world.published_events()
+    assert first == second
+    assert operator.metric("kfp_operator_event_deliveries_total", sink="nats", result="delivered") == 2
+
+
+def test_a_run_that_disappears_from_kfp_completes_as_failed(world: World) -> None:
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    world.start_operator(safetyCheckInterval="1s")
+    name = world.create_run(SPEC)
+    run_id = world.wait_submitted(name)["providerId"].removeprefix("kfp:")
+
+    world.kfp_runs_api.run_service_delete_run(run_id)
+
+    status = world.wait_completed(name)
+    assert status["completionState"] == "Failed"
+    assert "no longer exists" in world.condition(name, "Completed")["message"]
+    assert "RunVanished" in world.event_reasons(name)
+
+
+def test_running_is_reported_by_the_safety_check(world: World) -> None:
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    world.start_operator(safetyCheckInterval="1s")
+    name = world.create_run(SPEC)
+    run_id = world.wait_submitted(name)["providerId"].removeprefix("kfp:")
+
+    world.wait_run(name, lambda s: any(c["reason"] == "Running" for c in s.get("conditions", ())), "running")
+
+    world.release_held_task(run_id, "Pusher")
+    assert world.wait_completed(name)["completionState"] == "Succeeded"
+
+
+def test_a_completion_waits_for_ml_metadata_when_it_is_unavailable(world: World) -> None:
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    operator = world.start_operator()
+    name = world.create_run(SPEC)
+    run_id = world.wait_submitted(name)["providerId"].removeprefix("kfp:")
+    world.ctl.mlmd_down()
+
+    world.release_held_task(run_id, "Pusher")
+    wait_until(
+        lambda: operator.metric("kfp_operator_mlmd_requests_total", code="UNAVAILABLE") >= 2,
+        timeout=TIMEOUT,
+        message="the operator to try ML Metadata",
+    )
+    assert not world.status(name).get("completionState")
+
+    world.ctl.mlmd_up()
+    status = world.wait_completed(name)
+    assert status["artifacts"][0]["name"] == "model"

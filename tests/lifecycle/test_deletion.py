@@ -1,0 +1,93 @@
+"""Deleting Runs: active KFP runs are terminated, finished ones left alone, the finalizer always released."""
+
+from __future__ import annotations
+
+from kfp_devstack.emulator import Fault, Scenario, Task
+from kfp_devstack.waiting import wait_until
+from tests.lifecycle.harness import GROUP, TIMEOUT, VERSION, World
+
+SPEC = {
+    "pipeline": "penguin-pipeline:v1-abcdef",
+    "experimentName": "penguin-experiment",
+    "runtimeParameters": [{"name": "TRAINING_RUNS", "value": "3"}, {"name": "EXAMPLES", "value": "s3://e"}],
+}
+
+
+def prepare(world: World, scenario: Scenario | None = None) -> None:
+    world.upload_penguin()
+    world.create_experiment()
+    if scenario is not None:
+        world.ctl.script_pipeline("penguin-pipeline", scenario)
+
+
+def delete(world: World, name: str) -> None:
+    world.custom.delete_namespaced_custom_object(GROUP, VERSION, world.namespace, "runs", name)
+
+
+def test_deleting_an_active_run_terminates_it_in_kfp(world: World) -> None:
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    operator = world.start_operator()
+    name = world.create_run(SPEC)
+    run_id = world.wait_submitted(name)["providerId"].removeprefix("kfp:")
+
+    delete(world, name)
+
+    world.wait_gone(name)
+    wait_until(
+        lambda: world.kfp_run(run_id)["state"] == "FAILED", timeout=TIMEOUT, message="KFP to stop the run"
+    )
+    states = [entry["state"] for entry in world.kfp_run(run_id)["state_history"]]
+    assert states[-2:] == ["CANCELING", "FAILED"]
+    assert "Terminated" in world.event_reasons(name)
+    assert operator.metric("kfp_operator_kfp_terminations_total") == 1
+
+
+def test_deleting_a_finished_run_leaves_kfp_alone(world: World) -> None:
+    prepare(world)
+    operator = world.start_operator()
+    name = world.create_run(SPEC)
+    run_id = world.wait_completed(name)["providerId"].removeprefix("kfp:")
+    world.ctl.reset_calls()
+
+    delete(world, name)
+
+    world.wait_gone(name)
+    assert world.kfp_run(run_id)["state"] == "SUCCEEDED"
+    assert not any("terminate" in call for call in world.ctl.calls())
+    assert operator.metric("kfp_operator_kfp_terminations_total") == 0
+
+
+def test_deleting_a_run_whose_kfp_run_is_gone_releases_it(world: World) -> None:
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    world.start_operator()
+    name = world.create_run(SPEC)
+    run_id = world.wait_submitted(name)["providerId"].removeprefix("kfp:")
+    world.kfp_runs_api.run_service_delete_run(run_id)
+
+    delete(world, name)
+
+    world.wait_gone(name)
+
+
+def test_a_waiting_run_has_no_finalizer_and_deletes_at_once(world: World) -> None:
+    world.start_operator()
+    name = world.create_run(SPEC)
+    world.wait_run(name, lambda s: s.get("synchronizationState") == "Creating", "waiting")
+    assert not world.run(name)["metadata"].get("finalizers")
+
+    delete(world, name)
+
+    assert world.run(name) is None
+
+
+def test_when_kfp_cannot_terminate_the_run_it_is_released_after_the_deletion_timeout(world: World) -> None:
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    world.start_operator(deletionTimeout="2s")
+    name = world.create_run(SPEC)
+    world.wait_submitted(name)
+    world.ctl.inject_fault(Fault.error("POST", "/apis/v2beta1/runs/{run_id}:terminate", 503, times=None))
+
+    delete(world, name)
+
+    world.wait_gone(name)
+    assert "TerminationAbandoned" in world.event_reasons(name)
