@@ -32,8 +32,10 @@ format: venv
 test: venv bins
 	$(VENV)/bin/pytest
 
-# The local stack (control plane, KFP emulator with MLMD, NATS), then the operator in the foreground.
+# The local stack (control plane, KFP emulator with MLMD, NATS) with the example pipelines,
+# then the operator in the foreground (Ctrl-C stops it; `make down` stops the stack).
 dev: venv bins up
+	$(VENV)/bin/kfp-devstack --dir $(DEV_DIR) examples
 	$(VENV)/bin/kfp-operator --config $(DEV_DIR)/operator.yaml --kubeconfig $(DEV_DIR)/kubeconfig
 
 up: venv bins

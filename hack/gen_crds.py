@@ -422,9 +422,9 @@ def run_crd() -> dict[str, Any]:
             column("CompletionState", ".status.completionState", "The outcome of the run."),
             AGE,
             column(
-                "Waiting",
+                "Dependencies",
                 '.status.conditions[?(@.type=="DependenciesResolved")].reason',
-                "Why the run waits, if it does.",
+                "Resolved, or why the run waits.",
                 priority=1,
             ),
             column("Pipeline", ".spec.pipeline", "The pipeline.", priority=1),

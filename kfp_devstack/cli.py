@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from kfp_devstack.stack import Stack
+from kfp_devstack.nats import print_events
+from kfp_devstack.stack import EVENTS_SUBJECT, Stack
 
 DEFAULT_ROOT = Path(".dev")
 
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-kfp", action="store_true", help="without the KFP emulator and MLMD")
     up.add_argument("--no-nats", action="store_true", help="without NATS")
     commands.add_parser("examples", help="load the example pipelines, experiment and RunConfiguration")
+    events = commands.add_parser("events", help="print the run-completion events published to NATS")
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     commands.add_parser("down", help="stop the processes that up started")
     commands.add_parser("status", help="show what runs where")
     args = parser.parse_args(argv)
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = Stack.load(root)
         stack.up(with_kfp=not args.no_kfp, with_nats=not args.no_nats)
         _print_status(stack)
-        print(f"\nexport KUBECONFIG={stack.kubeconfig}")
+        print(f"\nexport KUBECONFIG={stack.kubeconfig} PATH={stack.bin_dir}:$PATH")
         print(f"operator configuration: {stack.operator_config}")
         return 0
     if args.command == "examples":
@@ -46,6 +49,15 @@ def main(argv: list[str] | None = None) -> int:
             "loaded: pipelines penguin-pipeline (v1-abcdef) and example-generator, experiment "
             "penguin-experiment, RunConfiguration penguin-pipeline-example-generator-runconfiguration "
             "(its first run completes once the operator runs)"
+        )
+        return 0
+    if args.command == "events":
+        stack = Stack.load(root)
+        if stack.nats is None:
+            print("NATS is not running: run `kfp-devstack up` first", file=sys.stderr)
+            return 1
+        print_events(
+            stack.nats.url, EVENTS_SUBJECT, follow=args.follow, write=lambda line: print(line, flush=True)
         )
         return 0
     if args.command == "down":

@@ -32,6 +32,7 @@ from kfp_devstack.waiting import wait_until
 CRD_DIR = PROJECT_ROOT / "crds"
 READY_TIMEOUT = 120.0  # kube-apiserver's post-start hooks take tens of seconds on 2 cores
 START_ATTEMPTS = 3  # a port picked as free may be taken before the server binds it
+APISERVER_RESTART_GRACE = 2.0
 
 
 @dataclass
@@ -111,9 +112,13 @@ class ControlPlane:
         self._children.clear()
 
     def restart_apiserver(self) -> None:
-        """Stops and starts kube-apiserver on the same port; its watch cache starts afresh."""
+        """Stops and starts kube-apiserver on the same port; its watch cache starts afresh.
+
+        The API server waits for open watches to end before it exits; everything it has is in
+        etcd, so it is killed after a short grace period rather than waited for.
+        """
         assert self.apiserver is not None
-        processes.stop(self.apiserver)
+        processes.stop(self.apiserver, timeout=APISERVER_RESTART_GRACE)
         self._start_apiserver()
 
     def is_running(self) -> bool:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,6 @@ from nats.js.errors import NotFoundError
 
 from kfp_devstack import processes
 from kfp_devstack.processes import ProcessRecord
-from kfp_devstack.waiting import wait_until
 
 
 class NatsUnavailable(RuntimeError):
@@ -30,7 +31,7 @@ def nats_server_binary() -> str:
 
 
 @dataclass
-class NatsServer:
+class NatsServer(processes.ServerProcess):
     work_dir: Path
     port: int | None = None
     process: ProcessRecord | None = None
@@ -41,41 +42,20 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        for attempt in range(3):
-            if self.port is None or attempt > 0:
+        def argv(new_port: bool) -> list[str]:
+            if self.port is None or new_port:
                 self.port = processes.free_port()
-            argv = [
+            return [
                 nats_server_binary(),
                 "--addr=127.0.0.1",
                 f"--port={self.port}",
                 "--jetstream",
                 f"--store_dir={self.work_dir / 'jetstream'}",
             ]
-            self._child, self.process = processes.start("nats-server", argv, self.work_dir / "nats.log")
-            try:
-                wait_until(
-                    lambda: processes.ensure_alive(self._child, self.process) or self._accepts(),
-                    timeout=15,
-                    message="nats-server to accept connections",
-                )
-                return
-            except processes.ProcessFailed:
-                if attempt == 2:
-                    raise
 
-    def stop(self) -> None:
-        if self.process is not None:
-            processes.stop(self.process)
-            self.process = None
-
-    def kill(self) -> None:
-        """Stops the server at once, as an outage would."""
-        if self.process is not None:
-            processes.kill(self.process)
-            self.process = None
-
-    def is_running(self) -> bool:
-        return self.process is not None and self.process.is_running()
+        self._child, self.process = processes.start_until_ready(
+            "nats-server", argv, self.work_dir / "nats.log", self._accepts, timeout=15
+        )
 
     def _accepts(self) -> bool:
         try:
@@ -112,3 +92,26 @@ def ensure_stream(url: str, name: str, subjects: list[str]) -> None:
             await client.close()
 
     asyncio.run(ensure())
+
+
+def print_events(url: str, subject: str, *, follow: bool, write: Callable[[str], None]) -> None:
+    """Writes every message the stream holds for ``subject`` (one JSON document a line), and with
+    ``follow`` keeps writing new ones until interrupted."""
+
+    async def read() -> None:
+        client = await nats.connect(url, connect_timeout=5)
+        try:
+            subscription = await client.jetstream().subscribe(subject, ordered_consumer=True)
+            while True:
+                try:
+                    message = await subscription.next_msg(timeout=1 if not follow else 3600)
+                except nats.errors.TimeoutError:
+                    if follow:
+                        continue
+                    return
+                write(message.data.decode())
+        finally:
+            await client.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(read())

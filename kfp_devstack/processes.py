@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -137,3 +137,55 @@ def _reap(pid: int) -> None:
     """Collects the exit status if the process is our child, so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+START_ATTEMPTS = 3
+
+
+def start_until_ready(
+    name: str,
+    argv_for: Callable[[bool], Sequence[str]],
+    log: Path,
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+    """Starts a server and waits until ``ready()``.
+
+    Ports are picked free before the server binds them, so another process may take one in
+    between; the server then exits, and it is started again with ``argv_for(True)``, which
+    picks new ports (the first attempt gets ``argv_for(False)``).
+    """
+    for attempt in range(START_ATTEMPTS):
+        child, record = start(name, argv_for(attempt > 0), log)
+        try:
+            wait_until(
+                lambda child=child, record=record: ensure_alive(child, record) or ready(),
+                timeout=timeout,
+                message=f"{name} to serve",
+            )
+            return child, record
+        except ProcessFailed:
+            if attempt == START_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class ServerProcess:
+    """Stop, kill and liveness for a component that keeps its started process in ``process``."""
+
+    process: ProcessRecord | None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+    def kill(self) -> None:
+        """Stops the process at once, as an outage or a crash would."""
+        if self.process is not None:
+            kill(self.process)
+            self.process = None
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.is_running()

@@ -23,7 +23,6 @@ from kfp_devstack.emulator import EmulatorControl, Scenario
 from kfp_devstack.examples import PENGUIN_PIPELINE, KfpExamples, load_cluster_examples
 from kfp_devstack.nats import NatsServer, ensure_stream
 from kfp_devstack.processes import ProcessRecord
-from kfp_devstack.waiting import wait_until
 
 STATE_FILE = "state.json"
 # The JetStream stream that keeps run-completion events, so `nats` consumers can read them later.
@@ -32,7 +31,7 @@ EVENTS_SUBJECT = "events"
 
 
 @dataclass
-class KfpEmulatorProcess:
+class KfpEmulatorProcess(processes.ServerProcess):
     """The KFP API emulator and its MLMD gRPC service, as a separate process."""
 
     state_dir: Path
@@ -51,11 +50,11 @@ class KfpEmulatorProcess:
         return self.state_dir / "endpoints.json"
 
     def start(self, extra_args: list[str] | None = None) -> None:
-        for attempt in range(3):
-            if self.port is None or attempt > 0:
+        def argv(new_ports: bool) -> list[str]:
+            if self.port is None or new_ports:
                 self.port, self.mlmd_port = processes.free_port(), processes.free_port()
             self.endpoints_file.unlink(missing_ok=True)
-            argv = [
+            return [
                 sys.executable,
                 "-m",
                 "kfp_devstack.emulator",
@@ -65,25 +64,10 @@ class KfpEmulatorProcess:
                 f"--state-dir={self.state_dir}",
                 *(extra_args or []),
             ]
-            self._child, self.process = processes.start("kfp-emulator", argv, self.log)
-            try:
-                wait_until(
-                    lambda: processes.ensure_alive(self._child, self.process) or self.endpoints_file.exists(),
-                    timeout=60,
-                    message="the KFP emulator to serve",
-                )
-                return
-            except processes.ProcessFailed:
-                if attempt == 2:
-                    raise
 
-    def stop(self) -> None:
-        if self.process is not None:
-            processes.stop(self.process)
-            self.process = None
-
-    def is_running(self) -> bool:
-        return self.process is not None and self.process.is_running()
+        self._child, self.process = processes.start_until_ready(
+            "kfp-emulator", argv, self.log, self.endpoints_file.exists, timeout=60
+        )
 
     def to_json(self) -> dict[str, Any]:
         assert self.process is not None
@@ -152,8 +136,13 @@ class Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / "bin"
+
     def up(self, *, with_kfp: bool = True, with_nats: bool = True) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        self._link_tools()
         try:
             self._up_control_plane()
             if with_kfp:
@@ -245,6 +234,16 @@ class Stack:
         if self.nats is not None:
             config["events"] = {"nats": {"url": self.nats.url, "subject": EVENTS_SUBJECT, "jetstream": True}}
         self.operator_config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def _link_tools(self) -> None:
+        """Puts the built kubectl and helm in one directory users can add to their PATH."""
+        built = binaries.locate()
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        for tool in (built.kubectl, built.helm):
+            link = self.bin_dir / tool.name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(tool)
 
     def _up_control_plane(self) -> None:
         cp = self.control_plane

@@ -43,13 +43,25 @@ def api_client(control_plane: ControlPlane) -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient(control_plane.admin_configuration())
 
 
+@pytest.fixture(scope="session")
+def make_namespace(api_client: kubernetes.client.ApiClient) -> Callable[..., str]:
+    """``make(prefix="t", labels=None)``: creates a uniquely named namespace and returns its name."""
+    core = kubernetes.client.CoreV1Api(api_client)
+
+    def make(prefix: str = "t", labels: dict[str, str] | None = None) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        core.create_namespace(
+            kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name, labels=labels))
+        )
+        return name
+
+    return make
+
+
 @pytest.fixture
-def namespace(api_client: kubernetes.client.ApiClient) -> str:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    kubernetes.client.CoreV1Api(api_client).create_namespace(
-        kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name))
-    )
-    return name
+def namespace(make_namespace: Callable[..., str]) -> str:
+    """A fresh namespace for the test."""
+    return make_namespace()
 
 
 @pytest.fixture(scope="session")

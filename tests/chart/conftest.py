@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import subprocess
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,21 +55,6 @@ def servicemonitor_crd(api_client: kubernetes.client.ApiClient) -> None:
         return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
 
     wait_until(established, timeout=30, message="the ServiceMonitor CRD to be Established")
-
-
-@pytest.fixture(scope="session")
-def make_namespace(api_client: kubernetes.client.ApiClient) -> Callable[..., str]:
-    """``make(prefix, labels=None)``: creates a uniquely named namespace and returns its name."""
-    core = kubernetes.client.CoreV1Api(api_client)
-
-    def make(prefix: str = "t", labels: dict[str, str] | None = None) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        core.create_namespace(
-            kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name, labels=labels))
-        )
-        return name
-
-    return make
 
 
 RESTRICTED = {

@@ -18,6 +18,7 @@ from controller import config as operator_config
 from tests.chart.chartlib import (
     CHART,
     DOCS,
+    PROJECT_ROOT,
     HelmError,
     chart_values,
     config_keys,
@@ -200,10 +201,11 @@ def documented_values_files() -> list[str]:
 
 
 def documented_helm_commands() -> list[list[str]]:
-    """``helm install``/``helm upgrade`` commands of the docs' shell blocks, as argument lists."""
+    """``helm install``/``helm upgrade`` commands of the docs' and the README's shell blocks, as
+    argument lists."""
     commands = []
-    for doc in ("installation.md", "chart.md"):
-        for block in re.findall(r"```(?:bash|sh)\n(.*?)```", (DOCS / doc).read_text(), flags=re.S):
+    for doc in (DOCS / "installation.md", DOCS / "chart.md", PROJECT_ROOT / "README.md"):
+        for block in re.findall(r"```(?:bash|sh)\n(.*?)```", doc.read_text(), flags=re.S):
             for command in block.replace("\\\n", " ").splitlines():
                 words = shlex.split(command, comments=True)
                 if words[:2] in (["helm", "install"], ["helm", "upgrade"]):

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kfp_devstack import binaries
 from kfp_devstack.processes import ProcessRecord
-
-
-def devstack(root: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "kfp_devstack.cli", f"--dir={root}", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def recorded_processes(root: Path) -> list[ProcessRecord]:
@@ -33,13 +20,13 @@ def recorded_processes(root: Path) -> list[ProcessRecord]:
 
 
 @pytest.fixture
-def root(tmp_path: Path):
+def root(tmp_path: Path, devstack):
     yield tmp_path / "dev"
     if (tmp_path / "dev" / "state.json").exists():
         devstack(tmp_path / "dev", "down")
 
 
-def test_up_serves_runs_is_idempotent_and_down_stops_everything(root: Path) -> None:
+def test_up_serves_runs_is_idempotent_and_down_stops_everything(root: Path, devstack) -> None:
     devstack(root, "up", "--no-kfp")
     started = recorded_processes(root)
     assert {r.name for r in started} == {"etcd", "kube-apiserver", "nats-server"}
@@ -63,7 +50,7 @@ def test_up_serves_runs_is_idempotent_and_down_stops_everything(root: Path) -> N
     assert "control plane   stopped" in devstack(root, "status")
 
 
-def test_up_restarts_a_component_that_died(root: Path) -> None:
+def test_up_restarts_a_component_that_died(root: Path, devstack) -> None:
     devstack(root, "up", "--no-kfp")
     nats = next(r for r in recorded_processes(root) if r.name == "nats-server")
     subprocess.run(["kill", "-9", str(nats.pid)], check=True)

@@ -47,8 +47,16 @@ TIMEOUT = 60.0  # generous: the operator, the emulator and the API server share 
 class OperatorProcess:
     """``kfp-operator`` as a child process, with its metrics and health endpoints."""
 
-    def __init__(self, config: Mapping[str, Any], kubeconfig: Path, work_dir: Path) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        kubeconfig: Path,
+        work_dir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.config = dict(config)
+        self.env = dict(env or {})
         self.kubeconfig = kubeconfig
         self.work_dir = work_dir
         self.metrics_port = free_port()
@@ -72,7 +80,7 @@ class OperatorProcess:
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
         wait_until(
             self._leading, timeout=TIMEOUT, message=lambda: f"the operator to lead; log:\n{self.tail()}"
@@ -164,8 +172,14 @@ class World:
             config[key] = value
         return config
 
-    def start_operator(self, **overrides: Any) -> OperatorProcess:
-        operator = OperatorProcess(self.operator_config(**overrides), self.kubeconfig, self.work_dir)
+    def start_operator(
+        self, *, kubeconfig: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> OperatorProcess:
+        """Starts the operator with the test's configuration and ``overrides`` of its top-level keys,
+        as the admin unless another ``kubeconfig`` is given."""
+        operator = OperatorProcess(
+            self.operator_config(**overrides), kubeconfig or self.kubeconfig, self.work_dir, env=env
+        )
         self.operators.append(operator)
         return operator.start()
 
