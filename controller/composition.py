@@ -42,6 +42,7 @@ from reconcilers.run_configuration import (
 )
 from reconcilers.run_model import RunView
 
+CATALOG_TTL = 10.0
 # A sink that is down is retried at least this often once it is back, however long it was down.
 EVENT_RETRY_MAX_DELAY = 30.0
 
@@ -86,7 +87,11 @@ def add_controllers(mgr: Manager) -> None:
             run_configurations=run_configurations.store,
             kube=mgr.kube,
             kfp=kfp,
-            catalog=CachedKfpCatalog(kfp),
+            # Answers are cached for half the recheck interval: a waiting Run sees a pipeline
+            # uploaded meanwhile at its next recheck, and a burst shares one lookup.
+            catalog=CachedKfpCatalog(
+                kfp, ttl_seconds=min(CATALOG_TTL, config.dependency_recheck_interval / 2)
+            ),
             tracker=tracker,
             metadata=metadata,
             recorder=mgr.event_recorder,

@@ -56,6 +56,8 @@ class TtlReconciler:
             return Result()
         decision = self._decide(RunView(cached))
         if isinstance(decision, Keep):
+            if decision.invalid:
+                self._recorder.event(cached, "Warning", "InvalidTTL", decision.reason)
             return self._keep(decision)
         fresh = self._kube.get_or_none(RUNS, key)
         if fresh is None:

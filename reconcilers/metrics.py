@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from reconcilers.conditions import DEPENDENCIES_RESOLVED
+from reconcilers.resolution import UNRESOLVED_REASONS
 from reconcilers.run_model import RunView
 
 # Minutes to a day: pipelines run from seconds to many hours.
@@ -97,8 +98,8 @@ class RunCacheCollector(Collector):
             "Runs not submitted because a dependency is missing or invalid, by reason.",
             labels=["reason"],
         )
-        for reason, count in sorted(waiting.items()):
-            waiting_family.add_metric([reason], count)
+        for reason in sorted(set(UNRESOLVED_REASONS) | waiting.keys()):
+            waiting_family.add_metric([reason], waiting.get(reason, 0))
         phase_family = GaugeMetricFamily(
             "kfp_operator_runs", "Runs in the operator's cache by phase.", labels=["phase"]
         )

@@ -22,6 +22,11 @@ _INTEGER = re.compile(r"^[+-]?\d+$")
 _BOOLEANS = {"true": True, "false": False}
 
 
+# Reasons a valueFrom reference cannot be resolved yet.
+RUN_CONFIGURATION_NOT_FOUND = "RunConfigurationNotFound"
+ARTIFACT_NOT_AVAILABLE = "ArtifactNotAvailable"
+
+
 class InvalidParameterValue(ValueError):
     """A literal value cannot be converted to the type the pipeline declares."""
 
@@ -72,7 +77,7 @@ def resolve_values(
         if rc is None:
             missing.append(
                 MissingDependency(
-                    "RunConfigurationNotFound",
+                    RUN_CONFIGURATION_NOT_FOUND,
                     f"parameter {parameter.name}: RunConfiguration {ref.name} does not exist",
                 )
             )
@@ -94,7 +99,7 @@ def resolve_values(
             )
             missing.append(
                 MissingDependency(
-                    "ArtifactNotAvailable", f"parameter {parameter.name}: RunConfiguration {ref.name} {why}"
+                    ARTIFACT_NOT_AVAILABLE, f"parameter {parameter.name}: RunConfiguration {ref.name} {why}"
                 )
             )
             continue

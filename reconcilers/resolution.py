@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from reconcilers.artifact_path import InvalidArtifactPath, parse_artifact_path
 from reconcilers.parameters import (
+    ARTIFACT_NOT_AVAILABLE,
+    RUN_CONFIGURATION_NOT_FOUND,
     InvalidParameterValue,
     convert_values,
     declared_parameter_types,
@@ -31,6 +33,16 @@ EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
 INVALID_ARTIFACT_FILTER = "InvalidArtifactFilter"
 INVALID_ARTIFACT_PATH = "InvalidArtifactPath"
 INVALID_PARAMETER = "InvalidParameter"
+UNRESOLVED_REASONS = (
+    PIPELINE_NOT_FOUND,
+    PIPELINE_VERSION_NOT_FOUND,
+    EXPERIMENT_NOT_FOUND,
+    RUN_CONFIGURATION_NOT_FOUND,
+    ARTIFACT_NOT_AVAILABLE,
+    INVALID_ARTIFACT_FILTER,
+    INVALID_ARTIFACT_PATH,
+    INVALID_PARAMETER,
+)
 
 
 @dataclass(frozen=True)

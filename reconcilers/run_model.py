@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 GROUP = "pipelines.kubeflow.org"
@@ -114,7 +115,11 @@ class RunView:
         self.obj = obj
         self.metadata: Mapping[str, Any] = obj.get("metadata", {})
         self.status: Mapping[str, Any] = obj.get("status") or {}
-        self.spec = RunSpec.from_dict(obj.get("spec") or {})
+
+    @cached_property
+    def spec(self) -> RunSpec:
+        # Parsed on first use: index functions and metrics look at metadata and status only.
+        return RunSpec.from_dict(self.obj.get("spec") or {})
 
     @property
     def namespace(self) -> str:

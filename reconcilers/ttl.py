@@ -25,6 +25,7 @@ class Keep:
 
     reason: str
     recheck_after: timedelta | None = None
+    invalid: bool = False  # the Run's own TTL setting is wrong: worth telling the user
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def decide(
     try:
         ttl = ttl_for(run, default_ttl)
     except InvalidValue as error:
-        return Keep(f"invalid {TTL_ANNOTATION} annotation: {error}")
+        return Keep(f"invalid {TTL_ANNOTATION} annotation: {error}", invalid=True)
     if ttl is None:
         return Keep("no TTL")
     if sinks_configured and not (run.status.get("completionEvent") or {}).get("deliveredAt"):

@@ -118,11 +118,14 @@ class OperatorProcess:
             "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
         )
 
-    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    def exposition(self) -> str:
+        """The text of ``/metrics``."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            text = response.read().decode()
+            return response.read().decode()
+
+    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         samples = {}
-        for family in text_string_to_metric_families(text):
+        for family in text_string_to_metric_families(self.exposition()):
             for sample in family.samples:
                 samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
         return samples

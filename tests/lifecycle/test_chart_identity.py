@@ -13,6 +13,7 @@ import yaml
 
 from kfp_devstack.controlplane import ControlPlane
 from tests.chart.chartlib import parse, render_text
+from tests.chart.dashboard import load_dashboard, missing_series
 from tests.lifecycle.harness import OperatorProcess, World
 from tests.lifecycle.seed import run_seed_scenario
 
@@ -78,3 +79,5 @@ def test_the_seed_example_runs_with_the_charts_permissions(
     forbidden = operator.metric("rest_client_requests_total", code="403")
     assert forbidden == 0, operator.tail(100)
     assert operator.metric("leader_election_master_status") == 1
+    # Every series the chart's dashboard queries is exported by the running operator.
+    assert missing_series(load_dashboard(), operator.exposition()) == set()

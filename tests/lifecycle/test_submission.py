@@ -173,7 +173,7 @@ def test_a_run_waits_for_a_missing_dependency_and_proceeds_once_it_exists(
 ) -> None:
     for step in present:
         step(world)
-    world.start_operator()
+    operator = world.start_operator()
 
     name = world.create_run(REFERENCING)
 
@@ -184,12 +184,14 @@ def test_a_run_waits_for_a_missing_dependency_and_proceeds_once_it_exists(
     assert world.condition(name, "DependenciesResolved")["message"] == message
     assert ("Warning", reason, f"waiting: {message}") in world.events_for(name)
     assert world.kfp_runs() == []
+    assert operator.metric("kfp_operator_runs_waiting", reason=reason) == 1
 
     make(world)
 
     status = world.wait_submitted(name)
     assert conditions(status)["DependenciesResolved"] == ("True", "Resolved")
     assert len(world.kfp_runs()) == 1
+    assert operator.metric("kfp_operator_runs_waiting") == 0
 
 
 def test_dependencies_record_the_referenced_artifacts_of_each_run_configuration(world: World) -> None:
