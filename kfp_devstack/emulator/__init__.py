@@ -4,8 +4,8 @@ The KFP API is served over HTTP and behaves like the real server wherever a clie
 could tell (encoding, errors, filters, pagination, the run state machine); runs
 progress on their own and write ML Metadata as the KFP v2 driver and launcher do,
 and the store is served over MLMD's standard gRPC API. A control API scripts what
-runs do and injects faults. Comments cite the sections of kfp-and-mlmd.md that
-describe the real server behaviour being copied.
+runs do and injects faults. Comments cite the sections of docs/emulator.md that
+describe the real server behaviour being copied; docs/emulator.md §14 lists what is left out.
 
     from kfp_devstack.emulator import Emulator, EmulatorConfig, EmulatorControl, Scenario, Task
 

@@ -1,4 +1,4 @@
-"""ExperimentService: create, get, list, archive, unarchive, delete (kfp-and-mlmd.md §1.3, §5.1)."""
+"""ExperimentService: create, get, list, archive, unarchive, delete (docs/emulator.md §4.3)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class ExperimentService:
     def _create(self, body: dict[str, Any]) -> Experiment:
         name = body.get("display_name", "")
         if not name:
-            # The server wraps this validation failure as an internal error (§1.3).
+            # The server wraps this validation failure as an internal error (docs/emulator.md §4.3).
             raise errors.internal("Failed to convert API experiment to model", "Experiment must have a name")
         namespace = self._tenancy.namespace(body.get("namespace", ""))
         if self._tenancy.multi_user and not namespace:

@@ -1,4 +1,4 @@
-"""PipelineService and PipelineUploadService (kfp-and-mlmd.md §1.2-1.3).
+"""PipelineService and PipelineUploadService (docs/emulator.md §4.2).
 
 * ``name`` is unique per namespace and a version's ``name`` per pipeline (409); each
   of ``name``/``display_name`` defaults to the other, and an upload's name falls back

@@ -1,12 +1,12 @@
 """RunService: create, get, list, terminate, archive, unarchive, delete, retry.
 
-CreateRun checks in the server's order (kfp-and-mlmd.md §5.1): a missing display name
+CreateRun checks in the server's order (docs/emulator.md §4.4): a missing display name
 is a 500 (the server wraps it as internal), a missing experiment in multi-user mode a
 400, an unknown experiment a 404, an unknown or mismatched pipeline or version, or no
 usable pipeline source at all, a 500 (the template fetch wraps everything as internal;
 the deprecated top-level ``pipeline_version_id`` is ignored), and parameters that do
 not fit the spec a 400. A client-sent ``run_id`` is honoured, as the server does
-(§1.3); a duplicate is a 500.
+(docs/emulator.md §4.4); a duplicate is a 500.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ class RunService:
         pipeline_id = reference.get("pipeline_id", "")
         version_id = reference.get("pipeline_version_id", "")
         if not pipeline_id and not version_id:
-            # Also the case for the deprecated top-level pipeline_version_id, which is ignored (§5.2).
+            # Also the case for the deprecated top-level pipeline_version_id, which is ignored
+            # (docs/emulator.md §4.4).
             raise errors.internal(fetch_failed, "the run has no pipeline source")
         try:
             if version_id:
@@ -156,7 +157,7 @@ class RunService:
                 version = latest
             pipeline = self._pipelines.fetch(version.pipeline_id)
         except ApiError as err:
-            # NotFound and InvalidArgument alike come back as Internal (§2.3).
+            # NotFound and InvalidArgument alike come back as Internal (docs/emulator.md §7).
             raise errors.internal(
                 "Failed to fetch a template with an error fetching manifest", err.message
             ) from None
@@ -227,7 +228,8 @@ class RunService:
             try:
                 run = self.fetch(run_id)
                 if run.state not in TERMINABLE_STATES:
-                    # The terminate UPDATE only matches active rows, hence the wording (§1.3).
+                    # The terminate UPDATE only matches active rows, hence the wording
+                    # (docs/emulator.md §4.6).
                     raise errors.invalid_input(f"Failed to terminate a run {run_id}. Row not found")
             except ApiError as err:
                 raise err.wrap("Failed to terminate a run") from None

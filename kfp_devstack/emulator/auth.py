@@ -1,4 +1,4 @@
-"""Who is calling, in multi-user mode (kfp-and-mlmd.md §2.4).
+"""Who is calling, in multi-user mode (docs/emulator.md §8).
 
 The real server tries the ``kubeflow-userid`` header first, then a bearer token
 checked with a TokenReview. The emulator accepts the header as is and a bearer token

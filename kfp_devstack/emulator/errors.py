@@ -3,7 +3,7 @@
 The grpc-gateway endpoints answer with a ``google.rpc.Status`` whose top-level
 ``message`` is the server's chain of wrapped internal messages and whose single
 detail is a nested ``google.rpc.Status`` carrying the short user-facing text
-(kfp-and-mlmd.md §2.3). The helpers below build the same chains the server's
+(docs/emulator.md §7). The helpers below build the same chains the server's
 ``util`` package builds (``NewResourceNotFoundError``, ``NewInvalidInputError``,
 ``NewInternalServerError``, ...), so a client that parses messages sees the same text.
 
@@ -42,7 +42,7 @@ class Code(IntEnum):
 
 
 # grpc-gateway v2 runtime.HTTPStatusFromCode. Note Aborted -> 409: the server's
-# NewBadRequestError uses Aborted (§2.3).
+# NewBadRequestError uses Aborted (docs/emulator.md §7).
 HTTP_STATUS_BY_CODE: dict[Code, int] = {
     Code.OK: 200,
     Code.CANCELLED: 499,
@@ -111,7 +111,7 @@ class ApiError(Exception):
 
 
 class UploadError(Exception):
-    """An error answered by the multipart upload handlers (their own shape, §2.3)."""
+    """An error answered by the multipart upload handlers (their own shape, docs/emulator.md §7)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

@@ -91,7 +91,8 @@ def _add_pipeline_routes(router: Router, pipelines: PipelineService) -> None:
         f"{API}/pipelines/{{pipeline_id}}/versions",
         lambda r: _ok(pipelines.create_version(r.params["pipeline_id"], r.body)),
     )
-    # GetPipelineVersion and DeletePipelineVersion look the version up by its id alone (§1.3).
+    # GetPipelineVersion and DeletePipelineVersion look the version up by its id alone
+    # (docs/emulator.md §4.2).
     router.add(
         "GET",
         f"{API}/pipelines/{{pipeline_id}}/versions/{{pipeline_version_id}}",

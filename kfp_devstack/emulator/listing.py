@@ -1,4 +1,4 @@
-"""Filtering, sorting and pagination with the KFP API server's semantics (kfp-and-mlmd.md §1.4).
+"""Filtering, sorting and pagination with the KFP API server's semantics (docs/emulator.md §5).
 
 * ``filter`` is a JSON ``Filter`` that the server URL-unescapes a second time, so a
   literal ``+`` becomes a space and a stray ``%`` is an error. All predicates are
@@ -186,7 +186,7 @@ def _parse_filter(filter_text: str) -> list[dict[str, Any]]:
     if not filter_text:
         return []
     try:
-        # The server unescapes the already-decoded query value once more (§1.4).
+        # The server unescapes the already-decoded query value once more (docs/emulator.md §5).
         decoded = _go_query_unescape(filter_text)
         parsed = decode_json_text(FILTER, decoded)
     except (ValueError, ApiError) as err:

@@ -2,7 +2,7 @@
 
 SQLite does not tolerate concurrent writers ("database is locked"), so every call,
 from the gRPC service's threads and from the run engine alike, goes through one
-store handle under one lock (kfp-and-mlmd.md §5.3).
+store handle under one lock (docs/emulator.md §10.1).
 
 The class extends MLMD's own Python client, which in ``ConnectionConfig`` mode calls
 the C++ extension directly: the emulator writes with the familiar ``put_execution``

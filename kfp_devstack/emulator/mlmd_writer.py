@@ -1,4 +1,4 @@
-"""Writes ML Metadata the way the KFP v2 driver and launcher do (kfp-and-mlmd.md §4.1-4.3).
+"""Writes ML Metadata the way the KFP v2 driver and launcher do (docs/emulator.md §10).
 
 * Contexts: ``system.Pipeline`` named by ``pipelineInfo.name`` and ``system.PipelineRun``
   named by the run id (custom properties ``namespace``, ``resource_name``,

@@ -28,7 +28,7 @@ class RunState(StrEnum):
     PAUSED = "PAUSED"
 
 
-# Terminate is accepted only from these DB states (§1.3); anything else is a 400.
+# Terminate is accepted only from these DB states (docs/emulator.md §4.6); anything else is a 400.
 TERMINABLE_STATES = frozenset({RunState.PENDING, RunState.RUNNING, RunState.PAUSED, RunState.UNSPECIFIED})
 FINISHED_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED, RunState.SKIPPED})
 
@@ -180,7 +180,7 @@ class Run(_Record):
 
     @property
     def scheduled_at(self) -> int:
-        return self.created_at  # the server sets scheduled_at = created_at for one-off runs (§5.1)
+        return self.created_at  # the server sets scheduled_at = created_at (docs/emulator.md §4.4)
 
     def record_state(self, state: RunState, at: int) -> None:
         """Sets the state, appending to the history only on a change, as the persistence agent does."""

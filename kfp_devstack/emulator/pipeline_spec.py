@@ -1,7 +1,7 @@
 """The parts of a compiled KFP v2 pipeline spec (IR) the emulator reads.
 
 Parameter validation follows the server's ``validatePipelineJobInputs``
-(kfp-and-mlmd.md §1.3): the type of each provided value is checked against
+(docs/emulator.md §4.4): the type of each provided value is checked against
 ``root.inputDefinitions.parameters[*].parameterType``, a missing parameter that is
 neither optional nor defaulted is an error, and so is any extra parameter.
 

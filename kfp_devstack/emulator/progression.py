@@ -8,7 +8,7 @@ failed task. Times of day on the API are whole seconds; the engine's deadlines a
 precise wall-clock seconds kept with the run, so a restarted emulator picks up where
 it stopped (an overdue task simply finishes at once).
 
-Mirroring the real server (kfp-and-mlmd.md §2.2):
+Mirroring the real server (docs/emulator.md §6):
 
 * the history grows only when the state changes;
 * terminate sets CANCELING in the run at once without touching the history; the next
@@ -404,7 +404,7 @@ def _is_ready(task: TaskProgress, progress: RunProgress, spec: PipelineSpec) -> 
 
 
 def _cluster_namespace(run: Run) -> str:
-    # Single-user runs go to the server's own namespace (§2.4).
+    # Single-user runs go to the server's own namespace (docs/emulator.md §8).
     return run.namespace or "kubeflow"
 
 

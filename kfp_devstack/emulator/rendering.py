@@ -1,4 +1,4 @@
-"""Records rendered as the server's JSON (kfp-and-mlmd.md §1.1).
+"""Records rendered as the server's JSON (docs/emulator.md §3).
 
 The server marshals with proto field names and ``EmitUnpopulated: false``: empty
 strings, zero numbers, false, and empty lists and maps are left out, enums are names,

@@ -1,7 +1,7 @@
 """Strict decoding of JSON request bodies, as grpc-gateway's protojson unmarshaller does it.
 
 The server's marshaller has ``DiscardUnknown: false``, so an unknown field is a 400
-(kfp-and-mlmd.md §1.1). protojson also accepts a field's JSON (lowerCamel) name as
+(docs/emulator.md §3). protojson also accepts a field's JSON (lowerCamel) name as
 well as its proto name, enum names or numbers, 64-bit integers as numbers or strings,
 ``null`` as "unset", and rejects duplicate fields, values of the wrong JSON type and a
 second member of a oneof. Errors read like protojson's (``proto: (line L:C): ...``).

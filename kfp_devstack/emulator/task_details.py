@@ -1,4 +1,4 @@
-"""``run_details.task_details`` as the Argo-backed server builds them (kfp-and-mlmd.md §3).
+"""``run_details.task_details`` as the Argo-backed server builds them (docs/emulator.md §9).
 
 The server turns the workflow's nodes into task details: the workflow's own node,
 ``root-driver`` and the ``root`` DAG, then per started task ``<key>-driver``, the

@@ -1,4 +1,4 @@
-"""Single-user and multi-user mode (kfp-and-mlmd.md §2.4)."""
+"""Single-user and multi-user mode (docs/emulator.md §8)."""
 
 from __future__ import annotations
 

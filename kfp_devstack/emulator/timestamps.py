@@ -6,7 +6,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
-# The server writes timestamps it has not set as the epoch, not as absent fields (§1.1).
+# The server writes timestamps it has not set as the epoch, not as absent fields (docs/emulator.md §3).
 EPOCH_TEXT = "1970-01-01T00:00:00Z"
 
 _RFC3339 = re.compile(

@@ -3,7 +3,7 @@
 Definitions are converted to JSON Schema strictly: an object that lists its properties
 allows no others, int64 values must be strings of digits and timestamps whole-second
 RFC 3339 in UTC. The one documented difference is healthz, whose plain handler also
-answers ``commit_sha`` and ``tag_name`` (kfp-and-mlmd.md §5.2).
+answers ``commit_sha`` and ``tag_name`` (docs/emulator.md §12).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Filters, sorting and pagination with the server's semantics (kfp-and-mlmd.md §1.4)."""
+"""Filters, sorting and pagination with the server's semantics (docs/emulator.md §5)."""
 
 from __future__ import annotations
 

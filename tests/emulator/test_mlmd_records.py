@@ -1,4 +1,4 @@
-"""What runs write to ML Metadata, read back over gRPC the way an artifact resolver does (§4.5)."""
+"""What runs write to ML Metadata, read over gRPC the way an artifact resolver does (docs/emulator.md §11)."""
 
 from __future__ import annotations
 
