@@ -326,6 +326,23 @@ class World:
     def event_reasons(self, name: str) -> list[str]:
         return [reason for _, reason, _ in self.events_for(name)]
 
+    def wait_events(
+        self, name: str, check: Callable[[list[tuple[str, str, str]]], bool], what: str
+    ) -> list[tuple[str, str, str]]:
+        """Waits until the Events about ``name`` pass ``check``: the operator records Events in
+        the background, so they may land just after the status change they accompany."""
+
+        def events() -> list[tuple[str, str, str]] | None:
+            found = self.events_for(name)
+            return found if check(found) else None
+
+        return wait_until(
+            events, timeout=TIMEOUT, message=lambda: f"Events of {name}: {what}; have {self.events_for(name)}"
+        )
+
+    def wait_event(self, name: str, reason: str) -> None:
+        self.wait_events(name, lambda events: reason in [r for _, r, _ in events], f"a {reason} Event")
+
     # -- NATS --------------------------------------------------------------------------------
 
     def published_events(self) -> list[dict[str, Any]]:

@@ -95,5 +95,7 @@ def run_seed_scenario(world: World, start_operator: Callable[[], OperatorProcess
         "runName": f"{world.namespace}/{name}",
         "finishedAt": status["finishedAt"],
     }
-    assert world.event_reasons(name) == ["Submitted", "Succeeded"]
+    world.wait_events(
+        name, lambda events: [r for _, r, _ in events] == ["Submitted", "Succeeded"], "exactly two"
+    )
     return operator

@@ -43,7 +43,7 @@ def test_a_failed_run_completes_as_failed_and_leaves_its_run_configuration_alone
     assert event["data"]["status"] == "failed"
     assert event["data"]["artifacts"] == []
     assert world.run_configuration("rc")["status"]["latestRuns"]["succeeded"]["providerId"] == "kfp:before"
-    assert ("Warning", "Failed") in [(t, r) for t, r, _ in world.events_for(name)]
+    world.wait_events(name, lambda events: ("Warning", "Failed") in [(t, r) for t, r, _ in events], "Failed")
 
 
 def test_a_completion_while_the_operator_was_down_is_recorded_after_restart(world: World) -> None:
@@ -99,7 +99,7 @@ def test_a_run_that_disappears_from_kfp_completes_as_failed(world: World) -> Non
     status = world.wait_completed(name)
     assert status["completionState"] == "Failed"
     assert "no longer exists" in world.condition(name, "Completed")["message"]
-    assert "RunVanished" in world.event_reasons(name)
+    world.wait_event(name, "RunVanished")
 
 
 def test_running_is_reported_by_the_safety_check(world: World) -> None:

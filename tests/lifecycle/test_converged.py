@@ -60,7 +60,9 @@ def test_tracking_costs_list_calls_per_poll_not_calls_per_run(world: World) -> N
     wait_until(lambda: time.monotonic() >= end, timeout=6, interval=0.5, message="the window")
 
     polls = operator.metric("kfp_operator_kfp_requests_total", operation="list_runs") - polls_before
-    assert 5 <= polls <= 12  # about one list per 0.5 s poll, for six tracked Runs
+    # At most one list per 0.5 s poll for six tracked Runs (fewer when the machine is busy),
+    # and no per-Run reads.
+    assert 1 <= polls <= 12
     assert operator.metric("kfp_operator_kfp_requests_total", operation="get_run") == gets_before
 
 

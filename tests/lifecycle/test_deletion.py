@@ -38,7 +38,7 @@ def test_deleting_an_active_run_terminates_it_in_kfp(world: World) -> None:
     )
     states = [entry["state"] for entry in world.kfp_run(run_id)["state_history"]]
     assert states[-2:] == ["CANCELING", "FAILED"]
-    assert "Terminated" in world.event_reasons(name)
+    world.wait_event(name, "Terminated")
     assert operator.metric("kfp_operator_kfp_terminations_total") == 1
 
 
@@ -90,4 +90,4 @@ def test_when_kfp_cannot_terminate_the_run_it_is_released_after_the_deletion_tim
     delete(world, name)
 
     world.wait_gone(name)
-    assert "TerminationAbandoned" in world.event_reasons(name)
+    world.wait_event(name, "TerminationAbandoned")

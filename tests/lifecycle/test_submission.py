@@ -44,7 +44,9 @@ def test_a_run_goes_through_all_stages_and_is_deleted(world: World) -> None:
 
     world.wait_gone(name)
     assert world.kfp_run(run_id)["state"] == "SUCCEEDED"  # a finished run stays in KFP's history
-    assert world.event_reasons(name) == ["Submitted", "Succeeded"]
+    world.wait_events(
+        name, lambda events: [r for _, r, _ in events] == ["Submitted", "Succeeded"], "exactly two"
+    )
 
 
 def test_a_fixed_pipeline_version_is_the_one_submitted(world: World) -> None:
@@ -182,7 +184,9 @@ def test_a_run_waits_for_a_missing_dependency_and_proceeds_once_it_exists(
     )
     assert waiting["synchronizationState"] == "Creating"
     assert world.condition(name, "DependenciesResolved")["message"] == message
-    assert ("Warning", reason, f"waiting: {message}") in world.events_for(name)
+    world.wait_events(
+        name, lambda events: ("Warning", reason, f"waiting: {message}") in events, "a waiting Event"
+    )
     assert world.kfp_runs() == []
     assert operator.metric("kfp_operator_runs_waiting", reason=reason) == 1
 

@@ -33,7 +33,7 @@ def test_a_completed_run_is_deleted_once_its_ttl_has_passed(world: World) -> Non
 
     deleted_at = datetime.now(UTC)
     assert deleted_at >= parse_time(status["finishedAt"]) + timedelta(seconds=3)
-    assert "DeletedAfterTTL" in world.event_reasons(name)
+    world.wait_event(name, "DeletedAfterTTL")
     assert operator.metric("kfp_operator_ttl_deletions_total") == 1
 
 
@@ -84,7 +84,7 @@ def test_a_run_is_kept_while_its_event_cannot_be_delivered(world: World, tmp_pat
         )
         assert world.run(name) is not None
         assert not (world.status(name).get("completionEvent") or {}).get("deliveredAt")
-        assert "EventDeliveryFailing" in world.event_reasons(name)
+        world.wait_event(name, "EventDeliveryFailing")
 
         nats.start()  # same port and store: the operator reconnects
         world.wait_gone(name)
