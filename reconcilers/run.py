@@ -158,7 +158,9 @@ class RunReconciler:
                 if not error.is_user_error:
                     raise  # no answer or a server error: look for the run by its marker next time
                 self._write(
-                    run, run_status.submission_failed(run, resolved, error.message, self._clock.now())
+                    run,
+                    run_status.submission_failed(run, resolved, error.message, self._clock.now()),
+                    superseded=with_finalizer,
                 )
                 self._recorder.event(
                     run.obj, WARNING, "SubmissionFailed", f"KFP rejected the run: {error.message}"

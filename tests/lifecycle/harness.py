@@ -169,7 +169,7 @@ class World:
             "dependencyRecheckInterval": "1s",
             "watchNamespaces": [self.namespace],
             "leaderElection": {"enabled": True, "namespace": self.namespace, "name": "kfp-operator"},
-            "log": {"format": "json", "level": "info"},
+            "log": {"format": "json", "level": "debug"},
         }
         for key, value in overrides.items():
             config[key] = value
