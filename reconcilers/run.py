@@ -147,8 +147,11 @@ class RunReconciler:
 
     def _create(self, run: RunView, resolved: Resolved) -> Result:
         # The finalizer comes first: once a KFP run may exist, deletion must get a chance to stop it.
+        # Adding it is conditional on the version read, so if this call added it, no earlier
+        # attempt (in any process) can have created a run: every attempt adds it first. Only a
+        # Run that already had it needs the lookup by marker.
         with_finalizer = self._kube.add_finalizer(RUNS, run.obj, FINALIZER)
-        existing = self._find_by_marker(run)
+        existing = self._find_by_marker(run) if with_finalizer is None else None
         if existing is not None:
             kfp_run, how = existing, "adopted"
         else:

@@ -2,9 +2,9 @@
 
 KFP has no idempotency key and run display names are not unique, so every run
 the operator creates carries a marker derived from the Run's UID in its
-description. Before creating, the operator looks for a run with that marker and
-adopts it if one exists: a crash between create and the status write, a lost
-response or a retried create can therefore never produce a second run.
+description. Before any attempt but the first, the operator looks for a run with
+that marker and adopts it if one exists: a crash between create and the status
+write, a lost response or a retried create can therefore never produce a second run.
 """
 
 from __future__ import annotations
