@@ -240,13 +240,16 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class KubeConfig:
+    # No client-side limit by default, as controller-runtime since v0.21: the number of requests
+    # in flight is already bounded by the workers, and the API server's Priority and Fairness
+    # throttles fairly across clients; a fixed client-side rate made bursts of Runs wait on it.
     qps: float = field(
-        default=20.0,
+        default=0.0,
         metadata=setting(
             "qps",
             parse_float,
             "Client-side limit on Kubernetes API requests per second (token bucket refill rate); 0 or "
-            "less disables the client-side limit and leaves throttling to API Priority and Fairness.",
+            "less (the default) leaves throttling to the API server's Priority and Fairness.",
         ),
     )
     burst: int = field(

@@ -119,7 +119,7 @@ class Kube:
         configuration: Configuration,
         metrics: Metrics,
         *,
-        qps: float = 20.0,
+        qps: float = 0.0,
         burst: int = 30,
         request_timeout: float = 30.0,
     ) -> None:
