@@ -5,12 +5,13 @@ parameter encoding), but responses are read as raw JSON: the generated models
 deserialise every nested field of every run into objects, which dominates the
 cost of the bulk poll, and the operator only needs a few fields.
 
-Retries: idempotent calls (reads, terminate) are retried a few times within one
-call on connection errors, 429 (honouring Retry-After) and 5xx, with a small
-budget, so a blip does not cost a whole reconcile. Creating a run is never
-retried here: a create whose response was lost must be found by its marker
-before it is attempted again, which the Run reconciler does on its next pass.
-Everything else fails fast and the work queue's per-item backoff takes over.
+Retries follow the Kubernetes client's rule (``controller.transport``): one layer
+per call. Inside a reconcile a call is made once and the work queue's per-item
+backoff is the retry layer; elsewhere (the bulk poll) idempotent calls are retried
+a few times on connection errors, 429 (honouring Retry-After) and 5xx, with a small
+budget. Creating a run is never retried here: a create whose response was lost
+must be found by its marker before it is attempted again, which the Run reconciler
+does on its next pass.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import kfp_server_api
 import tenacity
 import urllib3
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from controller.transport import retries_enabled
 
 T = TypeVar("T")
 
@@ -109,7 +112,7 @@ class KfpClient:
     # -- pipelines ---------------------------------------------------------------------------
 
     def get_pipeline_by_name(self, name: str, namespace: str) -> dict[str, Any] | None:
-        return self._read_or_none(
+        return self._idempotent_or_none(
             "get_pipeline_by_name",
             lambda **kw: self._pipelines.pipeline_service_get_pipeline_by_name(
                 name, namespace=self._namespace(namespace), **kw
@@ -124,7 +127,7 @@ class KfpClient:
         sort_by: str = "",
         page_size: int = 0,
     ) -> list[dict[str, Any]]:
-        response = self._read(
+        response = self._idempotent(
             "list_pipeline_versions",
             lambda **kw: self._pipelines.pipeline_service_list_pipeline_versions(
                 pipeline_id, filter=_filter(filter), sort_by=sort_by, page_size=page_size, **kw
@@ -135,7 +138,7 @@ class KfpClient:
     # -- experiments -------------------------------------------------------------------------
 
     def list_experiments(self, *, filter: Mapping[str, Any], namespace: str) -> list[dict[str, Any]]:
-        response = self._read(
+        response = self._idempotent(
             "list_experiments",
             lambda **kw: self._experiments.experiment_service_list_experiments(
                 filter=_filter(filter), namespace=self._namespace(namespace), **kw
@@ -149,10 +152,10 @@ class KfpClient:
         return self._call("create_run", lambda **kw: self._runs.run_service_create_run(dict(body), **kw))
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        return self._read_or_none("get_run", lambda **kw: self._runs.run_service_get_run(run_id, **kw))
+        return self._idempotent_or_none("get_run", lambda **kw: self._runs.run_service_get_run(run_id, **kw))
 
     def terminate_run(self, run_id: str) -> None:
-        self._read("terminate_run", lambda **kw: self._runs.run_service_terminate_run(run_id, **kw))
+        self._idempotent("terminate_run", lambda **kw: self._runs.run_service_terminate_run(run_id, **kw))
 
     def list_runs(
         self,
@@ -166,7 +169,7 @@ class KfpClient:
         """Every matching run, following page tokens (one call per page)."""
         token = ""
         while True:
-            response = self._read(
+            response = self._idempotent(
                 "list_runs",
                 lambda token=token, **kw: self._runs.run_service_list_runs(
                     filter=_filter(filter),
@@ -189,15 +192,17 @@ class KfpClient:
         # Single-user servers ignore namespaces; sending none keeps requests identical to the SDK's.
         return namespace if self.multi_user else ""
 
-    def _read_or_none(self, operation: str, call: Callable[..., Any]) -> dict[str, Any] | None:
+    def _idempotent_or_none(self, operation: str, call: Callable[..., Any]) -> dict[str, Any] | None:
         try:
-            return self._read(operation, call)
+            return self._idempotent(operation, call)
         except KfpError as error:
             if error.status == 404:
                 return None
             raise
 
-    def _read(self, operation: str, call: Callable[..., Any]) -> dict[str, Any]:
+    def _idempotent(self, operation: str, call: Callable[..., Any]) -> dict[str, Any]:
+        if not retries_enabled():
+            return self._call(operation, call)
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, KfpError) and e.is_transient),
             stop=tenacity.stop_after_attempt(MAX_ATTEMPTS),
