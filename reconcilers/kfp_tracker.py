@@ -9,11 +9,15 @@ number of Runs being tracked; with nothing tracked, nothing is asked.
 
 A finished run becomes visible in KFP with some delay after its ``finished_at``
 (the persistence agent reports it), so each poll looks back a little before the
-newest finish time it has seen. The first poll after start looks back to the
-oldest tracked Run's start, which finds completions that happened while the
-operator was down. Whatever a poll could still miss (a report delayed beyond the
-look-back, a run deleted in KFP) is caught by the Run reconciler's slow per-Run
-safety check.
+newest finish time it has seen. That watermark only moves when a newer run
+finishes, so on its own it would make every poll of an idle cluster list the
+last burst of finished runs again; the look-back is therefore also counted from
+the previous poll's start, which lets a finished run drop out of the polls one
+look-back after it finished. The first poll after start looks back to the oldest
+tracked Run's start, which finds completions that happened while the operator
+was down. Whatever a poll could still miss (a report delayed beyond the
+look-back, clocks further apart than it, a run deleted in KFP) is caught by the
+Run reconciler's slow per-Run safety check.
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ class KfpRunTracker:
         self._observed: dict[str, KfpRunObservation] = {}
         self._last_checked: dict[str, float] = {}
         self._watermark: datetime | None = None
+        self._last_poll_started: datetime | None = None
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -152,6 +157,7 @@ class KfpRunTracker:
             return
         first = self._watermark is None
         since = self._since(tracked)
+        started = self._clock.now()
         newest = self._watermark
         for namespace in self._namespaces(tracked):
             for kfp_run in self._kfp.list_runs(
@@ -165,6 +171,7 @@ class KfpRunTracker:
                 if observation.is_terminal and observation.run_id in tracked:
                     self._observe(observation)
         self._watermark = newest or since
+        self._last_poll_started = started
         if first:
             # The first poll covered every tracked run's whole life: none needs a direct read now.
             now = self._clock.monotonic()
@@ -183,7 +190,10 @@ class KfpRunTracker:
 
     def _since(self, tracked: Iterable[str]) -> datetime:
         if self._watermark is not None:
-            return self._watermark - self._lookback
+            since = self._watermark - self._lookback
+            if self._last_poll_started is not None:
+                since = max(since, self._last_poll_started - self._lookback)
+            return since
         started = [
             parse_time((obj.get("status") or {}).get("startedAt"))
             for run_id in tracked
