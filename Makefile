@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 DEV_DIR ?= .dev
 
-.PHONY: venv bins generate lint format test dev up down status pipelines
+.PHONY: venv bins generate lint format test dev up down status pipelines bench
 
 venv: $(VENV)/.installed
 
@@ -31,6 +31,11 @@ format: venv
 
 test: venv bins
 	$(VENV)/bin/pytest
+
+# The benchmarks (about 9 minutes): their own local stack and the real operator; see docs/performance.md.
+# Options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--runs 200 --cache-runs 2000".
+bench: venv bins
+	$(PYTHON) -m bench $(BENCH_ARGS)
 
 # The local stack (control plane, KFP emulator with MLMD, NATS) with the example pipelines,
 # then the operator in the foreground (Ctrl-C stops it; `make down` stops the stack).

@@ -1,0 +1,39 @@
+"""The restart floor: ``python -m bench.restart_floor --kubeconfig K NAMESPACE``.
+
+Does what no restart of this operator can avoid: start Python, import the
+operator's code (its composition root pulls in every module and client library it
+runs), and list every Run of the namespace once, 500 per page as the operator's
+reflector does, decoding each page. Prints the number of Runs listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+# Importing the operator (its entry point and composition root) is part of what is measured.
+import controller.__main__
+import controller.composition  # noqa: F401
+from bench.kubehttp import KubeHttp, runs_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.restart_floor")
+    parser.add_argument("--kubeconfig", type=Path, required=True)
+    parser.add_argument("namespace")
+    args = parser.parse_args()
+    kube = KubeHttp(args.kubeconfig)
+    count, token = 0, ""
+    while True:
+        query = "?limit=500" + (f"&continue={token}" if token else "")
+        page = json.loads(kube.request("GET", runs_path(args.namespace) + query).data)
+        count += len(page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            break
+    print(f"listed {count}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The bench's scenarios, one module each, run in order by ``bench.run``."""

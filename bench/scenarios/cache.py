@@ -1,0 +1,178 @@
+"""Memory and restart: the operator with M completed Runs in its cache.
+
+1. An operator watching an empty namespace: its RSS once ready and quiet is the
+   baseline (``VmRSS`` of ``/proc/PID/status``).
+2. M Runs with a completed status are created directly through the API (a create and
+   a status patch each; the operator is not running). Their status is a copy of one
+   the operator wrote in the burst, with a KFP run id of its own, so the objects are
+   the size real completed Runs are. Their JSON size is the sum of the response
+   bodies of the status patches: each Run serialised as the API server returns it.
+3. The restart floor (``bench.restart_floor``): a process that imports the operator's
+   code and lists the M Runs once, the unavoidable part of any restart.
+4. A fresh operator on that namespace: time from spawning it to ``/readyz`` 200 with
+   the Lease held, then until its ``run`` controller has reconciled every Run once and
+   all queues are empty; then one more poll interval of observation. KFP and MLMD
+   calls (emulator counters, reset before the start), API requests (its
+   ``rest_client_requests_total``) and its RSS at the end are the restart's cost.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from bench.kubehttp import runs_path
+from bench.operator import OperatorProcess
+from bench.runs import completed_status_like, create_completed_runs, names, run_spec
+from bench.scenarios.common import (
+    READY_TIMEOUT,
+    Context,
+    non_2xx,
+    reads_and_writes,
+    requests_by_method,
+    stop_operator,
+    wait_quiet,
+)
+from kfp_devstack.binaries import PROJECT_ROOT
+from kfp_devstack.waiting import wait_until
+
+# The M Runs are the bench's own load, not a measurement: as many concurrent creates as help.
+CREATE_THREADS = 32
+
+
+@dataclass
+class CacheResult:
+    cached_runs: int
+    json_bytes_per_run: float
+    rss_empty_bytes: int  # operator with 0 Runs, ready and quiet
+    rss_cached_bytes: int  # operator with M Runs, after reconciling all of them
+    peak_rss_cached_bytes: int  # VmHWM of that operator
+    rss_bytes_per_run: float  # (rss_cached - rss_empty) / M
+    rss_to_json_ratio: float  # rss_bytes_per_run / json_bytes_per_run
+    restart_ready_seconds: float  # spawn -> /readyz 200 and Lease held
+    restart_reconciled_seconds: float  # spawn -> every Run reconciled once, queues empty
+    restart_floor_seconds: float  # spawn -> exit of a process importing the operator and listing M Runs
+    restart_kfp_calls: dict[str, int]
+    restart_mlmd_calls: int
+    restart_api_requests: dict[str, float]  # by method
+    restart_api_reads: float
+    restart_api_writes: float
+    restart_api_writes_excluding_leases: float  # POST, PATCH, DELETE: only leader election PUTs
+    restart_api_failed_requests: dict[str, float]
+    restart_cpu_seconds: float  # spawn -> end of observation
+
+
+class CacheScenario:
+    """The three steps, so that creating the M Runs (load generation, not measured) can overlap
+    with the preparation of another scenario."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._m = ctx.options.cache_runs
+        self.namespace = ctx.namespace("cache")
+        self._rss_empty: int | None = None
+        self._json_bytes: int | None = None
+
+    def measure_empty(self) -> None:
+        """Step 1: the operator's RSS with nothing in its cache."""
+        ctx = self._ctx
+        empty = ctx.operator("empty", self.namespace).start()
+        empty.wait_ready(ctx.kube, timeout=READY_TIMEOUT)
+        wait_quiet(empty, timeout=READY_TIMEOUT, interval=ctx.options.quiet_seconds)
+        self._rss_empty = empty.sample().rss_bytes
+        stop_operator(empty)
+
+    def create_runs(self, template_namespace: str, template_run: str) -> None:
+        """Step 2: M completed Runs, statuses copied from ``template_run``'s."""
+        ctx = self._ctx
+        status = ctx.kube.get_json(runs_path(template_namespace, template_run))["status"]
+        self._json_bytes = create_completed_runs(
+            ctx.kube,
+            self.namespace,
+            names("cached", self._m),
+            run_spec(),
+            completed_status_like(status, status["providerId"].rpartition(":")[2]),
+            threads=CREATE_THREADS,
+        )
+
+    def measure_restart(self) -> CacheResult:
+        """Step 3: the restart floor, then a fresh operator over the M Runs."""
+        ctx, m = self._ctx, self._m
+        assert self._rss_empty is not None and self._json_bytes is not None, "steps 1 and 2 first"
+        timeout = ctx.timeout(m)
+        floor_seconds = _restart_floor(ctx, self.namespace, m)
+
+        ctx.emulator.reset_calls()
+        operator = ctx.operator("restart", self.namespace).start()
+        ready_seconds = operator.wait_ready(ctx.kube, timeout=READY_TIMEOUT)
+        assert operator.started_at is not None
+        wait_until(
+            lambda: _reconciled_all(operator, m),
+            timeout=timeout,
+            interval=0.5,
+            message=f"the restarted operator to reconcile {m} Runs",
+        )
+        reconciled_seconds = time.monotonic() - operator.started_at
+        poll_interval = float(ctx.effective_operator_config(operator)["poll_interval"])
+        time.sleep(poll_interval + 1)  # observation: a bulk poll would have happened by now
+        samples = wait_quiet(operator, timeout=timeout, interval=ctx.options.quiet_seconds)
+        process = operator.sample()
+        kfp_calls = ctx.emulator.calls()
+        mlmd_calls = ctx.emulator.mlmd_calls()
+        stop_operator(operator)
+
+        by_method = requests_by_method(samples)
+        reads, writes = reads_and_writes(by_method)
+        json_per_run = self._json_bytes / m
+        rss_per_run = (process.rss_bytes - self._rss_empty) / m
+        return CacheResult(
+            cached_runs=m,
+            json_bytes_per_run=round(json_per_run, 1),
+            rss_empty_bytes=self._rss_empty,
+            rss_cached_bytes=process.rss_bytes,
+            peak_rss_cached_bytes=process.hwm_bytes,
+            rss_bytes_per_run=round(rss_per_run, 1),
+            rss_to_json_ratio=round(rss_per_run / json_per_run, 2),
+            restart_ready_seconds=round(ready_seconds, 3),
+            restart_reconciled_seconds=round(reconciled_seconds, 3),
+            restart_floor_seconds=round(floor_seconds, 3),
+            restart_kfp_calls=kfp_calls,
+            restart_mlmd_calls=sum(mlmd_calls.values()),
+            restart_api_requests=by_method,
+            restart_api_reads=reads,
+            restart_api_writes=writes,
+            restart_api_writes_excluding_leases=sum(
+                count for method, count in by_method.items() if method in ("POST", "PATCH", "DELETE")
+            ),
+            restart_api_failed_requests=non_2xx(samples, "rest_client_requests_total"),
+            restart_cpu_seconds=round(process.cpu_seconds, 2),
+        )
+
+
+def _reconciled_all(operator: OperatorProcess, m: int) -> bool:
+    samples = operator.metrics()
+    done = samples.total("controller_runtime_reconcile_total", lambda labels: labels["controller"] == "run")
+    return done >= m and samples.total("workqueue_depth") == 0
+
+
+def _restart_floor(ctx: Context, namespace: str, m: int) -> float:
+    """Seconds from spawning the restart floor to its report of having listed every Run
+    (its interpreter's teardown after that is not part of a restart)."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.restart_floor", f"--kubeconfig={ctx.stack.kubeconfig}", namespace],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    elapsed = time.monotonic() - started
+    if process.wait(timeout=300) != 0 or not line.startswith("listed "):
+        raise RuntimeError(f"the restart floor failed ({process.returncode}): {line!r}")
+    listed = int(line.split()[1])
+    if listed != m:
+        raise RuntimeError(f"the restart floor listed {listed} Runs, expected {m}")
+    return elapsed

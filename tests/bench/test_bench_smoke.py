@@ -1,0 +1,96 @@
+"""``make bench`` end to end at a tiny scale: it runs, and its JSON holds every figure."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.report import BenchResult
+from bench.scenarios.burst import BurstResult
+from bench.scenarios.cache import CacheResult
+from bench.scenarios.floor import FloorResult
+from bench.scenarios.steady import SteadyResult
+from kfp_devstack.binaries import PROJECT_ROOT
+
+SECTIONS = {
+    "burst": BurstResult,
+    "floor": FloorResult,
+    "steady": SteadyResult,
+    "cache": CacheResult,
+}
+
+# --quick does not wait five minutes for the burst's runs to leave the bulk poll's look-back.
+NOT_MEASURED_WHEN_QUICK = {("steady", "kfp_calls_per_poll_cycle_settling")}
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict]:
+    work = tmp_path_factory.mktemp("bench")
+    json_path = work / "result.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(json_path), "--work-dir", str(work / "run")],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert completed.returncode == 0, f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr[-4000:]}"
+    return completed, json.loads(Path(json_path).read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_every_figure_is_in_the_json(bench_run: tuple[subprocess.CompletedProcess[str], dict]) -> None:
+    _, result = bench_run
+    for section, cls in SECTIONS.items():
+        for field in dataclasses.fields(cls):
+            assert field.name in result[section], f"{section}.{field.name} is missing"
+            if (section, field.name) not in NOT_MEASURED_WHEN_QUICK:
+                assert result[section][field.name] is not None, f"{section}.{field.name} is not measured"
+    assert result["ratios"], "no ratios against the baselines"
+    assert all(value is not None for value in result["ratios"].values()), result["ratios"]
+    for field in dataclasses.fields(BenchResult):
+        assert field.name in result, field.name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_json_records_the_configuration_and_the_machine(
+    bench_run: tuple[subprocess.CompletedProcess[str], dict],
+) -> None:
+    _, result = bench_run
+    options = result["configuration"]["options"]
+    assert (options["runs"], options["cache_runs"]) == (20, 200)
+    assert result["configuration"]["emulator"]["pendingSeconds"] > 0
+    assert result["configuration"]["operatorConfig"]["workers"] >= 1
+    assert {"cpuModel", "cores", "memoryBytes", "python", "kernel"} <= set(result["machine"])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_figures_are_plausible(bench_run: tuple[subprocess.CompletedProcess[str], dict]) -> None:
+    _, result = bench_run
+    burst, floor = result["burst"], result["floor"]
+    assert burst["completion_states"] == {"Succeeded": 20}
+    assert burst["exactly_once"]["runsWithoutKfpRun"] == 0
+    assert 0 < burst["all_submitted_seconds"] <= burst["all_completed_seconds"]
+    assert floor["all_submitted_seconds"] <= floor["all_completed_seconds"]
+    # Every Run costs at least its KFP create and its two status writes.
+    assert burst["kfp_calls_per_run"] >= 1 and burst["api_writes_per_run"] >= 2
+    assert result["cache"]["json_bytes_per_run"] > 0 and result["cache"]["rss_cached_bytes"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_table_is_printed_with_the_json_path(
+    bench_run: tuple[subprocess.CompletedProcess[str], dict],
+) -> None:
+    completed, _ = bench_run
+    assert "time until all submitted" in completed.stdout
+    assert "JSON:" in completed.stdout
