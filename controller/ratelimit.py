@@ -116,7 +116,30 @@ class TokenBucket:
         return delay
 
 
-class ItemExponentialFailureRateLimiter:
+class _FailureCounts:
+    """The consecutive failures of each item, which the per-item limiters turn into delays."""
+
+    def __init__(self) -> None:
+        self._failures: dict[Hashable, int] = {}
+        self._lock = threading.Lock()
+
+    def _record_failure(self, item: Hashable) -> int:
+        """Counts one more failure of ``item``; returns how many it had before this one."""
+        with self._lock:
+            before = self._failures.get(item, 0)
+            self._failures[item] = before + 1
+        return before
+
+    def forget(self, item: Hashable) -> None:
+        with self._lock:
+            self._failures.pop(item, None)
+
+    def num_requeues(self, item: Hashable) -> int:
+        with self._lock:
+            return self._failures.get(item, 0)
+
+
+class ItemExponentialFailureRateLimiter(_FailureCounts):
     """``base_delay * 2**failures`` per item, capped at ``max_delay``.
 
     client-go ``ItemExponentialFailureRateLimiter``: with the defaults (5 ms, 1000 s) the cap
@@ -124,53 +147,31 @@ class ItemExponentialFailureRateLimiter:
     """
 
     def __init__(self, base_delay: float = DEFAULT_BASE_DELAY, max_delay: float = DEFAULT_MAX_DELAY) -> None:
+        super().__init__()
         self._base = base_delay
         self._max = max_delay
-        self._failures: dict[Hashable, int] = {}
-        self._lock = threading.Lock()
 
     def when(self, item: Hashable) -> float:
-        with self._lock:
-            exp = self._failures.get(item, 0)
-            self._failures[item] = exp + 1
+        exp = self._record_failure(item)
         # Bound the exponent so the power cannot overflow a float; anything that large is
         # far beyond any sensible max_delay anyway (upstream guards against int64 overflow).
         if exp > 1000:
             return self._max
         return min(self._base * 2.0**exp, self._max)
 
-    def forget(self, item: Hashable) -> None:
-        with self._lock:
-            self._failures.pop(item, None)
 
-    def num_requeues(self, item: Hashable) -> int:
-        with self._lock:
-            return self._failures.get(item, 0)
-
-
-class ItemFastSlowRateLimiter:
+class ItemFastSlowRateLimiter(_FailureCounts):
     """``fast_delay`` for the first ``max_fast_attempts`` failures of an item, then ``slow_delay``."""
 
     def __init__(self, fast_delay: float, slow_delay: float, max_fast_attempts: int) -> None:
+        super().__init__()
         self._fast = fast_delay
         self._slow = slow_delay
         self._max_fast = max_fast_attempts
-        self._failures: dict[Hashable, int] = {}
-        self._lock = threading.Lock()
 
     def when(self, item: Hashable) -> float:
-        with self._lock:
-            attempts = self._failures.get(item, 0) + 1
-            self._failures[item] = attempts
+        attempts = self._record_failure(item) + 1
         return self._fast if attempts <= self._max_fast else self._slow
-
-    def forget(self, item: Hashable) -> None:
-        with self._lock:
-            self._failures.pop(item, None)
-
-    def num_requeues(self, item: Hashable) -> int:
-        with self._lock:
-            return self._failures.get(item, 0)
 
 
 class BucketRateLimiter:
