@@ -35,10 +35,10 @@ import urllib3
 from bench.kubehttp import MERGE_PATCH, ApiError, KubeHttp, runs_path
 from controller.ratelimit import TokenBucket
 from reconcilers import run_status
+from reconcilers.api.run import RunView
 from reconcilers.kfp_tracker import observation_from
 from reconcilers.parameters import convert_values, declared_parameter_types
 from reconcilers.resolution import PipelineVersion, Resolved
-from reconcilers.run_model import RunView
 from reconcilers.submission import create_run_request
 from reconcilers.timestamps import format_time
 

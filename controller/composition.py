@@ -23,10 +23,11 @@ from controller.kfp import KfpClient, KfpConfig, KfpMetrics
 from controller.manager import Manager
 from controller.mlmd import MeteredMetadataStore, MlmdMetrics
 from controller.ratelimit import ItemExponentialFailureRateLimiter
-from controller.resource import RUN_CONFIGURATIONS, RUNS
 from controller.runner import Watch
 from controller.sinks import HttpSink, NatsSink, Sink
 from controller.store import Obj, namespaced_index_value
+from reconcilers.api import RUN_CONFIGURATIONS, RUNS
+from reconcilers.api.run import RunView
 from reconcilers.catalog import CachedKfpCatalog
 from reconcilers.cleanup import TtlReconciler
 from reconcilers.completion_events import CompletionEventReconciler
@@ -40,7 +41,6 @@ from reconcilers.run_configuration import (
     owner_index,
     reference_index,
 )
-from reconcilers.run_model import RunView
 
 CATALOG_TTL = 10.0
 # A sink that is down is retried at least this often once it is back, however long it was down.

@@ -42,7 +42,7 @@ class MlmdUnavailable(Exception):
 
 
 class MeteredMetadataStore:
-    """The ``MetadataReader`` protocol of ``reconcilers.artifacts`` over a gRPC MetadataStore."""
+    """The ``MetadataReader`` protocol of ``reconcilers.artifacts.resolve`` over a gRPC MetadataStore."""
 
     def __init__(self, host: str, port: int, metrics: MlmdMetrics) -> None:
         config = mlpb.MetadataStoreClientConfig(

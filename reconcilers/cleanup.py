@@ -17,10 +17,10 @@ from controller.events import EventRecorder
 from controller.keys import ObjectKey
 from controller.kube import Kube
 from controller.reconcile import Result
-from controller.resource import RUNS
 from controller.store import Store
+from reconcilers.api import RUNS
+from reconcilers.api.run import RunView
 from reconcilers.metrics import RunMetrics
-from reconcilers.run_model import RunView
 from reconcilers.ttl import Delete, Keep, decide
 
 log = structlog.get_logger(__name__)

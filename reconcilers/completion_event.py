@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from reconcilers.run_model import RunView
+from reconcilers.api.run import RunView
 
 EVENT_TYPE = "org.kubeflow.pipelines.run-completion"
 SPEC_VERSION = "1.0"

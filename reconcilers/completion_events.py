@@ -17,13 +17,13 @@ from controller.events import EventRecorder
 from controller.keys import ObjectKey
 from controller.kube import Kube
 from controller.reconcile import Result
-from controller.resource import RUNS
 from controller.sinks import DeliveryFailed, Sink
 from controller.store import Store
+from reconcilers.api import RUNS
+from reconcilers.api.run import RunView
 from reconcilers.completion_event import completion_event
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.metrics import RunMetrics
-from reconcilers.run_model import RunView
 from reconcilers.timestamps import format_time
 
 log = structlog.get_logger(__name__)

@@ -33,7 +33,7 @@ from controller.clock import Clock
 from controller.keys import ObjectKey
 from controller.kfp import KfpClient, KfpError
 from controller.store import Store
-from reconcilers.run_model import RunView
+from reconcilers.api.run import RunView
 from reconcilers.run_status import KfpRunObservation
 from reconcilers.submission import MARKER_PREFIX
 from reconcilers.timestamps import format_time, parse_time

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from reconcilers.run_model import RunView
+from reconcilers.api.run import RunView
 from reconcilers.timestamps import parse_time
 
 

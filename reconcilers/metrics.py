@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from reconcilers.api.run import RunView
 from reconcilers.conditions import DEPENDENCIES_RESOLVED
 from reconcilers.resolution import UNRESOLVED_REASONS
-from reconcilers.run_model import RunView
 
 # Minutes to a day: pipelines run from seconds to many hours.
 RUN_DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)

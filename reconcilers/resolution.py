@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reconcilers.artifact_path import InvalidArtifactPath, parse_artifact_path
+from reconcilers.api.run import RunSpec
+from reconcilers.artifacts.path import InvalidArtifactPath, parse_artifact_path
 from reconcilers.parameters import (
     ARTIFACT_NOT_AVAILABLE,
     RUN_CONFIGURATION_NOT_FOUND,
@@ -24,7 +25,6 @@ from reconcilers.parameters import (
     dependency_snapshot,
     resolve_values,
 )
-from reconcilers.run_model import RunSpec
 
 # Reasons of the DependenciesResolved condition while the Run waits, or when it cannot run.
 PIPELINE_NOT_FOUND = "PipelineNotFound"

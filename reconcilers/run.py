@@ -25,10 +25,11 @@ from controller.kfp import KfpClient, KfpError
 from controller.kube import Kube
 from controller.mlmd import MlmdUnavailable
 from controller.reconcile import Result, TerminalError
-from controller.resource import RUNS
 from controller.store import Store
 from reconcilers import run_status
-from reconcilers.artifacts import (
+from reconcilers.api import FINALIZER, RUNS
+from reconcilers.api.run import Artifact, RunView
+from reconcilers.artifacts.resolve import (
     MetadataReader,
     RunMetadataNotFound,
     Unresolved,
@@ -40,7 +41,6 @@ from reconcilers.expectations import ActedOnVersions
 from reconcilers.kfp_tracker import KfpRunTracker, observation_from
 from reconcilers.metrics import RunMetrics
 from reconcilers.resolution import KfpCatalog, Rejected, Resolved, Waiting, resolve
-from reconcilers.run_model import FINALIZER, Artifact, RunView
 from reconcilers.run_status import KfpRunObservation, merge_patch
 from reconcilers.submission import create_run_request, marker
 from reconcilers.timestamps import parse_time

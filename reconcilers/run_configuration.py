@@ -18,10 +18,10 @@ from controller.events import EventRecorder
 from controller.keys import ObjectKey
 from controller.kube import Kube
 from controller.reconcile import Result
-from controller.resource import RUN_CONFIGURATIONS
 from controller.store import Store, namespaced_index_value
+from reconcilers.api import RUN_CONFIGURATIONS
+from reconcilers.api.run import RunView
 from reconcilers.latest_run import desired_latest, latest_succeeded
-from reconcilers.run_model import RunView
 
 log = structlog.get_logger(__name__)
 

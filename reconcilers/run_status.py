@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from reconcilers.api.run import Artifact, RunView, compute_version
 from reconcilers.conditions import (
     COMPLETED,
     DEPENDENCIES_RESOLVED,
@@ -24,7 +25,6 @@ from reconcilers.conditions import (
     apply_conditions,
 )
 from reconcilers.resolution import Rejected, Resolved, Waiting
-from reconcilers.run_model import Artifact, RunView, compute_version
 from reconcilers.timestamps import format_time
 
 # synchronizationState values (the reference operator's): Succeeded means *submitted*.

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconcilers.api.run import RunView
 from reconcilers.resolution import Resolved
-from reconcilers.run_model import RunView
 
 # Everything the operator creates has this in its description; the UID follows it.
 MARKER_PREFIX = "kfp-operator/run-uid="

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from controller.configvalues import InvalidValue, parse_go_duration
-from reconcilers.run_model import TTL_ANNOTATION, RunView
+from reconcilers.api import TTL_ANNOTATION
+from reconcilers.api.run import RunView
 from reconcilers.timestamps import parse_time
 
 

@@ -12,8 +12,9 @@ from controller.informer import Informer
 from controller.keys import DeletedFinalStateUnknown, ObjectKey
 from controller.kube import Kube
 from controller.kubewatch import KubeListerWatcher
-from controller.resource import CONFIGMAPS, RUN_CONFIGURATIONS, RUNS
+from controller.resource import CONFIGMAPS
 from kfp_devstack.waiting import wait_until
+from reconcilers.api import RUN_CONFIGURATIONS, RUNS
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -21,8 +21,9 @@ from controller.keys import ObjectKey
 from controller.kube import Kube
 from controller.kubewatch import iter_lines
 from controller.metrics import Metrics
-from controller.resource import CONFIGMAPS, RUNS
+from controller.resource import CONFIGMAPS
 from controller.transport import RETRY_ATTEMPTS, retries_disabled
+from reconcilers.api import RUNS
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from reconcilers.api import RUN_CONFIGURATION_LABEL
+from reconcilers.api.run import RunView
 from reconcilers.completion_event import completion_event, event_id
-from reconcilers.run_model import RUN_CONFIGURATION_LABEL, RunView
 from tests.support.objects import run
 
 STATUS = {

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from reconcilers.api.run import RunView
 from reconcilers.latest_run import desired_latest, latest_succeeded
-from reconcilers.run_model import RunView
 from tests.support.objects import run
 
 

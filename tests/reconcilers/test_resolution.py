@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from reconcilers.api.run import RunSpec
 from reconcilers.resolution import PipelineVersion, Rejected, Resolved, Waiting, resolve
-from reconcilers.run_model import RunSpec
 from tests.support.objects import SEED_SPEC, run_configuration
 
 RC = "penguin-pipeline-example-generator-runconfiguration"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from reconcilers.api.run import Artifact, RunView
 from reconcilers.resolution import PipelineVersion, Rejected, Resolved, Waiting
-from reconcilers.run_model import Artifact, RunView
 from reconcilers.run_status import (
     KfpRunObservation,
     completed,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from reconcilers.api.run import RunView
 from reconcilers.resolution import PipelineVersion, Resolved
-from reconcilers.run_model import RunView
 from reconcilers.submission import create_run_request, marker, run_uid_from_description
 from tests.support.objects import run
 

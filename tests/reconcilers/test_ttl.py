@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconcilers.run_model import RUN_CONFIGURATION_LABEL, TTL_ANNOTATION, RunView
+from reconcilers.api import RUN_CONFIGURATION_LABEL, TTL_ANNOTATION
+from reconcilers.api.run import RunView
 from reconcilers.ttl import Delete, Keep, decide
 from tests.support.objects import run, run_configuration
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reconcilers.artifact_filter.conversion import ConversionError, convert
-from reconcilers.artifact_filter.errors import FilterEvaluationError
-from reconcilers.artifact_filter.syntax import (
+from reconcilers.artifacts.filter.conversion import ConversionError, convert
+from reconcilers.artifacts.filter.errors import FilterEvaluationError
+from reconcilers.artifacts.filter.syntax import (
     REGEX_OPERATORS,
     WITHOUT_VALUE,
     And,

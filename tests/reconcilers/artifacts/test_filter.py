@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from reconcilers.artifact_filter import (
+from reconcilers.artifacts.filter import (
     MAX_FILTER_LENGTH,
     MAX_NESTING_DEPTH,
     And,
@@ -23,7 +23,7 @@ from reconcilers.artifact_filter import (
     ValueKind,
     parse_filter,
 )
-from reconcilers.mlmd_values import OpaqueProto
+from reconcilers.artifacts.mlmd_values import OpaqueProto
 
 Op = MatchOperator
 

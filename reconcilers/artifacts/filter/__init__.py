@@ -104,10 +104,10 @@ Differences from go-bexpr
       the filter. Write ``x.key`` or ``"/x/key"``.
 """
 
-from reconcilers.artifact_filter.errors import FilterEvaluationError, InvalidArtifactFilter
-from reconcilers.artifact_filter.evaluation import Filter
-from reconcilers.artifact_filter.parser import MAX_FILTER_LENGTH, MAX_NESTING_DEPTH, parse_filter
-from reconcilers.artifact_filter.syntax import (
+from reconcilers.artifacts.filter.errors import FilterEvaluationError, InvalidArtifactFilter
+from reconcilers.artifacts.filter.evaluation import Filter
+from reconcilers.artifacts.filter.parser import MAX_FILTER_LENGTH, MAX_NESTING_DEPTH, parse_filter
+from reconcilers.artifacts.filter.syntax import (
     And,
     Expression,
     Literal,

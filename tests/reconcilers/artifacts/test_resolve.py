@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ml_metadata.proto import metadata_store_pb2 as mlpb
 
-from reconcilers.artifacts import RunMetadata, read_run_metadata, resolve_artifacts
-from reconcilers.run_model import Artifact, OutputArtifactSpec
+from reconcilers.api.run import Artifact, OutputArtifactSpec
+from reconcilers.artifacts.resolve import RunMetadata, read_run_metadata, resolve_artifacts
 
 
 def execution(eid: int, task: str, display: str | None = None, state=mlpb.Execution.COMPLETE):

@@ -13,15 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-GROUP = "pipelines.kubeflow.org"
-VERSION = "v1alpha5"
-API_VERSION = f"{GROUP}/{VERSION}"
-RUNS = "runs"
-RUN_CONFIGURATIONS = "runconfigurations"
-
-FINALIZER = "finalizer.pipelines.kubeflow.org"
-RUN_CONFIGURATION_LABEL = "pipelines.kubeflow.org/runconfiguration.name"
-TTL_ANNOTATION = "pipelines.kubeflow.org/ttl-after-completion"
+from reconcilers.api import FINALIZER, RUN_CONFIGURATION_LABEL
 
 
 @dataclass(frozen=True)

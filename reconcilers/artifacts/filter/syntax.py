@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconcilers.artifact_filter.regex import compile_regex
+from reconcilers.artifacts.filter.regex import compile_regex
 
 # The words and numbers of the language, shared with the lexer so that what is rendered bare
 # is exactly what reads back as a name, a word or a number.

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconcilers.artifact_filter import InvalidArtifactFilter, parse_filter
-from reconcilers.artifact_path import ArtifactPath, InvalidArtifactPath, parse_artifact_path
+from reconcilers.artifacts.filter import InvalidArtifactFilter, parse_filter
+from reconcilers.artifacts.path import ArtifactPath, InvalidArtifactPath, parse_artifact_path
 
 # The Run CRD's pattern as the API server (Go regexp: \d is ASCII, $ is the end of the text)
 # applies it.

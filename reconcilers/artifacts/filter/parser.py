@@ -5,11 +5,11 @@ A recursive descent over the tokens builds the syntax tree, reporting what was e
 
 from __future__ import annotations
 
-from reconcilers.artifact_filter.errors import InvalidArtifactFilter
-from reconcilers.artifact_filter.evaluation import Filter
-from reconcilers.artifact_filter.lexer import Kind, Lexer, Token
-from reconcilers.artifact_filter.regex import InvalidRegex
-from reconcilers.artifact_filter.syntax import (
+from reconcilers.artifacts.filter.errors import InvalidArtifactFilter
+from reconcilers.artifacts.filter.evaluation import Filter
+from reconcilers.artifacts.filter.lexer import Kind, Lexer, Token
+from reconcilers.artifacts.filter.regex import InvalidRegex
+from reconcilers.artifacts.filter.syntax import (
     KEYWORDS,
     WITHOUT_VALUE,
     And,

@@ -22,9 +22,9 @@ from typing import Protocol
 
 from ml_metadata.proto import metadata_store_pb2 as mlpb
 
-from reconcilers.artifact_path import ArtifactPath, parse_artifact_path
-from reconcilers.mlmd_values import python_properties
-from reconcilers.run_model import Artifact, OutputArtifactSpec
+from reconcilers.api.run import Artifact, OutputArtifactSpec
+from reconcilers.artifacts.mlmd_values import python_properties
+from reconcilers.artifacts.path import ArtifactPath, parse_artifact_path
 
 RUN_CONTEXT_TYPE = "system.PipelineRun"
 TASK_EXECUTION_TYPES = frozenset({"system.ContainerExecution", "system.ImporterExecution"})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from reconcilers.artifact_filter.errors import InvalidArtifactFilter
-from reconcilers.artifact_filter.syntax import NUMBER, WORD
+from reconcilers.artifacts.filter.errors import InvalidArtifactFilter
+from reconcilers.artifacts.filter.syntax import NUMBER, WORD
 
 
 class Kind(enum.Enum):

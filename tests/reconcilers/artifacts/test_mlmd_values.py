@@ -6,8 +6,8 @@ import pytest
 from google.protobuf import any_pb2, struct_pb2
 from ml_metadata.proto import metadata_store_pb2
 
-from reconcilers.artifact_filter import parse_filter
-from reconcilers.mlmd_values import OpaqueProto, python_properties, python_value
+from reconcilers.artifacts.filter import parse_filter
+from reconcilers.artifacts.mlmd_values import OpaqueProto, python_properties, python_value
 
 
 def struct_value(contents: dict[str, object]) -> metadata_store_pb2.Value:

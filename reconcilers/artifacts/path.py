@@ -4,7 +4,7 @@
 * INDEX picks one artifact when the output has several, counting from 0; it defaults to 0, and
   ``Trainer:model:`` (an empty index) means index 0 too.
 * FILTER, between square brackets, keeps only artifacts whose custom properties satisfy it
-  (see ``reconcilers.artifact_filter`` for the language), e.g. ``Pusher:pushed_model[pushed == 1]``.
+  (see ``reconcilers.artifacts.filter`` for the language), e.g. ``Pusher:pushed_model[pushed == 1]``.
 
 No part may contain ``:``, ``[`` or ``]``. These are the rules of the Run resource's CRD
 pattern ``^([^\\[\\]:]+):([^\\[\\]:]+)(?::(\\d*))?(?:\\[([^\\[\\]:]+)\\])?$``; this module accepts
@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from reconcilers.artifact_filter import Filter, InvalidArtifactFilter, parse_filter
+from reconcilers.artifacts.filter import Filter, InvalidArtifactFilter, parse_filter
 
 __all__ = ["ArtifactPath", "InvalidArtifactPath", "parse_artifact_path"]
 

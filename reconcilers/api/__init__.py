@@ -1,0 +1,22 @@
+"""The operator's API, ``pipelines.kubeflow.org/v1alpha5``: its identity here, its objects in the modules.
+
+Group, version, kinds, the finalizer, labels and annotations are defined here and nowhere else;
+``reconcilers.api.run`` and ``reconcilers.api.runconfiguration`` give typed read-only views of
+the objects, and ``reconcilers.api.crds`` builds the CustomResourceDefinitions from the same
+declarations (``make generate`` writes them to ``crds/`` and the chart).
+"""
+
+from __future__ import annotations
+
+from controller.resource import Resource
+
+GROUP = "pipelines.kubeflow.org"
+VERSION = "v1alpha5"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+RUNS = Resource(GROUP, VERSION, "runs", "Run")
+RUN_CONFIGURATIONS = Resource(GROUP, VERSION, "runconfigurations", "RunConfiguration")
+
+FINALIZER = f"finalizer.{GROUP}"
+RUN_CONFIGURATION_LABEL = f"{GROUP}/runconfiguration.name"
+TTL_ANNOTATION = f"{GROUP}/ttl-after-completion"
