@@ -12,7 +12,7 @@ operator's number of workers:
 
 No finalizer, no Kubernetes Events, no ML Metadata reads, no run-completion event.
 The status patches are exactly the operator's: they are computed by the operator's
-own pure functions (``reconcilers.run_status``), so they carry the same fields.
+own pure functions (``reconcilers.run.status``), so they carry the same fields.
 API server requests go through the operator's own token bucket with the same QPS
 and burst, so both are held to the same client-side budget.
 """
@@ -34,12 +34,12 @@ import urllib3
 
 from bench.kubehttp import MERGE_PATCH, ApiError, KubeHttp, runs_path
 from controller.ratelimit import TokenBucket
-from reconcilers import run_status
 from reconcilers.api.run import RunView
-from reconcilers.kfp_tracker import observation_from
-from reconcilers.parameters import convert_values, declared_parameter_types
-from reconcilers.resolution import PipelineVersion, Resolved
-from reconcilers.submission import create_run_request
+from reconcilers.run import status as run_status
+from reconcilers.run.parameters import convert_values, declared_parameter_types
+from reconcilers.run.resolve import PipelineVersion, Resolved
+from reconcilers.run.submit import create_run_request
+from reconcilers.run.tracking import KfpRunObservation, observation_from
 from reconcilers.timestamps import format_time
 
 FLOOR_MARKER = "bench-floor/run-uid="
@@ -189,7 +189,7 @@ class Floor:
         with self._lock:
             self._tracked[observation.run_id] = name
 
-    def _complete(self, name: str, observation: run_status.KfpRunObservation) -> None:
+    def _complete(self, name: str, observation: KfpRunObservation) -> None:
         with self._lock:
             run = RunView(self._runs[name])
         self._write(run, run_status.completed(run, observation, [], datetime.now(UTC)))

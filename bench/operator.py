@@ -62,7 +62,7 @@ class OperatorProcess:
                 [
                     sys.executable,
                     "-m",
-                    "controller",
+                    "kfp_operator",
                     f"--config={self.config_file}",
                     f"--kubeconfig={self.kubeconfig}",
                 ],

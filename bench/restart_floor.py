@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 # Importing the operator (its entry point and composition root) is part of what is measured.
-import controller.__main__
-import controller.composition  # noqa: F401
+import kfp_operator.__main__
+import kfp_operator.wiring  # noqa: F401
 from bench.kubehttp import KubeHttp, runs_path
 
 

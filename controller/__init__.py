@@ -14,8 +14,8 @@ client-go's and controller-runtime's semantics carried into Python, on threads a
 * ``controller.runner`` -- ``Controller`` and ``Watch`` (secondary sources via a mapping).
 * ``controller.manager`` -- ``Manager``: shared informers, controllers, runnables, metrics
   registry, event recorder, leader election, probes, shutdown.
-* ``controller.composition`` -- ``add_controllers(mgr)``, where the operator's controllers are
-  registered; ``controller.__main__`` is the ``kfp-operator`` entry point.
+* ``kfp_operator.wiring`` -- ``add_controllers(mgr)``, where the operator's controllers are
+  registered; ``kfp_operator.__main__`` is the ``kfp-operator`` entry point.
 * ``controller.config`` -- the configuration dataclasses and their key list.
 * ``controller.clock`` -- ``Clock``, ``RealClock``, ``FakeClock`` for deterministic tests.
 

@@ -7,8 +7,8 @@ custom resources alike. :class:`Kube` offers what the reconcilers need: uncached
 patches of status and metadata (finalizers), deletes with preconditions, and Events.
 
 How requests travel (client-side rate limit, ``rest_client_requests_total``, and the one retry
-layer per call: none inside a reconcile) is ``controller.transport``; watch streams and the
-informers' lister-watcher are ``controller.kubewatch``.
+layer per call: none inside a reconcile) is ``controller.transport``; watch streams are
+``controller.watchstream`` and the informers' lister-watcher ``controller.listwatch``.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTResponse
 
 from controller.keys import ObjectKey
-from controller.kubewatch import KubeListerWatcher, KubeWatchStream
 from controller.metrics import Metrics
 from controller.ratelimit import TokenBucket
 from controller.resource import EVENTS, Resource
 from controller.store import Obj
 from controller.transport import InstrumentedRESTClient, retries_enabled, retrying
+from controller.watchstream import KubeWatchStream
 
 # Enough connections for every watch (each holds one for minutes), every worker, leader
 # election and events; beyond this urllib3 opens throwaway connections and warns.
@@ -82,26 +82,6 @@ def in_cluster_namespace() -> str | None:
 
 def is_not_found(err: BaseException) -> bool:
     return isinstance(err, ApiException) and err.status == 404
-
-
-def is_conflict(err: BaseException) -> bool:
-    """409: an optimistic-concurrency conflict, a failed precondition, or AlreadyExists."""
-    return isinstance(err, ApiException) and err.status == 409
-
-
-def is_already_exists(err: BaseException) -> bool:
-    return is_conflict(err) and _status_reason(err) == "AlreadyExists"
-
-
-def is_gone(err: BaseException) -> bool:
-    return isinstance(err, ApiException) and err.status == 410
-
-
-def _status_reason(err: ApiException) -> str:
-    try:
-        return json.loads(err.body or "{}").get("reason") or ""
-    except (ValueError, AttributeError):
-        return ""
 
 
 # ---- the client -------------------------------------------------------------------------------
@@ -417,8 +397,3 @@ class Kube:
     def create_event(self, event: Mapping[str, Any]) -> Obj:
         """Creates a core/v1 Event (see ``controller.events`` for the recorder)."""
         return self.create(EVENTS, event)
-
-    # ---- informer plumbing ----
-
-    def lister_watcher(self, resource: Resource, namespace: str | None) -> KubeListerWatcher:
-        return KubeListerWatcher(self, resource, namespace)

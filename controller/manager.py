@@ -32,17 +32,19 @@ from typing import Protocol
 import structlog
 
 from controller.clock import Clock, RealClock
-from controller.config import Config, ConfigError
 from controller.events import EventRecorder
 from controller.health import HealthServer
 from controller.informer import Informer
 from controller.kube import Kube, in_cluster_namespace
 from controller.leader import LeaderElector, LeaseLock
+from controller.listwatch import KubeListerWatcher
 from controller.metrics import Metrics, MetricsServer
 from controller.ratelimit import RateLimiter
 from controller.reconcile import Reconciler
 from controller.resource import Resource
 from controller.runner import Controller, Watch
+from controller.settings.loading import ConfigError
+from controller.settings.runtime import RuntimeSettings
 
 log = structlog.get_logger("controller.manager")
 
@@ -68,7 +70,7 @@ class Manager:
 
     def __init__(
         self,
-        config: Config,
+        config: RuntimeSettings,
         kube: Kube,
         *,
         metrics: Metrics | None = None,
@@ -119,7 +121,7 @@ class Manager:
                 raise RuntimeError("informers must be requested before the manager starts")
             informer = Informer(
                 resource,
-                lambda namespace: self.kube.lister_watcher(resource, namespace),
+                lambda namespace: KubeListerWatcher(self.kube, resource, namespace),
                 namespaces=scope,
                 resync_period=self.config.resync_period or None,
                 clock=self.clock,

@@ -34,7 +34,7 @@ controllers. The loop, as upstream ``ListAndWatch`` inside ``BackoffUntil``:
    (client-go's ``NewExponentialBackoffManager(800ms, 30s, 2m, 2.0, 1.0)``).
 
 The reflector talks to the API through a :class:`ListerWatcher`, so it can be driven by a
-scripted fake in tests; ``controller.kubewatch.KubeListerWatcher`` is the real one.
+scripted fake in tests; ``controller.listwatch.KubeListerWatcher`` is the real one.
 """
 
 from __future__ import annotations

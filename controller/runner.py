@@ -185,10 +185,6 @@ class Controller:
         """Queues ``key`` for reconciliation, for sources other than informers (e.g. a poller)."""
         self.queue.add(key)
 
-    def enqueue_after(self, key: ObjectKey, delay: float) -> None:
-        """Queues ``key`` once ``delay`` seconds have passed (earlier requests win)."""
-        self.queue.add_after(key, delay)
-
     def _enqueue(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         self.queue.add(key_func(obj))
 

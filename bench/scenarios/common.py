@@ -19,9 +19,9 @@ from bench.operator import OperatorProcess
 from bench.promtext import Samples
 from bench.stack import BenchStack
 from bench.watcher import RunTimes, RunWatcher
-from controller import config as operator_configuration
 from kfp_devstack.emulator import EmulatorControl
 from kfp_devstack.waiting import wait_until
+from kfp_operator import settings as operator_configuration
 
 log = logging.getLogger(__name__)
 

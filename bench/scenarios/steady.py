@@ -35,7 +35,7 @@ from bench.scenarios.common import (
 )
 from bench.stack import HELD_PIPELINE, HELD_VERSION
 from bench.watcher import RunWatcher
-from reconcilers.kfp_tracker import DEFAULT_LOOKBACK
+from reconcilers.run.tracking import DEFAULT_LOOKBACK
 
 APISERVER_WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
 

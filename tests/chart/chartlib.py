@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from controller import config as operator_config
 from kfp_devstack import binaries
+from kfp_operator import settings as operator_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHART = PROJECT_ROOT / "charts" / "kfp-operator"

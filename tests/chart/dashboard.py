@@ -20,10 +20,10 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
-from controller.kfp import KfpMetrics
 from controller.metrics import Metrics
-from controller.mlmd import MlmdMetrics
-from reconcilers.metrics import RunCacheCollector, RunMetrics
+from kfp_operator.clients.kfp import KfpMetrics
+from kfp_operator.clients.mlmd import MlmdMetrics
+from reconcilers.run_metrics import RunCacheCollector, RunMetrics
 from tests.chart.chartlib import CHART
 from tests.support.objects import run
 

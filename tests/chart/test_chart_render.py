@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from controller import config as operator_config
 from kfp_devstack.controlplane import ControlPlane
+from kfp_operator import settings as operator_config
 from tests.chart.chartlib import (
     ALL_FEATURES,
     CHART,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controller import config as operator_config
+from kfp_operator import settings as operator_config
 from tests.chart.chartlib import (
     CHART,
     DOCS,
@@ -55,7 +55,7 @@ def test_configuration_reference_is_the_operators() -> None:
     text = (DOCS / "configuration.md").read_text()
 
     assert operator_config.reference_markdown() in text, (
-        "docs/configuration.md is out of date; its table is `python -m controller.config --markdown`"
+        "docs/configuration.md is out of date; its table is `python -m kfp_operator.settings --markdown`"
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from controller import config as operator_config
+from kfp_operator import settings as operator_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"

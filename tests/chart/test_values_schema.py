@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controller import config as operator_config
+from kfp_operator import settings as operator_config
 from tests.chart.chartlib import (
     CHART,
     DOCS,

@@ -9,6 +9,7 @@ import pytest
 
 from controller.informer import Informer
 from controller.kube import Kube
+from controller.listwatch import KubeListerWatcher
 from controller.metrics import Metrics
 from controller.resource import Resource
 
@@ -31,7 +32,7 @@ def make_informer(kube: Kube) -> Iterator[Callable[..., Informer]]:
         resource: Resource, namespaces: tuple[str, ...] = (), lister_watcher: Any = None, **kwargs: Any
     ) -> Informer:
         def factory(namespace: str | None) -> Any:
-            return lister_watcher or kube.lister_watcher(resource, namespace)
+            return lister_watcher or KubeListerWatcher(kube, resource, namespace)
 
         informer = Informer(resource, factory, namespaces=namespaces, **kwargs)
         started.append(informer)

@@ -11,7 +11,7 @@ import pytest
 from controller.informer import Informer
 from controller.keys import DeletedFinalStateUnknown, ObjectKey
 from controller.kube import Kube
-from controller.kubewatch import KubeListerWatcher
+from controller.listwatch import KubeListerWatcher
 from controller.resource import CONFIGMAPS
 from kfp_devstack.waiting import wait_until
 from reconcilers.api import RUN_CONFIGURATIONS, RUNS
@@ -115,7 +115,7 @@ def test_initial_sync_is_paginated_and_changes_arrive_in_order(
     kube: Kube, namespace: str, make_informer: Any, recorder: Recorder
 ) -> None:
     before = [kube.create(CONFIGMAPS, configmap(namespace, f"cm-{i}")) for i in range(5)]
-    gated = GatedListerWatcher(kube.lister_watcher(CONFIGMAPS, namespace))
+    gated = GatedListerWatcher(KubeListerWatcher(kube, CONFIGMAPS, namespace))
     informer: Informer = make_informer(CONFIGMAPS, (namespace,), lister_watcher=gated, page_size=2)
     informer.add_event_handler(recorder)
     informer.start()
@@ -169,7 +169,7 @@ def test_a_watch_gap_with_410_relists_without_losing_or_repeating_changes(
     control_plane: Any, kube: Kube, namespace: str, make_informer: Any, recorder: Recorder
 ) -> None:
     objs = {name: kube.create(CONFIGMAPS, configmap(namespace, name)) for name in ("a", "b", "c")}
-    gated = GatedListerWatcher(kube.lister_watcher(CONFIGMAPS, namespace))
+    gated = GatedListerWatcher(KubeListerWatcher(kube, CONFIGMAPS, namespace))
     informer: Informer = make_informer(CONFIGMAPS, (namespace,), lister_watcher=gated)
     informer.add_event_handler(recorder)
     informer.start()
@@ -254,7 +254,7 @@ def test_custom_resources_are_listed_and_watched_by_path(
     kube: Kube, namespace: str, make_informer: Any
 ) -> None:
     lister_watchers = {
-        r: GatedListerWatcher(kube.lister_watcher(r, namespace)) for r in (RUNS, RUN_CONFIGURATIONS)
+        r: GatedListerWatcher(KubeListerWatcher(kube, r, namespace)) for r in (RUNS, RUN_CONFIGURATIONS)
     }
     informers = [make_informer(r, (namespace,), lister_watcher=lw) for r, lw in lister_watchers.items()]
     for informer in informers:

@@ -19,10 +19,10 @@ from kubernetes.client.exceptions import ApiException
 from controller import transport
 from controller.keys import ObjectKey
 from controller.kube import Kube
-from controller.kubewatch import iter_lines
 from controller.metrics import Metrics
 from controller.resource import CONFIGMAPS
 from controller.transport import RETRY_ATTEMPTS, retries_disabled
+from controller.watchstream import iter_lines
 from reconcilers.api import RUNS
 
 

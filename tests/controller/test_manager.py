@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from controller import config as cfg
 from controller.events import NORMAL
 from controller.keys import ObjectKey
 from controller.kube import Kube
@@ -20,6 +19,7 @@ from controller.manager import EXIT_FAILED, EXIT_OK, Manager
 from controller.reconcile import Result
 from controller.resource import CONFIGMAPS, EVENTS, LEASES
 from kfp_devstack.waiting import wait_until
+from kfp_operator import settings as cfg
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -34,7 +34,7 @@ def test_the_example_run_completes_against_the_local_stack(tmp_path: Path, devst
             [
                 sys.executable,
                 "-m",
-                "controller",
+                "kfp_operator",
                 f"--config={config_file}",
                 f"--kubeconfig={root / 'kubeconfig'}",
             ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kfp_devstack.emulator import Scenario, Task
 from kfp_devstack.waiting import wait_until
-from reconcilers.completion_event import event_id
+from reconcilers.completion_event.event import event_id
 from tests.lifecycle.harness import RUN_CONFIGURATION_LABEL, TIMEOUT, World
 
 SPEC = {

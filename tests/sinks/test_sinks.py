@@ -12,10 +12,11 @@ from pathlib import Path
 import nats
 import pytest
 
-from controller.sinks import DeliveryFailed, HttpSink, NatsSink
 from kfp_devstack.nats import NatsServer
 from kfp_devstack.processes import free_port
 from kfp_devstack.waiting import wait_until
+from kfp_operator.clients.sinks import HttpSink, NatsSink
+from reconcilers.clients import DeliveryFailed
 
 EVENT = {"specversion": "1.0", "id": "e-1", "type": "org.kubeflow.pipelines.run-completion", "data": {"x": 1}}
 

@@ -1,0 +1,47 @@
+"""The informers' lister-watcher over :class:`controller.kube.Kube`: lists and watches by path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.kube import Kube
+from controller.resource import Resource
+from controller.watchstream import KubeWatchStream
+
+
+class KubeListerWatcher:
+    """The reflector's :class:`~controller.reflector.ListerWatcher` over :class:`Kube`.
+
+    Calls are made once (``retry=False``): the reflector's backoff is their retry layer.
+    """
+
+    def __init__(self, kube: Kube, resource: Resource, namespace: str | None) -> None:
+        self._kube = kube
+        self._resource = resource
+        self._namespace = namespace
+
+    def list(
+        self,
+        *,
+        resource_version: str | None,
+        resource_version_match: str | None,
+        limit: int,
+        continue_token: str | None,
+    ) -> dict[str, Any]:
+        return self._kube.list_page(
+            self._resource,
+            self._namespace,
+            resource_version=resource_version,
+            resource_version_match=resource_version_match,
+            limit=limit,
+            continue_token=continue_token,
+            retry=False,
+        )
+
+    def watch(self, *, resource_version: str, timeout_seconds: int) -> KubeWatchStream:
+        return self._kube.watch(
+            self._resource,
+            self._namespace,
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+        )

@@ -1,0 +1,111 @@
+"""Entry point of the kfp-operator process (console script ``kfp-operator``).
+
+``kfp-operator --config FILE [--kubeconfig FILE] [--<key> VALUE ...]``: loads and validates the
+configuration (an invalid one exits with status 2 and a message naming the key), configures
+logging, connects to the API server (``--kubeconfig``, else ``KUBECONFIG``, else in-cluster,
+else ``~/.kube/config``), composes the controllers, then runs the manager until SIGTERM or
+SIGINT. A second signal exits at once with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from types import FrameType
+
+import structlog
+from kubernetes import config as kube_config
+
+from controller.kube import Kube, load_configuration
+from controller.logs import configure_logging
+from controller.manager import Manager
+from controller.metrics import Metrics
+from kfp_operator import settings as configuration
+from kfp_operator.wiring import add_controllers
+
+EXIT_USAGE = 2
+
+
+def _version() -> str:
+    try:
+        return version("kfp-operator")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kfp-operator", description="Runs Kubeflow Pipelines runs declared as Kubernetes Run resources."
+    )
+    parser.add_argument("--version", action="version", version=f"kfp-operator {_version()}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get(configuration.ENV_PREFIX + "CONFIG"),
+        help=f"YAML configuration file (env {configuration.ENV_PREFIX}CONFIG)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig file; default: KUBECONFIG, then in-cluster, then ~/.kube/config",
+    )
+    configuration.add_flags(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        file_values = configuration.read_file(args.config) if args.config else {}
+        config = configuration.load(file_values, os.environ, configuration.flag_values(args))
+    except configuration.ConfigError as err:
+        print(f"kfp-operator: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(config.log.level, config.log.format)
+    log = structlog.get_logger("controller.main")
+    log.info("starting kfp-operator", version=_version())
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(1)  # a second signal: give up on a graceful stop
+        log.info("received signal, shutting down", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    try:
+        client_configuration = load_configuration(args.kubeconfig)
+    except (kube_config.ConfigException, OSError) as err:
+        print(f"kfp-operator: cannot load the Kubernetes client configuration: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    metrics = Metrics()
+    kube = Kube(
+        client_configuration,
+        metrics,
+        qps=config.kube.qps,
+        burst=config.kube.burst,
+        request_timeout=config.kube.timeout,
+    )
+    try:
+        manager = Manager(config, kube, metrics=metrics)
+        add_controllers(manager, config)
+    except configuration.ConfigError as err:
+        print(f"kfp-operator: {err}", file=sys.stderr)
+        kube.close()
+        return EXIT_USAGE
+    try:
+        return manager.run(stop)
+    finally:
+        kube.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

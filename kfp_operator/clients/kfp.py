@@ -1,0 +1,236 @@
+"""The Kubeflow Pipelines API (v2beta1) as the operator uses it.
+
+Calls go through the official ``kfp-server-api`` client (URL building, auth,
+parameter encoding), but responses are read as raw JSON: the generated models
+deserialise every nested field of every run into objects, which dominates the
+cost of the bulk poll, and the operator only needs a few fields.
+
+Retries follow the Kubernetes client's rule (``controller.transport``): one layer
+per call. Inside a reconcile a call is made once and the work queue's per-item
+backoff is the retry layer; elsewhere (the bulk poll) idempotent calls are retried
+a few times on connection errors, 429 (honouring Retry-After) and 5xx, with a small
+budget. Creating a run is never retried here: a create whose response was lost
+must be found by its marker before it is attempted again, which the Run reconciler
+does on its next pass.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kfp_server_api
+import tenacity
+import urllib3
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from controller.transport import retries_enabled
+from kfp_operator.settings import KfpConfig
+from reconcilers.clients import KfpError
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+MAX_ATTEMPTS = 3
+MAX_RETRY_AFTER = 10.0
+PAGE_SIZE = 200  # the server's cap
+
+
+class KfpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "kfp_operator_kfp_requests_total",
+            "KFP API requests by operation and HTTP status code (<error> when there was no response).",
+            ["operation", "code"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "kfp_operator_kfp_request_duration_seconds",
+            "KFP API request latency by operation.",
+            ["operation"],
+            registry=registry,
+        )
+
+
+class KfpClient:
+    """Thin, metered, retrying access to the KFP API; one instance is shared by all workers."""
+
+    def __init__(self, config: KfpConfig, metrics: KfpMetrics, *, pool_size: int = 16) -> None:
+        configuration = kfp_server_api.Configuration(host=config.endpoint.rstrip("/"))
+        # One retry policy, ours: urllib3 would otherwise retry connection errors underneath.
+        configuration.retries = False
+        configuration.connection_pool_maxsize = pool_size
+        if config.token_path:
+            token_path = Path(config.token_path)
+            configuration.api_key_prefix["authorization"] = "Bearer"
+
+            def refresh(conf: kfp_server_api.Configuration) -> None:
+                # The projected ServiceAccount token rotates; read it before every request.
+                conf.api_key["authorization"] = token_path.read_text().strip()
+
+            configuration.refresh_api_key_hook = refresh
+        api_client = kfp_server_api.ApiClient(configuration)
+        self._runs = kfp_server_api.RunServiceApi(api_client)
+        self._pipelines = kfp_server_api.PipelineServiceApi(api_client)
+        self._experiments = kfp_server_api.ExperimentServiceApi(api_client)
+        self._metrics = metrics
+        self.multi_user = config.multi_user
+
+    # -- pipelines ---------------------------------------------------------------------------
+
+    def get_pipeline_by_name(self, name: str, namespace: str) -> dict[str, Any] | None:
+        return self._idempotent_or_none(
+            "get_pipeline_by_name",
+            lambda **kw: self._pipelines.pipeline_service_get_pipeline_by_name(
+                name, namespace=self._namespace(namespace), **kw
+            ),
+        )
+
+    def list_pipeline_versions(
+        self,
+        pipeline_id: str,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        sort_by: str = "",
+        page_size: int = 0,
+    ) -> list[dict[str, Any]]:
+        response = self._idempotent(
+            "list_pipeline_versions",
+            lambda **kw: self._pipelines.pipeline_service_list_pipeline_versions(
+                pipeline_id, filter=_filter(filter), sort_by=sort_by, page_size=page_size, **kw
+            ),
+        )
+        return response.get("pipeline_versions", [])
+
+    # -- experiments -------------------------------------------------------------------------
+
+    def list_experiments(self, *, filter: Mapping[str, Any], namespace: str) -> list[dict[str, Any]]:
+        response = self._idempotent(
+            "list_experiments",
+            lambda **kw: self._experiments.experiment_service_list_experiments(
+                filter=_filter(filter), namespace=self._namespace(namespace), **kw
+            ),
+        )
+        return response.get("experiments", [])
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def create_run(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("create_run", lambda **kw: self._runs.run_service_create_run(dict(body), **kw))
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        return self._idempotent_or_none("get_run", lambda **kw: self._runs.run_service_get_run(run_id, **kw))
+
+    def terminate_run(self, run_id: str) -> None:
+        self._idempotent("terminate_run", lambda **kw: self._runs.run_service_terminate_run(run_id, **kw))
+
+    def list_runs(
+        self,
+        *,
+        filter: Mapping[str, Any],
+        sort_by: str = "",
+        namespace: str = "",
+        experiment_id: str = "",
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching run, following page tokens (one call per page)."""
+        token = ""
+        while True:
+            response = self._idempotent(
+                "list_runs",
+                lambda token=token, **kw: self._runs.run_service_list_runs(
+                    filter=_filter(filter),
+                    sort_by=sort_by,
+                    page_size=page_size,
+                    page_token=token,
+                    namespace=self._namespace(namespace) or None,
+                    experiment_id=experiment_id or None,
+                    **kw,
+                ),
+            )
+            yield from response.get("runs", [])
+            token = response.get("next_page_token", "")
+            if not token:
+                return
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _namespace(self, namespace: str) -> str:
+        # Single-user servers ignore namespaces; sending none keeps requests identical to the SDK's.
+        return namespace if self.multi_user else ""
+
+    def _idempotent_or_none(self, operation: str, call: Callable[..., Any]) -> dict[str, Any] | None:
+        try:
+            return self._idempotent(operation, call)
+        except KfpError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def _idempotent(self, operation: str, call: Callable[..., Any]) -> dict[str, Any]:
+        if not retries_enabled():
+            return self._call(operation, call)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, KfpError) and e.is_transient),
+            stop=tenacity.stop_after_attempt(MAX_ATTEMPTS),
+            wait=_retry_after_or_backoff,
+            reraise=True,
+        )
+        return retrying(self._call, operation, call)
+
+    def _call(self, operation: str, call: Callable[..., Any]) -> dict[str, Any]:
+        started = time.monotonic()
+        code = "<error>"
+        try:
+            response = call(_preload_content=False, _request_timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            code = str(response.status)
+            data = response.data
+            return json.loads(data) if data else {}
+        except kfp_server_api.ApiException as error:
+            code = str(error.status)
+            raise KfpError(
+                operation, error.status, _error_message(error), _retry_after(error.headers)
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise KfpError(operation, None, f"{type(error).__name__}: {error}") from None
+        finally:
+            self._metrics.requests.labels(operation, code).inc()
+            self._metrics.duration.labels(operation).observe(time.monotonic() - started)
+
+
+def _filter(predicates: Mapping[str, Any] | None) -> str | None:
+    return json.dumps(predicates) if predicates else None
+
+
+def _error_message(error: kfp_server_api.ApiException) -> str:
+    """The short, user-facing message of a ``google.rpc.Status`` body, else the raw body."""
+    body = error.body.decode(errors="replace") if isinstance(error.body, bytes) else str(error.body or "")
+    try:
+        status = json.loads(body)
+    except ValueError:
+        return f"HTTP {error.status}: {body[:500] or error.reason}"
+    details = status.get("details") or []
+    message = (details[0].get("message") if details else None) or status.get("message")
+    message = message or status.get("error_message") or body[:500]
+    return f"HTTP {error.status}: {message}"
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is not used by API servers we talk to)."""
+    value = (headers or {}).get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retry_after_or_backoff(state: tenacity.RetryCallState) -> float:
+    """Waits as long as a 429's Retry-After asks (bounded), else a short exponential backoff."""
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, KfpError) and error.retry_after is not None:
+        return min(error.retry_after, MAX_RETRY_AFTER)
+    return tenacity.wait_exponential_jitter(initial=0.2, max=2.0)(state)

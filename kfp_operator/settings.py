@@ -1,0 +1,228 @@
+"""The operator's configuration: the runtime's settings plus KFP, ML Metadata, events and Run policy.
+
+One YAML file (``--config``, a ConfigMap in the chart); every key can also be set by a flag
+(``--kfp-endpoint``) or an environment variable (``KFP_OPERATOR_KFP_ENDPOINT``). The declarations
+below are the single source of the key list, the flags, the environment variables,
+``docs/configuration.md`` and ``kfp_operator/config.example.yaml``; regenerate the last two with
+``python -m kfp_operator.settings --markdown`` and ``--example`` (tests keep them in step).
+
+**Adding a key**: add a field with ``setting(...)`` to the right class below (or a new section
+class with ``section(...)``), then regenerate the two files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controller.settings import docs, loading
+from controller.settings.loading import ConfigError
+from controller.settings.runtime import RuntimeSettings
+from controller.settings.schema import KeySpec, keys_of, section, setting
+from controller.settings.values import (
+    parse_bool,
+    parse_dns_label,
+    parse_duration,
+    parse_int,
+    parse_str,
+    parse_url,
+)
+
+__all__ = [
+    "ENV_PREFIX",
+    "KEYS",
+    "Config",
+    "ConfigError",
+    "add_flags",
+    "example_yaml",
+    "flag_values",
+    "key_names",
+    "load",
+    "read_file",
+    "reference_markdown",
+]
+
+ENV_PREFIX = "KFP_OPERATOR_"
+
+
+@dataclass(frozen=True)
+class KfpConfig:
+    endpoint: str = setting(
+        "endpoint",
+        parse_url("http", "https"),
+        "Base URL of the KFP API server.",
+        default="http://ml-pipeline.kubeflow:8888",
+    )
+    token_path: str = setting(
+        "tokenPath",
+        parse_str,
+        "File holding a (projected service account) token sent to KFP as a bearer token; "
+        "empty sends none. Re-read when it changes.",
+        default="",
+    )
+    multi_user: bool = setting(
+        "multiUser",
+        parse_bool,
+        "Whether KFP runs in multi-user mode (namespaced resources).",
+        default=False,
+    )
+
+
+@dataclass(frozen=True)
+class MlmdConfig:
+    host: str = setting(
+        "host", parse_str, "Host of the ML Metadata gRPC service.", default="metadata-grpc-service.kubeflow"
+    )
+    port: int = setting("port", parse_int(1, 65535), "Port of the ML Metadata gRPC service.", default=8080)
+
+
+@dataclass(frozen=True)
+class NatsConfig:
+    url: str = setting(
+        "url",
+        parse_url("nats", "tls", "ws", "wss", optional=True),
+        "NATS server for run-completion events; empty disables the NATS sink.",
+        default="",
+    )
+    subject: str = setting(
+        "subject", parse_str, "NATS subject run-completion events go to.", default="events"
+    )
+    jetstream: bool = setting(
+        "jetstream", parse_bool, "Publish through JetStream and wait for the acknowledgement.", default=False
+    )
+
+
+@dataclass(frozen=True)
+class HttpSinksConfig:
+    sinks: tuple[str, ...] = setting(
+        "sinks",
+        parse_url("http", "https", each=True),
+        "CloudEvents HTTP endpoints run-completion events are POSTed to (comma-separated in "
+        "flags and environment variables).",
+        default=(),
+    )
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    nats: NatsConfig = section("nats", NatsConfig)
+    http: HttpSinksConfig = section("http", HttpSinksConfig)
+
+
+@dataclass(frozen=True)
+class Config(RuntimeSettings):
+    """The whole configuration. Durations are in seconds (``float``); ``None`` means unset."""
+
+    provider: str = setting(
+        "provider",
+        parse_dns_label(),
+        "Provider name: the prefix of status.providerId and the event source.",
+        default="kfp",
+    )
+    default_experiment: str = setting(
+        "defaultExperiment", parse_str, "KFP experiment of Runs that do not name one.", default="Default"
+    )
+    run_completion_ttl: float | None = setting(
+        "runCompletionTTL",
+        parse_duration(optional=True),
+        "Delete completed Runs this long after completion; 0 or negative means right away, "
+        "unset means never.",
+        default=None,
+    )
+    poll_interval: float = setting(
+        "pollInterval",
+        parse_duration(minimum=0.1),
+        "How often KFP is polled in bulk for run state changes.",
+        default=10.0,
+    )
+    safety_check_interval: float = setting(
+        "safetyCheckInterval",
+        parse_duration(minimum=1.0),
+        "How often each active Run is re-checked individually against KFP, in addition to the bulk poll.",
+        default=600.0,
+    )
+    dependency_recheck_interval: float = setting(
+        "dependencyRecheckInterval",
+        parse_duration(minimum=0.1),
+        "How often a Run waiting for a pipeline, version or experiment to appear in KFP looks again.",
+        default=30.0,
+    )
+    deletion_timeout: float = setting(
+        "deletionTimeout",
+        parse_duration(minimum=0.0),
+        "How long deleting a Run keeps trying to terminate its active KFP run before the Run is "
+        "released anyway.",
+        default=600.0,
+    )
+    kfp: KfpConfig = section("kfp", KfpConfig)
+    mlmd: MlmdConfig = section("mlmd", MlmdConfig)
+    events: EventsConfig = section("events", EventsConfig)
+
+    def value(self, key: str) -> Any:
+        """Returns the value of a dotted key (``"events.nats.url"``)."""
+        node: Any = self
+        for attr in _SPECS_BY_KEY[key].attr_path:
+            node = getattr(node, attr)
+        return node
+
+
+KEYS: tuple[KeySpec, ...] = keys_of(Config, ENV_PREFIX)
+_SPECS_BY_KEY = {spec.key: spec for spec in KEYS}
+GENERATED_BY = "python -m kfp_operator.settings --example"
+
+
+def key_names() -> list[str]:
+    """Every configuration key, dotted, in documentation order."""
+    return [spec.key for spec in KEYS]
+
+
+def spec(key: str) -> KeySpec:
+    return _SPECS_BY_KEY[key]
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    return loading.read_file(path, KEYS)
+
+
+def load(
+    file_values: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    flag_values: Mapping[str, Any] | None = None,
+) -> Config:
+    """Builds and validates the configuration (flag > environment variable > file > default)."""
+    return loading.load(Config, KEYS, file_values, environ, flag_values)
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    loading.add_flags(parser, KEYS)
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    return loading.flag_values(args)
+
+
+def reference_markdown() -> str:
+    return docs.reference_markdown(KEYS)
+
+
+def example_yaml() -> str:
+    return docs.example_yaml(KEYS, title="kfp-operator configuration", generated_by=GENERATED_BY)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m kfp_operator.settings", description=__doc__.splitlines()[0]
+    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--example", action="store_true", help="print a commented example configuration file")
+    what.add_argument("--markdown", action="store_true", help="print the key reference as a Markdown table")
+    args = parser.parse_args(argv)
+    sys.stdout.write(example_yaml() if args.example else reference_markdown())
+
+
+if __name__ == "__main__":
+    main()

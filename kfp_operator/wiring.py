@@ -1,0 +1,163 @@
+"""The wiring: clients from the configuration, the shared informers, and the operator's controllers.
+
+:func:`add_controllers` is called by ``kfp-operator`` (:mod:`kfp_operator.__main__`) with the
+:class:`~controller.manager.Manager` before it starts. It builds the KFP, ML Metadata and sink
+clients, asks the manager for the shared Run and RunConfiguration informers, adds the indexes
+the reconcilers look things up by, and registers the controllers:
+
+* ``run``: resolution, submission, tracking and completion of each Run (also re-triggered by
+  changes of the RunConfigurations its parameters reference, and by the KFP run tracker);
+* ``run-completion-event``: delivery of each completed Run's event to the sinks;
+* ``runconfiguration-latest-run``: each RunConfiguration's latest succeeded run;
+* ``run-ttl``: deletion of completed Runs after their TTL.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from controller.manager import Manager
+from controller.ratelimit import ItemExponentialFailureRateLimiter
+from controller.runner import Watch
+from kfp_operator.clients.kfp import KfpClient, KfpMetrics
+from kfp_operator.clients.kfp_catalog import CachedKfpCatalog
+from kfp_operator.clients.mlmd import MeteredMetadataStore, MlmdMetrics
+from kfp_operator.clients.sinks import HttpSink, NatsSink
+from kfp_operator.settings import Config
+from reconcilers.api import RUN_CONFIGURATIONS, RUNS
+from reconcilers.completion_event.reconciler import CompletionEventReconciler
+from reconcilers.indexes import OWNER_INDEX, REFERENCE_INDEX, owner_index, owner_of, reference_index, runs_by
+from reconcilers.run.reconciler import RunReconciler, RunSettings
+from reconcilers.run.tracking import TRACKED_INDEX, KfpRunTracker, tracked_run_index
+from reconcilers.run_metrics import RunCacheCollector, RunMetrics
+from reconcilers.runconfiguration.reconciler import LatestRunReconciler
+from reconcilers.ttl.reconciler import TtlReconciler
+
+# KFP lookups by name are shared by a burst of Runs for at most this long (and at most half
+# the recheck interval, so a waiting Run sees a pipeline uploaded meanwhile at its next recheck).
+CATALOG_TTL = 10.0
+# A sink that is down is retried at least this often once it is back, however long it was down.
+EVENT_RETRY_MAX_DELAY = 30.0
+
+
+def add_controllers(mgr: Manager, config: Config) -> None:
+    registry = mgr.metrics.registry
+    run_metrics = RunMetrics(registry)
+
+    runs = mgr.informer(RUNS)
+    run_configurations = mgr.informer(RUN_CONFIGURATIONS)
+    runs.add_indexer(TRACKED_INDEX, tracked_run_index)
+    runs.add_indexer(OWNER_INDEX, owner_index)
+    runs.add_indexer(REFERENCE_INDEX, reference_index)
+    registry.register(RunCacheCollector(runs.list))
+
+    kfp = KfpClient(config.kfp, KfpMetrics(registry), pool_size=max(config.workers * 2, 10))
+    metadata = MeteredMetadataStore(config.mlmd.host, config.mlmd.port, MlmdMetrics(registry))
+    sinks = _sinks(mgr, config)
+
+    tracker = KfpRunTracker(
+        kfp,
+        runs.store,
+        lambda key: run_controller.enqueue(key),
+        runs_synced=runs.has_synced,
+        clock=mgr.clock,
+        poll_interval=config.poll_interval,
+        safety_check_interval=config.safety_check_interval,
+    )
+    run_controller = mgr.add_controller(
+        "run",
+        RunReconciler(
+            runs=runs.store,
+            run_configurations=run_configurations.store,
+            kube=mgr.kube,
+            kfp=kfp,
+            catalog=CachedKfpCatalog(
+                kfp, ttl_seconds=min(CATALOG_TTL, config.dependency_recheck_interval / 2)
+            ),
+            tracker=tracker,
+            metadata=metadata,
+            recorder=mgr.event_recorder,
+            metrics=run_metrics,
+            clock=mgr.clock,
+            settings=RunSettings(
+                provider=config.provider,
+                default_experiment=config.default_experiment,
+                dependency_recheck_interval=config.dependency_recheck_interval,
+                deletion_timeout=timedelta(seconds=config.deletion_timeout),
+            ),
+        ),
+        primary=runs,
+        watches=[Watch(run_configurations, runs_by(runs.store, REFERENCE_INDEX))],
+    )
+    mgr.add_runnable(tracker, needs_leader=True)
+
+    mgr.add_controller(
+        "run-completion-event",
+        CompletionEventReconciler(
+            runs=runs.store,
+            sinks=sinks,
+            kube=mgr.kube,
+            recorder=mgr.event_recorder,
+            metrics=run_metrics,
+            clock=mgr.clock,
+            provider=config.provider,
+        ),
+        primary=runs,
+        rate_limiter=ItemExponentialFailureRateLimiter(max_delay=EVENT_RETRY_MAX_DELAY),
+    )
+
+    mgr.add_controller(
+        "runconfiguration-latest-run",
+        LatestRunReconciler(
+            runs=runs.store,
+            run_configurations=run_configurations.store,
+            kube=mgr.kube,
+            recorder=mgr.event_recorder,
+        ),
+        primary=run_configurations,
+        watches=[Watch(runs, owner_of)],
+    )
+
+    mgr.add_controller(
+        "run-ttl",
+        TtlReconciler(
+            runs=runs.store,
+            run_configurations=run_configurations.store,
+            kube=mgr.kube,
+            recorder=mgr.event_recorder,
+            metrics=run_metrics,
+            clock=mgr.clock,
+            default_ttl=_seconds_or_none(config.run_completion_ttl),
+            sinks_configured=bool(sinks),
+        ),
+        primary=runs,
+        watches=[Watch(run_configurations, runs_by(runs.store, OWNER_INDEX))],
+    )
+
+
+def _seconds_or_none(seconds: float | None) -> timedelta | None:
+    return timedelta(seconds=seconds) if seconds is not None else None
+
+
+def _sinks(mgr: Manager, config: Config) -> list[HttpSink | NatsSink]:
+    events = config.events
+    sinks: list[HttpSink | NatsSink] = []
+    if events.nats.url:
+        sinks.append(NatsSink(events.nats.url, events.nats.subject, jetstream=events.nats.jetstream))
+    sinks.extend(HttpSink(url) for url in events.http.sinks)
+    for sink in sinks:
+        mgr.add_runnable(_Closing(sink), needs_leader=False)
+    return sinks
+
+
+class _Closing:
+    """Closes a sink's connections when the process stops."""
+
+    def __init__(self, sink: HttpSink | NatsSink) -> None:
+        self._sink = sink
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._sink.close()

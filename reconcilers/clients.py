@@ -1,0 +1,118 @@
+"""What the reconcilers need from the world, as Protocols: the only way they do I/O.
+
+The composition root (``kfp_operator``) passes concrete clients that satisfy these; unit tests
+pass recording fakes (``tests/reconcilers/fakes.py``). Two more are declared where they are
+used: ``reconcilers.run.resolve.KfpCatalog`` (KFP lookups by name) and
+``reconcilers.artifacts.resolve.MetadataReader`` (ML Metadata reads).
+
+Errors the reconcilers act on are declared here too, so that they can tell them apart without
+knowing the clients: :class:`KfpError` (with the HTTP status) and :class:`DeliveryFailed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from controller.keys import ObjectKey
+from controller.resource import Resource
+
+Obj = dict[str, Any]
+
+
+class KubeClient(Protocol):
+    """Writes to, and uncached reads from, the Kubernetes API (``controller.kube.Kube``)."""
+
+    def get_or_none(self, resource: Resource, key: ObjectKey) -> Obj | None: ...
+
+    def create(self, resource: Resource, obj: Mapping[str, Any], *, namespace: str | None = None) -> Obj: ...
+
+    def patch_status(
+        self,
+        resource: Resource,
+        key: ObjectKey,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> Obj: ...
+
+    def add_finalizer(self, resource: Resource, obj: Mapping[str, Any], finalizer: str) -> Obj | None: ...
+
+    def remove_finalizer(self, resource: Resource, obj: Mapping[str, Any], finalizer: str) -> Obj | None: ...
+
+    def delete(
+        self,
+        resource: Resource,
+        key: ObjectKey,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+        propagation_policy: str | None = None,
+    ) -> bool: ...
+
+
+class EventRecorder(Protocol):
+    """Records Kubernetes Events about objects (``controller.events.EventRecorder``)."""
+
+    def event(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None: ...
+
+
+class KfpError(Exception):
+    """A KFP call failed. ``status`` is the HTTP status, or None when there was no response."""
+
+    def __init__(
+        self, operation: str, status: int | None, message: str, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"KFP {operation}: {message}")
+        self.operation = operation
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+    @property
+    def is_transient(self) -> bool:
+        """A failure that may go away by itself: no response, 429, or a server error other than 501."""
+        return self.status is None or self.status == 429 or (self.status >= 500 and self.status != 501)
+
+    @property
+    def is_user_error(self) -> bool:
+        """The request itself was refused (bad parameters, unknown experiment...): retrying won't help."""
+        return self.status is not None and 400 <= self.status < 500 and self.status != 429
+
+
+class KfpRuns(Protocol):
+    """KFP's run API (``kfp_operator.clients.kfp.KfpClient``); every call raises :class:`KfpError`."""
+
+    @property
+    def multi_user(self) -> bool: ...
+
+    def create_run(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run, or None when KFP does not know it (404)."""
+        ...
+
+    def terminate_run(self, run_id: str) -> None: ...
+
+    def list_runs(
+        self, *, filter: Mapping[str, Any], sort_by: str = "", namespace: str = ""
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching run, following page tokens."""
+        ...
+
+
+class DeliveryFailed(Exception):
+    """A sink did not acknowledge an event."""
+
+
+class Sink(Protocol):
+    """Where run-completion events go (``kfp_operator.clients.sinks``)."""
+
+    @property
+    def name(self) -> str:
+        """How status, metrics and logs refer to the sink."""
+        ...
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        """Delivers the event or raises :class:`DeliveryFailed`."""
+        ...

@@ -1,0 +1,48 @@
+"""How Runs and RunConfigurations relate: the Run cache's indexes and the watch mappings built on them.
+
+A RunConfiguration change must reach the Runs that depend on it (their parameters reference it,
+or it owns them), and a Run change must reach the RunConfiguration that owns it. The informer
+cache keeps an index per relation, so each mapping is a lookup, not a scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from controller.keys import ObjectKey
+from controller.store import Store, namespaced_index_value
+from reconcilers.api.run import RunView
+
+# Index of the Run cache: the RunConfiguration a Run belongs to, as "<namespace>/<name>".
+OWNER_INDEX = "runconfiguration/owner"
+# Index of the Run cache: the RunConfigurations a Run's parameters reference.
+REFERENCE_INDEX = "runconfiguration/referenced"
+
+
+def owner_index(obj: Mapping[str, Any]) -> list[str]:
+    run = RunView(obj)
+    owner = run.owning_run_configuration()
+    return [namespaced_index_value(run.namespace, owner)] if owner else []
+
+
+def reference_index(obj: Mapping[str, Any]) -> list[str]:
+    run = RunView(obj)
+    return [namespaced_index_value(run.namespace, name) for name in run.spec.referenced_run_configurations()]
+
+
+def runs_by(runs: Store, index: str) -> Callable[[Mapping[str, Any]], list[ObjectKey]]:
+    """Maps a RunConfiguration to the Runs that ``index`` relates it to."""
+
+    def map_func(rc: Mapping[str, Any]) -> list[ObjectKey]:
+        metadata = rc.get("metadata") or {}
+        return runs.index_keys(index, namespaced_index_value(metadata["namespace"], metadata["name"]))
+
+    return map_func
+
+
+def owner_of(run: Mapping[str, Any]) -> list[ObjectKey]:
+    """Maps a Run to the RunConfiguration that owns it, if any."""
+    view = RunView(run)
+    owner = view.owning_run_configuration()
+    return [ObjectKey(view.namespace, owner)] if owner else []

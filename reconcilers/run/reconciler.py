@@ -1,0 +1,321 @@
+"""The Run reconciler: resolve, submit exactly once, track, complete; terminate on deletion.
+
+Read top-down: :meth:`RunReconciler.reconcile` reads the Run from the cache and takes the one
+step :func:`~reconcilers.run.steps.next_step` says it needs; each step below does the I/O for
+that step around pure decisions (``resolve``, ``steps``, ``status``, ``artifacts``). Status is
+written as a merge patch of what differs, so a Run that needs nothing costs nothing. What
+happens after completion (the event, the RunConfiguration, the TTL) belongs to other
+reconcilers, which read what this one records.
+
+Submission, exactly once: the finalizer is added before the first create, conditional on the
+version read, so a Run that has it may already have a KFP run, and only such a Run looks for
+one by its marker (``tracking``) before creating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from controller.clock import Clock
+from controller.keys import ObjectKey
+from controller.reconcile import Result, TerminalError
+from controller.store import Store
+from reconcilers.api import FINALIZER, RUNS
+from reconcilers.api.run import Artifact, RunView
+from reconcilers.artifacts.resolve import (
+    MetadataReader,
+    RunMetadataNotFound,
+    Unresolved,
+    components_of,
+    read_run_metadata,
+    resolve_artifacts,
+)
+from reconcilers.clients import EventRecorder, KfpError, KfpRuns, KubeClient
+from reconcilers.expectations import ActedOnVersions
+from reconcilers.run import status
+from reconcilers.run.resolve import KfpCatalog, Resolved, Waiting, resolve
+from reconcilers.run.steps import Adopt, Create, Refuse, Step, Wait, decide_submission, next_step, refusal
+from reconcilers.run.submit import create_run_request
+from reconcilers.run.tracking import (
+    KfpRunObservation,
+    KfpRunTracker,
+    find_marked_run,
+    is_active,
+    observation_from,
+)
+from reconcilers.run_metrics import RunMetrics
+from reconcilers.timestamps import parse_time
+
+log = structlog.get_logger(__name__)
+
+NORMAL, WARNING = "Normal", "Warning"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    provider: str
+    default_experiment: str
+    # How often a Run waiting for something in KFP (pipeline, version, experiment) looks again.
+    dependency_recheck_interval: float
+    # How long deletion keeps trying to terminate an active KFP run before releasing the Run anyway.
+    deletion_timeout: timedelta
+
+
+class RunReconciler:
+    def __init__(
+        self,
+        *,
+        runs: Store,
+        run_configurations: Store,
+        kube: KubeClient,
+        kfp: KfpRuns,
+        catalog: KfpCatalog,
+        tracker: KfpRunTracker,
+        metadata: MetadataReader,
+        recorder: EventRecorder,
+        metrics: RunMetrics,
+        clock: Clock,
+        settings: RunSettings,
+    ) -> None:
+        self._runs = runs
+        self._run_configurations = run_configurations
+        self._kube = kube
+        self._kfp = kfp
+        self._catalog = catalog
+        self._tracker = tracker
+        self._metadata = metadata
+        self._recorder = recorder
+        self._metrics = metrics
+        self._clock = clock
+        self._settings = settings
+        self._acted_on = ActedOnVersions(clock)
+
+    def reconcile(self, key: ObjectKey) -> Result:
+        obj = self._runs.get(key)
+        if obj is None:
+            self._acted_on.forget(key)
+            return Result()
+        if self._acted_on.is_stale(key, obj):
+            return Result()  # our last write is on its way into the cache, and will re-trigger us
+        run = RunView(obj)
+        match next_step(run):
+            case Step.FINALIZE:
+                return self._finalize(run)
+            case Step.SUBMIT:
+                return self._submit(run)
+            case Step.TRACK:
+                return self._track(run)
+            case Step.NONE:
+                return Result()
+
+    # -- before submission -------------------------------------------------------------------
+
+    def _submit(self, run: RunView) -> Result:
+        resolution = resolve(
+            run.spec,
+            namespace=run.namespace,
+            run_configurations={
+                name: self._run_configurations.get(ObjectKey(run.namespace, name))
+                for name in run.spec.referenced_run_configurations()
+            },
+            catalog=self._catalog,
+            default_experiment=self._settings.default_experiment,
+        )
+        with_finalizer = None
+        existing = None
+        if isinstance(resolution, Resolved):
+            # The finalizer comes first: once a KFP run may exist, deletion must get a chance to
+            # stop it. Adding it is conditional on the version read, so if this call added it, no
+            # earlier attempt (in any process) can have created a run: every attempt adds it
+            # first. Only a Run that already had it needs the lookup by marker.
+            with_finalizer = self._kube.add_finalizer(RUNS, run.obj, FINALIZER)
+            if with_finalizer is None:
+                existing = find_marked_run(self._kfp, run)
+        match decide_submission(resolution, existing):
+            case Wait(waiting):
+                return self._wait(run, waiting)
+            case Refuse(rejected):
+                self._write(run, status.rejected(run, rejected, self._clock.now()))
+                self._recorder.event(run.obj, WARNING, rejected.reason, rejected.message)
+                self._metrics.submissions.labels("rejected").inc()
+                raise TerminalError(f"{rejected.reason}: {rejected.message}")
+            case Adopt(kfp_run):
+                assert isinstance(resolution, Resolved)
+                return self._submitted(run, resolution, kfp_run, "adopted", with_finalizer)
+            case Create(resolved):
+                return self._create(run, resolved, with_finalizer)
+
+    def _wait(self, run: RunView, waiting: Waiting) -> Result:
+        previous = run.condition("DependenciesResolved") or {}
+        self._write(run, status.waiting(run, waiting, self._clock.now()))
+        if previous.get("reason") != waiting.reason or previous.get("message") != waiting.message:
+            self._recorder.event(run.obj, WARNING, waiting.reason, f"waiting: {waiting.message}")
+        if waiting.waits_on_kfp:
+            return Result(requeue_after=self._settings.dependency_recheck_interval)
+        return Result()  # a change to the RunConfiguration re-triggers the Run
+
+    def _create(self, run: RunView, resolved: Resolved, with_finalizer: Mapping[str, Any] | None) -> Result:
+        try:
+            kfp_run = self._kfp.create_run(create_run_request(run, resolved))
+        except KfpError as error:
+            refused = refusal(error)
+            if refused is None:
+                raise  # no answer or a server error: look for the run by its marker next time
+            self._write(
+                run,
+                status.submission_failed(run, resolved, error.message, self._clock.now()),
+                superseded=with_finalizer,
+            )
+            self._recorder.event(run.obj, WARNING, refused.reason, refused.message)
+            self._metrics.submissions.labels("failed").inc()
+            raise TerminalError(refused.message) from None
+        return self._submitted(run, resolved, kfp_run, "created", with_finalizer)
+
+    def _submitted(
+        self,
+        run: RunView,
+        resolved: Resolved,
+        kfp_run: Mapping[str, Any],
+        how: str,
+        with_finalizer: Mapping[str, Any] | None,
+    ) -> Result:
+        observation = observation_from(kfp_run)
+        self._tracker.record(observation)
+        self._write(
+            run,
+            status.submitted(run, resolved, self._settings.provider, observation, self._clock.now()),
+            superseded=with_finalizer,
+        )
+        self._metrics.submissions.labels(how).inc()
+        self._recorder.event(
+            run.obj,
+            NORMAL,
+            "Submitted",
+            f"{how} KFP run {observation.run_id} (pipeline {run.spec.pipeline.name} version "
+            f"{resolved.version.name}, experiment {resolved.experiment_name})",
+        )
+        log.info("submitted", kfp_run=observation.run_id, how=how)
+        return Result(requeue_after=self._tracker.seconds_until_safety_check(observation.run_id))
+
+    # -- after submission --------------------------------------------------------------------
+
+    def _track(self, run: RunView) -> Result:
+        run_id = run.kfp_run_id
+        assert run_id is not None
+        observation = self._tracker.observation(run_id)
+        if observation is None:
+            wait = self._tracker.seconds_until_safety_check(run_id)
+            if wait > 0:
+                return Result(requeue_after=wait)
+            kfp_run = self._kfp.get_run(run_id)
+            if kfp_run is None:
+                return self._vanished(run, run_id)
+            observation = observation_from(kfp_run)
+            self._tracker.record(observation)
+            if not observation.is_terminal:
+                self._write(run, status.progressing(run, observation, self._clock.now()))
+                return Result(requeue_after=self._tracker.seconds_until_safety_check(run_id))
+        return self._complete(run, observation)
+
+    def _complete(self, run: RunView, observation: KfpRunObservation) -> Result:
+        artifacts: list[Artifact] = []
+        if observation.succeeded and run.spec.artifacts:
+            artifacts, unresolved = self._resolve_artifacts(run, observation.run_id)
+            for missing in unresolved:
+                self._recorder.event(
+                    run.obj, WARNING, "ArtifactNotFound", f"artifact {missing.name}: {missing.reason}"
+                )
+        now = self._clock.now()
+        self._write(run, status.completed(run, observation, artifacts, now))
+        state = "succeeded" if observation.succeeded else "failed"
+        self._metrics.completions.labels(state).inc()
+        if observation.finished_at is not None:
+            self._metrics.completion_lag.observe(max(0.0, (now - observation.finished_at).total_seconds()))
+            if observation.created_at is not None:
+                duration = (observation.finished_at - observation.created_at).total_seconds()
+                self._metrics.run_duration.labels(state).observe(max(0.0, duration))
+        if observation.succeeded:
+            self._recorder.event(run.obj, NORMAL, "Succeeded", f"KFP run {observation.run_id} succeeded")
+        else:
+            self._recorder.event(
+                run.obj, WARNING, "Failed", f"KFP run {observation.run_id} ended {observation.state}"
+            )
+        log.info("completed", kfp_run=observation.run_id, state=observation.state, artifacts=len(artifacts))
+        return Result()
+
+    def _resolve_artifacts(self, run: RunView, run_id: str) -> tuple[list[Artifact], list[Unresolved]]:
+        # ML Metadata being unreachable raises: completion waits, with backoff, until the
+        # artifacts can be read.
+        try:
+            metadata = read_run_metadata(self._metadata, run_id, components_of(run.spec.artifacts))
+        except RunMetadataNotFound as error:
+            # A finished run without metadata (a v1 pipeline, or a cleaned-up store) will not
+            # gain any: complete without artifacts rather than wait forever.
+            return [], [Unresolved(a.name, str(error)) for a in run.spec.artifacts]
+        return resolve_artifacts(run.spec.artifacts, metadata)
+
+    def _vanished(self, run: RunView, run_id: str) -> Result:
+        self._write(run, status.vanished(run, run_id, self._clock.now()))
+        self._metrics.completions.labels("failed").inc()
+        self._recorder.event(run.obj, WARNING, "RunVanished", f"KFP run {run_id} no longer exists in KFP")
+        return Result()
+
+    # -- deletion ----------------------------------------------------------------------------
+
+    def _finalize(self, run: RunView) -> Result:
+        if not run.is_completed:
+            try:
+                self._terminate_if_active(run)
+            except KfpError as error:
+                if not self._deletion_timed_out(run):
+                    raise
+                self._recorder.event(
+                    run.obj,
+                    WARNING,
+                    "TerminationAbandoned",
+                    f"gave up terminating the KFP run after {self._settings.deletion_timeout}: "
+                    f"{error.message}",
+                )
+        self._kube.remove_finalizer(RUNS, run.obj, FINALIZER)
+        return Result()
+
+    def _terminate_if_active(self, run: RunView) -> None:
+        run_id = run.kfp_run_id
+        # Without a run id the Run was deleted between creating the KFP run and recording it.
+        kfp_run = find_marked_run(self._kfp, run) if run_id is None else self._kfp.get_run(run_id)
+        if kfp_run is None or not is_active(kfp_run):
+            return  # gone, finished or already canceling: nothing to stop
+        try:
+            self._kfp.terminate_run(kfp_run["run_id"])
+        except KfpError as error:
+            if error.status not in (400, 404):  # 400: it finished meanwhile; 404: it is gone
+                raise
+            return
+        self._metrics.kfp_terminations.inc()
+        self._recorder.event(
+            run.obj,
+            NORMAL,
+            "Terminated",
+            f"terminated KFP run {kfp_run['run_id']} because the Run was deleted",
+        )
+
+    def _deletion_timed_out(self, run: RunView) -> bool:
+        deleted_at = parse_time(run.metadata.get("deletionTimestamp"))
+        return deleted_at is not None and self._clock.now() - deleted_at > self._settings.deletion_timeout
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def _write(
+        self, run: RunView, desired: Mapping[str, Any], *, superseded: Mapping[str, Any] | None = None
+    ) -> None:
+        """Writes what differs; ``superseded`` is an intermediate version an earlier write made."""
+        patch = status.merge_patch(run.status, desired)
+        if patch:
+            key = ObjectKey(run.namespace, run.name)
+            self._kube.patch_status(RUNS, key, patch)
+            self._acted_on.acted_on(key, run.obj, superseded)

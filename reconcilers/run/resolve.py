@@ -1,0 +1,180 @@
+"""Resolving a Run before submission: what to run, where, and with which parameters.
+
+``resolve`` is the decision: given the Run's spec, the RunConfigurations it
+references (from the cache) and a catalog of KFP objects, it says either exactly
+what to submit, or why the Run has to wait, or why it can never be submitted.
+The catalog is the only I/O and is passed in, so the decision is tested with an
+in-memory catalog. Checks that need no KFP call come first: a Run waiting for a
+RunConfiguration costs KFP nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reconcilers.api.run import RunSpec
+from reconcilers.artifacts.path import InvalidArtifactPath, parse_artifact_path
+from reconcilers.run.parameters import (
+    ARTIFACT_NOT_AVAILABLE,
+    RUN_CONFIGURATION_NOT_FOUND,
+    InvalidParameterValue,
+    convert_values,
+    declared_parameter_types,
+    dependency_snapshot,
+    resolve_values,
+)
+
+# Reasons of the DependenciesResolved condition while the Run waits, or when it cannot run.
+PIPELINE_NOT_FOUND = "PipelineNotFound"
+PIPELINE_VERSION_NOT_FOUND = "PipelineVersionNotFound"
+EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
+INVALID_ARTIFACT_FILTER = "InvalidArtifactFilter"
+INVALID_ARTIFACT_PATH = "InvalidArtifactPath"
+INVALID_PARAMETER = "InvalidParameter"
+UNRESOLVED_REASONS = (
+    PIPELINE_NOT_FOUND,
+    PIPELINE_VERSION_NOT_FOUND,
+    EXPERIMENT_NOT_FOUND,
+    RUN_CONFIGURATION_NOT_FOUND,
+    ARTIFACT_NOT_AVAILABLE,
+    INVALID_ARTIFACT_FILTER,
+    INVALID_ARTIFACT_PATH,
+    INVALID_PARAMETER,
+)
+
+
+@dataclass(frozen=True)
+class PipelineVersion:
+    """A KFP pipeline version, as needed to submit a run of it."""
+
+    pipeline_id: str
+    version_id: str
+    name: str
+    pipeline_spec: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+
+class KfpCatalog(Protocol):
+    """Lookups of KFP objects by name. ``None`` means it does not exist (yet)."""
+
+    def pipeline_id(self, name: str, namespace: str) -> str | None: ...
+
+    def pipeline_version(self, pipeline_id: str, version_name: str | None) -> PipelineVersion | None:
+        """The named version, or the latest one when ``version_name`` is None."""
+        ...
+
+    def experiment_id(self, display_name: str, namespace: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Everything needed to submit the run."""
+
+    pipeline_id: str
+    version: PipelineVersion
+    experiment_id: str
+    experiment_name: str
+    parameters: Mapping[str, Any]
+    dependencies: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Something the Run needs does not exist yet; the Run is re-evaluated when it may.
+
+    ``waits_on_kfp`` says whether the missing thing lives in KFP (checked again on a
+    timer) rather than in the cluster (a watch event re-triggers the Run).
+    """
+
+    reason: str
+    message: str
+    dependencies: Mapping[str, Any]
+    waits_on_kfp: bool
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The Run can never be submitted as written; its spec is immutable, so this is final."""
+
+    reason: str
+    message: str
+    dependencies: Mapping[str, Any] = field(default_factory=dict)
+
+
+Resolution = Resolved | Waiting | Rejected
+
+
+def validate_artifacts(spec: RunSpec) -> Rejected | None:
+    """Checks what the CRD's pattern cannot: that every filter parses."""
+    for artifact in spec.artifacts:
+        try:
+            parse_artifact_path(artifact.path)
+        except InvalidArtifactPath as error:
+            reason = INVALID_ARTIFACT_FILTER if error.filter_error is not None else INVALID_ARTIFACT_PATH
+            return Rejected(reason, f"artifact {artifact.name}: {error}")
+    return None
+
+
+def resolve(
+    spec: RunSpec,
+    *,
+    namespace: str,
+    run_configurations: Mapping[str, Mapping[str, Any] | None],
+    catalog: KfpCatalog,
+    default_experiment: str,
+) -> Resolution:
+    rejected = validate_artifacts(spec)
+    if rejected is not None:
+        return rejected
+
+    dependencies = dependency_snapshot(spec, run_configurations)
+    values, missing = resolve_values(spec, run_configurations)
+    if missing:
+        return Waiting(
+            reason=missing[0].reason,
+            message="; ".join(m.message for m in missing),
+            dependencies=dependencies,
+            waits_on_kfp=False,
+        )
+
+    pipeline_id = catalog.pipeline_id(spec.pipeline.name, namespace)
+    if pipeline_id is None:
+        return Waiting(
+            PIPELINE_NOT_FOUND,
+            f"pipeline {spec.pipeline.name} does not exist in KFP",
+            dependencies,
+            waits_on_kfp=True,
+        )
+    version = catalog.pipeline_version(pipeline_id, spec.pipeline.version)
+    if version is None:
+        message = (
+            f"pipeline {spec.pipeline.name} has no version {spec.pipeline.version} in KFP"
+            if spec.pipeline.version
+            else f"pipeline {spec.pipeline.name} has no versions in KFP"
+        )
+        return Waiting(PIPELINE_VERSION_NOT_FOUND, message, dependencies, waits_on_kfp=True)
+
+    experiment_name = spec.experiment_name or default_experiment
+    experiment_id = catalog.experiment_id(experiment_name, namespace)
+    if experiment_id is None:
+        return Waiting(
+            EXPERIMENT_NOT_FOUND,
+            f"experiment {experiment_name} does not exist in KFP",
+            dependencies,
+            waits_on_kfp=True,
+        )
+
+    try:
+        parameters = convert_values(values, declared_parameter_types(version.pipeline_spec))
+    except InvalidParameterValue as error:
+        return Rejected(INVALID_PARAMETER, str(error), dependencies)
+
+    return Resolved(
+        pipeline_id=pipeline_id,
+        version=version,
+        experiment_id=experiment_id,
+        experiment_name=experiment_name,
+        parameters=parameters,
+        dependencies=dependencies,
+    )

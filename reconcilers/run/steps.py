@@ -1,0 +1,93 @@
+"""What a Run needs next, and how its submission is decided: pure functions, tested by tables.
+
+:func:`next_step` reads only the Run. :func:`decide_submission` combines what resolution found
+with the KFP run that may already exist for the Run; :func:`refusal` says whether a failed create
+is final. The reconciler does the I/O around them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconcilers.api.run import RunView
+from reconcilers.clients import KfpError
+from reconcilers.run.resolve import Rejected, Resolution, Resolved, Waiting
+from reconcilers.run.status import FAILED
+
+
+class Step(enum.Enum):
+    NONE = "none"  # completed, refused for good, or deleted without our finalizer
+    FINALIZE = "finalize"  # being deleted: stop an active KFP run, then release the Run
+    SUBMIT = "submit"  # not submitted yet: resolve, then create or adopt its KFP run
+    TRACK = "track"  # submitted and not completed: follow its KFP run
+
+
+def next_step(run: RunView) -> Step:
+    if run.is_deleting:
+        return Step.FINALIZE if run.has_finalizer else Step.NONE
+    if run.provider_id is None:
+        return Step.NONE if is_refused(run) else Step.SUBMIT
+    if not run.is_completed:
+        return Step.TRACK
+    return Step.NONE
+
+
+def is_refused(run: RunView) -> bool:
+    """Refused for good and already reported for this generation (the spec cannot change)."""
+    return (
+        run.status.get("synchronizationState") == FAILED
+        and run.status.get("observedGeneration") == run.generation
+    )
+
+
+@dataclass(frozen=True)
+class Adopt:
+    """A KFP run was created for this Run before: record it instead of creating another."""
+
+    kfp_run: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Create:
+    resolved: Resolved
+
+
+@dataclass(frozen=True)
+class Wait:
+    waiting: Waiting
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """The Run can never be submitted as written; ``rejected`` says why."""
+
+    rejected: Rejected
+
+
+Submission = Adopt | Create | Wait | Refuse
+
+
+def decide_submission(resolution: Resolution, existing: Mapping[str, Any] | None) -> Submission:
+    """What to do about a Run that has no KFP run recorded; an existing marked run always wins."""
+    if existing is not None:
+        return Adopt(existing)
+    match resolution:
+        case Waiting():
+            return Wait(resolution)
+        case Rejected():
+            return Refuse(resolution)
+        case Resolved():
+            return Create(resolution)
+
+
+SUBMISSION_FAILED = "SubmissionFailed"
+
+
+def refusal(error: KfpError) -> Rejected | None:
+    """Whether KFP refused the run for good (a 4xx), or the create may be retried (None)."""
+    if not error.is_user_error:
+        return None  # no answer or a server error: the run may exist; look for it next time
+    return Rejected(SUBMISSION_FAILED, f"KFP rejected the run: {error.message}")

@@ -1,0 +1,299 @@
+"""The KFP run a Run tracks: how it is marked and found again, what is observed of it, and how
+the operator learns that it finished.
+
+**Marking.** KFP has no idempotency key and run display names are not unique, so every run the
+operator creates carries a marker derived from the Run's UID in its description. Whenever a run
+may already exist for a Run, the operator looks for that marker before creating one and adopts
+what it finds: a crash between create and the status write, a lost response or a retried create
+can therefore never produce a second run.
+
+**Observing.** :class:`KfpRunObservation` is what the operator keeps of a KFP run: its id,
+state and times.
+
+**Tracking.** KFP offers no watch, and asking about each tracked run on every poll would cost
+one call per Run per interval. Instead :class:`KfpRunTracker` asks, one list call per page, for
+the runs *the operator created* (their description carries the marker) that finished since the
+last poll, and enqueues only the tracked Runs among them. The cost of a poll therefore grows
+with the pages of runs that changed, not with the number of Runs being tracked; with nothing
+tracked, nothing is asked.
+
+A finished run becomes visible in KFP with some delay after its ``finished_at`` (the
+persistence agent reports it), so each poll looks back a little before the newest finish time
+it has seen. That watermark only moves when a newer run finishes, so on its own it would make
+every poll of an idle cluster list the last burst of finished runs again; the look-back is
+therefore also counted from the previous poll's start, which lets a finished run drop out of the
+polls one look-back after it finished. The first poll after start looks back to the oldest
+tracked Run's start, which finds completions that happened while the operator was down.
+Whatever a poll could still miss (a report delayed beyond the look-back, clocks further apart
+than it, a run deleted in KFP) is caught by the Run reconciler's slow per-Run safety check.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from controller.clock import Clock
+from controller.keys import ObjectKey
+from controller.store import Store
+from reconcilers.api.run import RunView
+from reconcilers.clients import KfpError, KfpRuns
+from reconcilers.timestamps import format_time, parse_time
+
+log = structlog.get_logger(__name__)
+
+# -- marking -----------------------------------------------------------------------------------
+
+# Everything the operator creates has this in its description; the UID follows it.
+MARKER_PREFIX = "kfp-operator/run-uid="
+
+
+def marker(run_uid: str) -> str:
+    return f"{MARKER_PREFIX}{run_uid}"
+
+
+def description(run: RunView) -> str:
+    return f"Run {run.namespaced_name} created by kfp-operator. {marker(run.uid)}"
+
+
+def run_uid_from_description(text: str | None) -> str | None:
+    """The Run UID a KFP run was created for, if the operator created it."""
+    if not text or MARKER_PREFIX not in text:
+        return None
+    return text.rpartition(MARKER_PREFIX)[2].split()[0] or None
+
+
+def marked_filter(run_uid: str) -> dict[str, Any]:
+    """The KFP list filter that finds the runs created for a Run."""
+    return {
+        "predicates": [{"key": "description", "operation": "IS_SUBSTRING", "string_value": marker(run_uid)}]
+    }
+
+
+def find_marked_run(kfp: KfpRuns, run: RunView) -> dict[str, Any] | None:
+    """The KFP run created for this Run before, if any (the oldest, should there be several)."""
+    matches = list(
+        kfp.list_runs(filter=marked_filter(run.uid), sort_by="created_at", namespace=run.namespace)
+    )
+    if len(matches) > 1:
+        log.warning("several KFP runs carry this Run's marker; adopting the oldest", count=len(matches))
+    return matches[0] if matches else None
+
+
+# -- observing ---------------------------------------------------------------------------------
+
+# KFP run states (V2beta1RuntimeState) and what they mean for a Run.
+KFP_TERMINAL_SUCCESS = frozenset({"SUCCEEDED"})
+KFP_TERMINAL_FAILURE = frozenset({"FAILED", "CANCELED", "SKIPPED"})
+KFP_TERMINAL = KFP_TERMINAL_SUCCESS | KFP_TERMINAL_FAILURE
+# States a run can be terminated from (the server refuses the others).
+KFP_ACTIVE = frozenset({"PENDING", "RUNNING", "PAUSED", "RUNTIME_STATE_UNSPECIFIED"})
+UNSPECIFIED = "RUNTIME_STATE_UNSPECIFIED"
+
+
+@dataclass(frozen=True)
+class KfpRunObservation:
+    """What the operator knows of a KFP run."""
+
+    run_id: str
+    state: str
+    created_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in KFP_TERMINAL
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state in KFP_TERMINAL_SUCCESS
+
+
+def observation_from(kfp_run: Mapping[str, Any]) -> KfpRunObservation:
+    return KfpRunObservation(
+        run_id=kfp_run["run_id"],
+        state=kfp_run.get("state", UNSPECIFIED),
+        created_at=parse_time(kfp_run.get("created_at")),
+        finished_at=parse_time(kfp_run.get("finished_at")),
+    )
+
+
+def is_active(kfp_run: Mapping[str, Any]) -> bool:
+    return kfp_run.get("state", UNSPECIFIED) in KFP_ACTIVE
+
+
+# -- tracking ----------------------------------------------------------------------------------
+
+# Index of the Run cache: the KFP run id of every submitted Run that has not completed.
+TRACKED_INDEX = "kfp-run-id/incomplete"
+DEFAULT_LOOKBACK = timedelta(minutes=5)
+
+
+def tracked_run_index(obj: Mapping[str, Any]) -> list[str]:
+    view = RunView(obj)
+    run_id = view.kfp_run_id
+    return [run_id] if run_id and not view.is_completed else []
+
+
+def finished_since_filter(since: datetime) -> dict[str, Any]:
+    return {
+        "predicates": [
+            {"key": "finished_at", "operation": "GREATER_THAN_EQUALS", "timestamp_value": format_time(since)},
+            {"key": "description", "operation": "IS_SUBSTRING", "string_value": MARKER_PREFIX},
+        ]
+    }
+
+
+class KfpRunTracker:
+    """Keeps what bulk polls learnt about tracked KFP runs, and enqueues the Runs that changed."""
+
+    def __init__(
+        self,
+        kfp: KfpRuns,
+        runs: Store,
+        enqueue: Callable[[ObjectKey], None],
+        *,
+        runs_synced: Callable[[], bool],
+        clock: Clock,
+        poll_interval: float,
+        safety_check_interval: float,
+        lookback: timedelta = DEFAULT_LOOKBACK,
+    ) -> None:
+        self._kfp = kfp
+        self._runs = runs
+        self._enqueue = enqueue
+        self._runs_synced = runs_synced
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._safety_check_interval = safety_check_interval
+        self._lookback = lookback
+        self._lock = threading.Lock()
+        self._observed: dict[str, KfpRunObservation] = {}
+        self._last_checked: dict[str, float] = {}
+        self._watermark: datetime | None = None
+        self._last_poll_started: datetime | None = None
+        self._synced = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what reconcilers ask ----------------------------------------------------------------
+
+    def has_synced(self) -> bool:
+        """True once a first poll has covered every Run tracked at start-up."""
+        return self._synced.is_set()
+
+    def observation(self, run_id: str) -> KfpRunObservation | None:
+        """The terminal state a poll saw for this run, if any."""
+        with self._lock:
+            return self._observed.get(run_id)
+
+    def record(self, observation: KfpRunObservation) -> None:
+        """Records what a direct read of the run returned (the safety check)."""
+        with self._lock:
+            self._last_checked[observation.run_id] = self._clock.monotonic()
+            if observation.is_terminal:
+                self._observed[observation.run_id] = observation
+
+    def seconds_until_safety_check(self, run_id: str) -> float:
+        """When the Run should next read its KFP run directly; 0 means now."""
+        with self._lock:
+            last = self._last_checked.setdefault(run_id, self._clock.monotonic())
+        return max(0.0, last + self._safety_check_interval - self._clock.monotonic())
+
+    # -- polling -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="kfp-run-tracker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        # The first poll must see every Run, or it would not look back far enough.
+        while not self._runs_synced():
+            if self._stop.wait(0.1):
+                return
+        while not self._stop.is_set():
+            try:
+                self.poll()
+            except KfpError as error:
+                log.warning("polling KFP for finished runs failed; retrying next interval", error=str(error))
+            self._stop.wait(self._poll_interval)
+
+    def poll(self) -> None:
+        """One bulk poll: list the operator's runs finished since the watermark, enqueue tracked ones."""
+        tracked = set(self._runs.index_values(TRACKED_INDEX))
+        self._prune(tracked)
+        if not tracked:
+            self._synced.set()
+            return
+        first = self._watermark is None
+        since = self._since(tracked)
+        started = self._clock.now()
+        newest = self._watermark
+        for namespace in self._namespaces(tracked):
+            for kfp_run in self._kfp.list_runs(
+                filter=finished_since_filter(since), sort_by="finished_at", namespace=namespace
+            ):
+                observation = observation_from(kfp_run)
+                if observation.finished_at is not None and (
+                    newest is None or observation.finished_at > newest
+                ):
+                    newest = observation.finished_at
+                if observation.is_terminal and observation.run_id in tracked:
+                    self._observe(observation)
+        self._watermark = newest or since
+        self._last_poll_started = started
+        if first:
+            # The first poll covered every tracked run's whole life: none needs a direct read now.
+            now = self._clock.monotonic()
+            with self._lock:
+                for run_id in tracked:
+                    self._last_checked.setdefault(run_id, now)
+        self._synced.set()
+
+    def _observe(self, observation: KfpRunObservation) -> None:
+        with self._lock:
+            if observation.run_id in self._observed:
+                return
+            self._observed[observation.run_id] = observation
+        for key in self._runs.index_keys(TRACKED_INDEX, observation.run_id):
+            self._enqueue(key)
+
+    def _since(self, tracked: Iterable[str]) -> datetime:
+        if self._watermark is not None:
+            since = self._watermark - self._lookback
+            if self._last_poll_started is not None:
+                since = max(since, self._last_poll_started - self._lookback)
+            return since
+        started = [
+            parse_time((obj.get("status") or {}).get("startedAt"))
+            for run_id in tracked
+            for obj in self._runs.by_index(TRACKED_INDEX, run_id)
+        ]
+        known = [s for s in started if s is not None]
+        return (min(known) if known else self._clock.now()) - self._lookback
+
+    def _namespaces(self, tracked: Iterable[str]) -> list[str]:
+        """KFP namespaces to list: one call sequence per namespace in multi-user mode, else one."""
+        if not self._kfp.multi_user:
+            return [""]
+        return sorted(
+            {key.namespace for run_id in tracked for key in self._runs.index_keys(TRACKED_INDEX, run_id)}
+        )
+
+    def _prune(self, tracked: set[str]) -> None:
+        """Forgets runs that are no longer tracked (completed or deleted Runs)."""
+        with self._lock:
+            for run_id in self._observed.keys() - tracked:
+                del self._observed[run_id]
+            for run_id in self._last_checked.keys() - tracked:
+                del self._last_checked[run_id]

@@ -1,0 +1,91 @@
+"""When a completed Run is deleted: the TTL policy, as pure functions.
+
+A Run is deleted ``runCompletionTTL`` after its KFP run finished (the per-Run
+annotation ``pipelines.kubeflow.org/ttl-after-completion`` overrides the global
+value), and never before its completion event is delivered and its
+RunConfiguration updated: deleting earlier would lose what downstream consumers
+and dependent Runs read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from controller.settings.values import InvalidValue, parse_go_duration
+from reconcilers.api import TTL_ANNOTATION
+from reconcilers.api.run import RunView
+from reconcilers.timestamps import parse_time
+
+
+@dataclass(frozen=True)
+class Keep:
+    """Not deleted (yet); ``recheck_after`` is when the answer can change by time alone."""
+
+    reason: str
+    recheck_after: timedelta | None = None
+    invalid: bool = False  # the Run's own TTL setting is wrong: worth telling the user
+
+
+@dataclass(frozen=True)
+class Delete:
+    ttl: timedelta
+
+
+TtlDecision = Keep | Delete
+
+
+def ttl_for(run: RunView, default: timedelta | None) -> timedelta | None:
+    """The Run's TTL; raises InvalidValue for an unparseable annotation."""
+    annotation = run.annotations.get(TTL_ANNOTATION)
+    if annotation is not None:
+        return timedelta(seconds=parse_go_duration(annotation))
+    return default
+
+
+def decide(
+    run: RunView,
+    *,
+    default_ttl: timedelta | None,
+    now: datetime,
+    sinks_configured: bool,
+    run_configuration: Mapping[str, Any] | None,
+) -> TtlDecision:
+    if not run.is_completed or run.is_deleting:
+        return Keep("not completed")
+    try:
+        ttl = ttl_for(run, default_ttl)
+    except InvalidValue as error:
+        return Keep(f"invalid {TTL_ANNOTATION} annotation: {error}", invalid=True)
+    if ttl is None:
+        return Keep("no TTL")
+    if sinks_configured and not (run.status.get("completionEvent") or {}).get("deliveredAt"):
+        return Keep("completion event not delivered yet")
+    if not run_configuration_is_current(run, run_configuration):
+        return Keep("RunConfiguration not updated yet")
+    finished = parse_time(run.status.get("finishedAt")) or parse_time(run.status.get("markedCompletedAt"))
+    if finished is None:
+        return Keep("no finish time")
+    remaining = finished + ttl - now
+    if remaining > timedelta(0):
+        return Keep("TTL not expired", recheck_after=remaining)
+    return Delete(ttl)
+
+
+def run_configuration_is_current(run: RunView, run_configuration: Mapping[str, Any] | None) -> bool:
+    """Whether the owning RunConfiguration (if any) reflects this run or a newer one.
+
+    Only a succeeded run updates its RunConfiguration. A RunConfiguration that no
+    longer exists has nothing to update.
+    """
+    owner = run.owning_run_configuration()
+    if owner is None or run.completion_state != "Succeeded" or run_configuration is None:
+        return True
+    latest = ((run_configuration.get("status") or {}).get("latestRuns") or {}).get("succeeded") or {}
+    if latest.get("providerId") == run.provider_id:
+        return True
+    latest_finished = parse_time(latest.get("finishedAt"))
+    finished = parse_time(run.status.get("finishedAt"))
+    return latest_finished is not None and finished is not None and latest_finished >= finished

@@ -1,0 +1,94 @@
+"""Deleting completed Runs once their TTL has passed (``ttl.decide`` says when).
+
+As Kubernetes' TTL-after-finished controller does, the Run is read again from
+the API server before deletion (the cache may be behind, for example missing a
+new annotation), and deleted with a UID precondition, so a new Run that reused
+the name is never deleted by mistake.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+
+from controller.clock import Clock
+from controller.keys import ObjectKey
+from controller.reconcile import Result
+from controller.store import Store
+from reconcilers.api import RUNS
+from reconcilers.api.run import RunView
+from reconcilers.clients import EventRecorder, KubeClient
+from reconcilers.run_metrics import RunMetrics
+from reconcilers.ttl.policy import Delete, Keep, decide
+
+log = structlog.get_logger(__name__)
+
+
+class TtlReconciler:
+    def __init__(
+        self,
+        *,
+        runs: Store,
+        run_configurations: Store,
+        kube: KubeClient,
+        recorder: EventRecorder,
+        metrics: RunMetrics,
+        clock: Clock,
+        default_ttl: timedelta | None,
+        sinks_configured: bool,
+    ) -> None:
+        self._runs = runs
+        self._run_configurations = run_configurations
+        self._kube = kube
+        self._recorder = recorder
+        self._metrics = metrics
+        self._clock = clock
+        self._default_ttl = default_ttl
+        self._sinks_configured = sinks_configured
+
+    def reconcile(self, key: ObjectKey) -> Result:
+        cached = self._runs.get(key)
+        if cached is None:
+            return Result()
+        decision = self._decide(RunView(cached))
+        if isinstance(decision, Keep):
+            if decision.invalid:
+                self._recorder.event(cached, "Warning", "InvalidTTL", decision.reason)
+            return self._keep(decision)
+        fresh = self._kube.get_or_none(RUNS, key)
+        if fresh is None:
+            return Result()
+        decision = self._decide(RunView(fresh))
+        if isinstance(decision, Keep):
+            return self._keep(decision)
+        if not self._kube.delete(RUNS, key, uid=fresh["metadata"]["uid"], propagation_policy="Background"):
+            return Result()
+        self._metrics.ttl_deletions.inc()
+        self._recorder.event(
+            fresh, "Normal", "DeletedAfterTTL", f"deleted {_seconds(decision.ttl)} after the KFP run finished"
+        )
+        log.info("deleted after TTL", ttl=_seconds(decision.ttl))
+        return Result()
+
+    def _decide(self, run: RunView) -> Delete | Keep:
+        owner = run.owning_run_configuration()
+        return decide(
+            run,
+            default_ttl=self._default_ttl,
+            now=self._clock.now(),
+            sinks_configured=self._sinks_configured,
+            run_configuration=self._run_configurations.get(ObjectKey(run.namespace, owner))
+            if owner
+            else None,
+        )
+
+    @staticmethod
+    def _keep(decision: Keep) -> Result:
+        if decision.recheck_after is None:
+            return Result()  # a change to the Run or its RunConfiguration re-triggers this
+        return Result(requeue_after=max(decision.recheck_after.total_seconds(), 0.001))
+
+
+def _seconds(duration: timedelta) -> str:
+    return f"{duration.total_seconds():g}s"

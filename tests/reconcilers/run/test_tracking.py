@@ -1,0 +1,179 @@
+"""The bulk poll: what it asks KFP for, and which Runs it enqueues."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from controller.clock import FakeClock
+from controller.keys import ObjectKey
+from controller.store import Store
+from reconcilers.run.tracking import MARKER_PREFIX, TRACKED_INDEX, KfpRunTracker, tracked_run_index
+from reconcilers.timestamps import format_time, parse_time
+
+LOOKBACK = timedelta(minutes=5)
+
+
+class ListOnlyKfp:
+    """Answers ``list_runs`` from a list of KFP runs, applying the finished-since predicate."""
+
+    multi_user = False
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+        self.asked_since: list[datetime] = []
+
+    def finish(self, run_id: str, at: datetime, state: str = "SUCCEEDED") -> None:
+        self.runs.append(
+            {
+                "run_id": run_id,
+                "state": state,
+                "created_at": format_time(at - timedelta(minutes=1)),
+                "finished_at": format_time(at),
+                "description": f"{MARKER_PREFIX}{run_id}",
+            }
+        )
+
+    def list_runs(
+        self, *, filter: Mapping[str, Any], sort_by: str, namespace: str
+    ) -> Iterator[dict[str, Any]]:
+        (finished,) = [p for p in filter["predicates"] if p["key"] == "finished_at"]
+        since = parse_time(finished["timestamp_value"])
+        assert since is not None
+        self.asked_since.append(since)
+        return iter([run for run in self.runs if parse_time(run["finished_at"]) >= since])  # type: ignore[operator]
+
+    @property
+    def last_since(self) -> datetime:
+        return self.asked_since[-1]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def kfp() -> ListOnlyKfp:
+    return ListOnlyKfp()
+
+
+@pytest.fixture
+def runs() -> Store:
+    return Store({TRACKED_INDEX: tracked_run_index})
+
+
+@pytest.fixture
+def enqueued() -> list[ObjectKey]:
+    return []
+
+
+@pytest.fixture
+def tracker(kfp: ListOnlyKfp, runs: Store, enqueued: list[ObjectKey], clock: FakeClock) -> KfpRunTracker:
+    return KfpRunTracker(
+        kfp,  # type: ignore[arg-type]
+        runs,
+        enqueued.append,
+        runs_synced=lambda: True,
+        clock=clock,
+        poll_interval=10,
+        safety_check_interval=600,
+        lookback=LOOKBACK,
+    )
+
+
+def track(runs: Store, name: str, run_id: str, started_at: datetime) -> None:
+    runs.upsert(
+        {
+            "metadata": {"namespace": "ml", "name": name},
+            "status": {"providerId": f"kfp:{run_id}", "startedAt": format_time(started_at)},
+        }
+    )
+
+
+def test_nothing_is_asked_while_no_run_is_tracked(tracker: KfpRunTracker, kfp: ListOnlyKfp) -> None:
+    tracker.poll()
+    assert kfp.asked_since == []
+    assert tracker.has_synced()
+
+
+def test_the_first_poll_looks_back_to_the_oldest_tracked_start(
+    tracker: KfpRunTracker, kfp: ListOnlyKfp, runs: Store, clock: FakeClock
+) -> None:
+    oldest = clock.now() - timedelta(hours=3)
+    track(runs, "old", "r-old", oldest)
+    track(runs, "new", "r-new", clock.now() - timedelta(minutes=1))
+
+    tracker.poll()
+
+    assert kfp.last_since == oldest - LOOKBACK
+
+
+def test_only_tracked_runs_that_finished_are_enqueued_once(
+    tracker: KfpRunTracker, kfp: ListOnlyKfp, runs: Store, enqueued: list[ObjectKey], clock: FakeClock
+) -> None:
+    track(runs, "done", "r-done", clock.now() - timedelta(minutes=10))
+    track(runs, "busy", "r-busy", clock.now() - timedelta(minutes=10))
+    kfp.finish("r-done", clock.now() - timedelta(minutes=2))
+    kfp.finish("r-someone-elses", clock.now() - timedelta(minutes=2))
+
+    tracker.poll()
+    clock.step(10)
+    tracker.poll()
+
+    assert enqueued == [ObjectKey("ml", "done")]
+    observation = tracker.observation("r-done")
+    assert observation is not None and observation.state == "SUCCEEDED"
+    assert tracker.observation("r-busy") is None
+
+
+def test_with_kfp_clock_ahead_later_polls_look_back_from_the_newest_finish_seen(
+    tracker: KfpRunTracker, kfp: ListOnlyKfp, runs: Store, clock: FakeClock
+) -> None:
+    track(runs, "busy", "r-busy", clock.now() - timedelta(hours=1))
+    newest = clock.now() + timedelta(minutes=2)  # KFP's clock runs ahead of the operator's
+    kfp.finish("r-other", newest)
+
+    tracker.poll()
+    clock.step(10)
+    tracker.poll()
+
+    assert kfp.last_since == newest - LOOKBACK
+
+
+def test_an_idle_poll_stops_listing_runs_one_look_back_after_they_finished(
+    tracker: KfpRunTracker, kfp: ListOnlyKfp, runs: Store, clock: FakeClock
+) -> None:
+    """Without a newer finish the watermark stands still; the previous poll's start still moves."""
+    track(runs, "busy", "r-busy", clock.now() - timedelta(hours=1))
+    for i in range(3):
+        kfp.finish(f"r-burst-{i}", clock.now() - timedelta(seconds=30))
+    tracker.poll()
+
+    clock.step(LOOKBACK.total_seconds() + 60)
+    previous_poll = clock.now()
+    tracker.poll()
+    clock.step(10)
+    tracker.poll()
+
+    assert kfp.last_since == previous_poll - LOOKBACK
+    assert [run for run in kfp.runs if parse_time(run["finished_at"]) >= kfp.last_since] == []  # type: ignore[operator]
+
+
+def test_a_report_delayed_within_the_look_back_is_still_found(
+    tracker: KfpRunTracker, kfp: ListOnlyKfp, runs: Store, enqueued: list[ObjectKey], clock: FakeClock
+) -> None:
+    track(runs, "late", "r-late", clock.now() - timedelta(hours=1))
+    tracker.poll()
+    clock.step(60)
+    tracker.poll()
+
+    # It finished before the last poll, but KFP only shows it now.
+    kfp.finish("r-late", clock.now() - timedelta(minutes=2))
+    clock.step(10)
+    tracker.poll()
+
+    assert enqueued == [ObjectKey("ml", "late")]
