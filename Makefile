@@ -21,9 +21,12 @@ bins:
 generate: venv
 	$(PYTHON) hack/gen_crds.py
 
+# Style, the layering of the packages (import-linter contracts in pyproject.toml) and strict types.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -62,6 +62,11 @@ class EventSink(Protocol):
     ) -> dict[str, Any]: ...
 
 
+# (uid, kind, namespace, name) of the involved object; an Event adds type, reason and message.
+_ObjectKey = tuple[str | None, str, str | None, str]
+_EventKey = tuple[str | None, str, str | None, str, str, str, str]
+
+
 @dataclass(frozen=True)
 class _Pending:
     involved: dict[str, str]
@@ -99,10 +104,10 @@ class EventRecorder:
         self._clock = clock or RealClock()
         self._queue: queue.Queue[_Pending | None] = queue.Queue(queue_size)
         self._cache_size = cache_size
-        self._recorded: OrderedDict[tuple, _Recorded] = OrderedDict()
+        self._recorded: OrderedDict[_EventKey, _Recorded] = OrderedDict()
         self._spam_burst = spam_burst
         self._spam_qps = 1.0 / spam_refill_seconds
-        self._buckets: OrderedDict[tuple, TokenBucket] = OrderedDict()
+        self._buckets: OrderedDict[_ObjectKey, TokenBucket] = OrderedDict()
         self._pending = 0
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -182,11 +187,16 @@ class EventRecorder:
 
     def _write(self, pending: _Pending) -> None:
         involved = pending.involved
-        object_key = (involved.get("uid"), involved["kind"], involved.get("namespace"), involved["name"])
+        object_key: _ObjectKey = (
+            involved.get("uid"),
+            involved["kind"],
+            involved.get("namespace"),
+            involved["name"],
+        )
         if not self._allow(object_key):
             log.debug("event suppressed by spam filter", reason=pending.reason, object=involved["name"])
             return
-        key = (*object_key, pending.type, pending.reason, pending.message)
+        key: _EventKey = (*object_key, pending.type, pending.reason, pending.message)
         recorded = self._recorded.get(key)
         if recorded is not None:
             try:
@@ -211,7 +221,7 @@ class EventRecorder:
         while len(self._recorded) > self._cache_size:
             self._recorded.popitem(last=False)
 
-    def _allow(self, object_key: tuple) -> bool:
+    def _allow(self, object_key: _ObjectKey) -> bool:
         bucket = self._buckets.get(object_key)
         if bucket is None:
             bucket = TokenBucket(self._spam_qps, self._spam_burst, self._clock)

@@ -28,6 +28,7 @@ namespaces, with one reflector (one list+watch) per namespace in the latter case
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -158,7 +159,7 @@ class Informer:
             if registration in self._registrations:
                 self._registrations.remove(registration)
 
-    def _handlers(self) -> list[EventHandler]:
+    def _handlers(self) -> builtins.list[EventHandler]:
         return [registration.handler for registration in self._registrations]
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -213,7 +214,7 @@ class Informer:
 
     # ---- deliveries from reflectors -------------------------------------------------------
 
-    def _replace(self, objs: list[Obj], namespace: str | None) -> None:
+    def _replace(self, objs: builtins.list[Obj], namespace: str | None) -> None:
         with self._dispatch:
             result = self.store.replace(objs, namespace)
             handlers = self._handlers()

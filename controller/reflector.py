@@ -39,6 +39,7 @@ scripted fake in tests; ``controller.listwatch.KubeListerWatcher`` is the real o
 
 from __future__ import annotations
 
+import builtins
 import random
 import threading
 from collections.abc import Iterator, Mapping
@@ -285,8 +286,8 @@ class Reflector:
         self._set_rv(list_rv)
         self._synced.set()
 
-    def _list_at(self, rv: str) -> tuple[list[Obj], str]:
-        objs: list[Obj] = []
+    def _list_at(self, rv: str) -> tuple[builtins.list[Obj], str]:
+        objs: builtins.list[Obj] = []
         continue_token: str | None = None
         while True:
             if continue_token is None:

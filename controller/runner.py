@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -62,7 +63,7 @@ log = structlog.get_logger("controller.runner")
 # controller-runtime CacheSyncTimeout.
 CACHE_SYNC_TIMEOUT = 120.0
 
-MapFunc = Callable[[Obj], Iterable[ObjectKey]]
+MapFunc = Callable[[Mapping[str, Any]], Iterable[ObjectKey]]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ namespace-local (see :func:`namespaced_index_value`).
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -128,7 +129,7 @@ class Store:
                 return list(self._items.values())
             return [obj for key, obj in self._items.items() if key.namespace == namespace]
 
-    def list_keys(self) -> list[ObjectKey]:
+    def list_keys(self) -> builtins.list[ObjectKey]:
         """Returns every cached key, sorted (client-go ``ListKeys``)."""
         with self._lock:
             return sorted(self._items)
@@ -175,9 +176,9 @@ class Store:
             in_scope = [k for k in self._items if namespace is None or k.namespace == namespace]
             for key in in_scope:
                 if key not in fresh:
-                    old = self._items.pop(key)
-                    self._update_indices(key, old, None)
-                    result.deleted.append(old)
+                    gone = self._items.pop(key)
+                    self._update_indices(key, gone, None)
+                    result.deleted.append(gone)
             for key, obj in fresh.items():
                 old = self._items.get(key)
                 self._items[key] = obj

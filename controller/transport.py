@@ -96,7 +96,8 @@ class InstrumentedRESTClient(RESTClientObject):
         self._limiter.wait()
         method = method.upper()
         try:
-            response = super().request(
+            # The client's own method is untyped; it returns its RESTResponse.
+            response: RESTResponse = super().request(  # type: ignore[no-untyped-call]
                 method,
                 url,
                 headers=headers,

@@ -39,7 +39,7 @@ import itertools
 import threading
 from collections import deque
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from controller.clock import Clock, RealClock
 from controller.ratelimit import RateLimiter, default_controller_rate_limiter
@@ -171,8 +171,8 @@ class _Waiting(Generic[T]):
     """
 
     def __init__(self) -> None:
-        self._heap: list[list] = []
-        self._entries: dict[T, list] = {}
+        self._heap: list[list[Any]] = []
+        self._entries: dict[T, list[Any]] = {}
         self._seq = itertools.count()
 
     def insert(self, item: T, ready_at: float) -> bool:

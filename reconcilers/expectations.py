@@ -54,4 +54,4 @@ class ActedOnVersions:
 
 
 def _version(obj: Mapping[str, Any]) -> str:
-    return (obj.get("metadata") or {}).get("resourceVersion", "")
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))

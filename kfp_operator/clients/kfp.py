@@ -104,7 +104,8 @@ class KfpClient:
                 pipeline_id, filter=_filter(filter), sort_by=sort_by, page_size=page_size, **kw
             ),
         )
-        return response.get("pipeline_versions", [])
+        versions: list[dict[str, Any]] = response.get("pipeline_versions", [])
+        return versions
 
     # -- experiments -------------------------------------------------------------------------
 
@@ -115,7 +116,8 @@ class KfpClient:
                 filter=_filter(filter), namespace=self._namespace(namespace), **kw
             ),
         )
-        return response.get("experiments", [])
+        experiments: list[dict[str, Any]] = response.get("experiments", [])
+        return experiments
 
     # -- runs --------------------------------------------------------------------------------
 

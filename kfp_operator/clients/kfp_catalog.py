@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cachetools import TTLCache
 
@@ -23,7 +23,7 @@ DEFAULT_TTL_SECONDS = 10.0
 MAX_ENTRIES = 4096
 
 
-def _equals(key: str, value: str) -> dict:
+def _equals(key: str, value: str) -> dict[str, Any]:
     return {"predicates": [{"key": key, "operation": "EQUALS", "string_value": value}]}
 
 

@@ -134,7 +134,7 @@ class NatsSink:
         else:
             await self._client.publish(self.subject, payload)
             # Core NATS has no acknowledgement; a flush at least proves the server took the bytes.
-            await self._client.flush(timeout=PUBLISH_TIMEOUT)
+            await self._client.flush(timeout=int(PUBLISH_TIMEOUT))
 
     def close(self) -> None:
         async def shutdown() -> None:

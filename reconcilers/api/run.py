@@ -115,15 +115,15 @@ class RunView:
 
     @property
     def namespace(self) -> str:
-        return self.metadata["namespace"]
+        return str(self.metadata["namespace"])
 
     @property
     def name(self) -> str:
-        return self.metadata["name"]
+        return str(self.metadata["name"])
 
     @property
     def uid(self) -> str:
-        return self.metadata["uid"]
+        return str(self.metadata["uid"])
 
     @property
     def generation(self) -> int:
@@ -174,13 +174,13 @@ class RunView:
             return label
         for owner in self.metadata.get("ownerReferences") or ():
             if owner.get("controller") and owner.get("kind") == "RunConfiguration":
-                return owner.get("name")
+                return str(owner["name"])
         return None
 
     def condition(self, condition_type: str) -> Mapping[str, Any] | None:
         for condition in self.status.get("conditions") or ():
             if condition.get("type") == condition_type:
-                return condition
+                return condition  # type: ignore[no-any-return]
         return None
 
     def artifacts(self) -> tuple[Artifact, ...]:

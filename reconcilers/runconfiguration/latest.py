@@ -37,8 +37,8 @@ def desired_latest(current: Mapping[str, Any] | None, candidate: RunView | None)
     current = current or {}
     if all(current.get(k) == v for k, v in desired.items()):
         return None
-    current_finished = _finished(current)
-    if current_finished is not None and current_finished > _finished(desired):
+    current_finished, desired_finished = _finished(current), _finished(desired)
+    if current_finished is not None and desired_finished is not None and current_finished > desired_finished:
         return None
     return desired
 
