@@ -1,0 +1,446 @@
+"""The Run reconciler, one reconcile at a time: cached objects and KFP state in; requests made,
+status written, Events recorded and the requeue out (sample-controller's fixture style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from controller.keys import ObjectKey
+from controller.reconcile import Result, TerminalError
+from reconcilers.api import FINALIZER
+from reconcilers.clients import KfpError
+from reconcilers.run.reconciler import RunReconciler, RunSettings
+from reconcilers.run.tracking import KfpRunObservation, KfpRunTracker, marker
+from tests.reconcilers.fakes import NOW, Fixture
+from tests.support.objects import SEED_SPEC, run, run_configuration
+
+RC = "penguin-pipeline-example-generator-runconfiguration"
+KEY = ObjectKey("ns", "penguin-run-x")
+UID = "0b1c2d3e-0000-4000-8000-000000000001"
+SAFETY_CHECK = 600.0
+RECHECK = 30.0
+
+SUBMITTED = {"providerId": "kfp:kfp-7", "synchronizationState": "Succeeded", "observedGeneration": 1}
+
+
+def with_examples() -> dict[str, Any]:
+    return run_configuration(
+        RC, succeeded={"providerId": "kfp:up", "artifacts": [{"name": "examples", "location": "gs://ex"}]}
+    )
+
+
+def reconciler(f: Fixture, *, deletion_timeout: float = 600.0) -> RunReconciler:
+    tracker = KfpRunTracker(
+        f.kfp,
+        f.runs,
+        lambda key: None,
+        runs_synced=lambda: True,
+        clock=f.clock,
+        poll_interval=10.0,
+        safety_check_interval=SAFETY_CHECK,
+    )
+    return RunReconciler(
+        runs=f.runs,
+        run_configurations=f.run_configurations,
+        kube=f.kube,
+        kfp=f.kfp,
+        catalog=f.catalog,
+        tracker=tracker,
+        metadata=f.metadata,
+        recorder=f.recorder,
+        metrics=f.metrics,
+        clock=f.clock,
+        settings=RunSettings(
+            provider="kfp",
+            default_experiment="Default",
+            dependency_recheck_interval=RECHECK,
+            deletion_timeout=timedelta(seconds=deletion_timeout),
+        ),
+    )
+
+
+# ---- before submission ------------------------------------------------------------------------
+
+
+@dataclass
+class SubmitCase:
+    name: str
+    run: dict[str, Any]
+    rcs: list[dict[str, Any]] = field(default_factory=lambda: [with_examples()])
+    pipelines: dict[str, str] | None = None
+    marked_run: bool = False
+    create_error: KfpError | None = None
+    kube: list[str] = field(default_factory=list)
+    kfp: list[str] = field(default_factory=list)
+    status: dict[str, Any] | None = None
+    reason: str | None = None
+    events: list[str] = field(default_factory=list)
+    result: Result | type[Exception] = field(default_factory=Result)
+
+
+SUBMIT_CASES = [
+    SubmitCase(
+        "a new Run gets the finalizer first, then exactly one create, without a lookup",
+        run(),
+        kube=["add_finalizer", "patch_status"],
+        kfp=["create_run"],
+        status={
+            "providerId": "kfp:kfp-1",
+            "synchronizationState": "Succeeded",
+            "observedPipelineVersion": "v1-abcdef",
+        },
+        events=["Submitted"],
+        result=Result(requeue_after=SAFETY_CHECK),
+    ),
+    SubmitCase(
+        "a Run that already had the finalizer adopts the KFP run carrying its marker",
+        run(finalizers=[FINALIZER]),
+        marked_run=True,
+        kube=["patch_status"],
+        kfp=["list_runs"],
+        status={"providerId": "kfp:marked", "synchronizationState": "Succeeded"},
+        events=["Submitted"],
+        result=Result(requeue_after=SAFETY_CHECK),
+    ),
+    SubmitCase(
+        "a Run that already had the finalizer but no marked run creates one after the lookup",
+        run(finalizers=[FINALIZER]),
+        kube=["patch_status"],
+        kfp=["list_runs", "create_run"],
+        status={"providerId": "kfp:kfp-1"},
+        events=["Submitted"],
+        result=Result(requeue_after=SAFETY_CHECK),
+    ),
+    SubmitCase(
+        "a missing RunConfiguration makes the Run wait for a watch event, asking KFP nothing",
+        run(),
+        rcs=[],
+        kube=["patch_status"],
+        status={"synchronizationState": "Creating"},
+        reason="RunConfigurationNotFound",
+        events=["RunConfigurationNotFound"],
+        result=Result(),
+    ),
+    SubmitCase(
+        "a pipeline missing in KFP makes the Run wait and look again later",
+        run(),
+        pipelines={},
+        kube=["patch_status"],
+        status={"synchronizationState": "Creating"},
+        reason="PipelineNotFound",
+        events=["PipelineNotFound"],
+        result=Result(requeue_after=RECHECK),
+    ),
+    SubmitCase(
+        "an invalid filter refuses the Run for good",
+        run(spec={**SEED_SPEC, "artifacts": [{"name": "m", "path": "Pusher:pushed_model[pushed ==]"}]}),
+        kube=["patch_status"],
+        status={"synchronizationState": "Failed"},
+        reason="InvalidArtifactFilter",
+        events=["InvalidArtifactFilter"],
+        result=TerminalError,
+    ),
+    SubmitCase(
+        "a create KFP refuses (4xx) fails the Run for good",
+        run(),
+        create_error=KfpError("create_run", 400, "HTTP 400: bad parameter"),
+        kube=["add_finalizer", "patch_status"],
+        kfp=["create_run"],
+        status={"synchronizationState": "Failed"},
+        events=["SubmissionFailed"],
+        result=TerminalError,
+    ),
+    SubmitCase(
+        "a create without an answer is retried by the queue, and writes no status",
+        run(),
+        create_error=KfpError("create_run", None, "connection reset"),
+        kube=["add_finalizer"],
+        kfp=["create_run"],
+        result=KfpError,
+    ),
+    SubmitCase(
+        "a Run refused for this generation is left alone",
+        run(status={"synchronizationState": "Failed", "observedGeneration": 1}),
+        result=Result(),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SUBMIT_CASES, ids=lambda c: c.name)
+def test_submission(case: SubmitCase) -> None:
+    f = Fixture()
+    f.add_runs(case.run)
+    f.add_run_configurations(*case.rcs)
+    if case.pipelines is not None:
+        f.catalog.pipelines = case.pipelines
+    if case.marked_run:
+        f.kfp.add_run("RUNNING", run_id="marked", description=f"created by kfp-operator. {marker(UID)}")
+    if case.create_error is not None:
+        f.kfp.create_errors.append(case.create_error)
+
+    if isinstance(case.result, Result):
+        assert reconciler(f).reconcile(KEY) == case.result
+    else:
+        with pytest.raises(case.result):
+            reconciler(f).reconcile(KEY)
+
+    assert f.kube.verbs() == case.kube
+    assert f.kfp.verbs() == case.kfp
+    patches = f.kube.status_patches()
+    if case.status is not None:
+        assert case.status.items() <= patches[-1]["status"].items()
+    else:
+        assert patches == []
+    if case.reason is not None:
+        resolved = next(c for c in patches[-1]["status"]["conditions"] if c["type"] == "DependenciesResolved")
+        assert (resolved["status"], resolved["reason"]) == ("False", case.reason)
+    assert f.recorder.reasons() == case.events
+
+
+def test_the_create_request_names_the_resolved_version_experiment_and_parameters() -> None:
+    f = Fixture()
+    f.add_runs(run())
+    f.add_run_configurations(with_examples())
+
+    reconciler(f).reconcile(KEY)
+
+    (create,) = [r for r in f.kfp.requests if r.verb == "create_run"]
+    assert create.body["pipeline_version_reference"] == {"pipeline_id": "p-1", "pipeline_version_id": "v-1"}
+    assert create.body["experiment_id"] == "e-1"
+    assert create.body["runtime_config"] == {"parameters": {"TRAINING_RUNS": "100", "EXAMPLES": "gs://ex"}}
+    assert marker(UID) in create.body["description"]
+    assert f.counter(f.metrics.submissions, "created") == 1
+
+
+def test_waiting_for_the_same_thing_again_records_no_second_event() -> None:
+    f = Fixture()
+    f.add_runs(run())
+    reconciler(f).reconcile(KEY)
+    waited = f.kube.status_patches()[-1]["status"]
+    f.add_runs(run(status=waited))
+
+    reconciler(f).reconcile(KEY)
+
+    assert f.recorder.reasons() == ["RunConfigurationNotFound"]
+    assert f.kube.verbs() == ["patch_status"]  # the second pass found nothing to change
+
+
+# ---- after submission -------------------------------------------------------------------------
+
+
+def test_a_run_not_yet_due_for_its_safety_check_waits_without_asking_kfp() -> None:
+    f = Fixture()
+    f.add_runs(run(status=SUBMITTED, finalizers=[FINALIZER]))
+    r = reconciler(f)
+    r._tracker.record(KfpRunObservation("kfp-7", "RUNNING", NOW, None))
+
+    assert r.reconcile(KEY) == Result(requeue_after=SAFETY_CHECK)
+    assert f.kfp.verbs() == []
+    assert f.kube.verbs() == []
+
+
+def test_the_safety_check_reads_the_kfp_run_and_records_progress() -> None:
+    f = Fixture()
+    f.add_runs(run(status=SUBMITTED, finalizers=[FINALIZER]))
+    f.kfp.add_run("RUNNING", run_id="kfp-7")
+    r = reconciler(f)
+    r._tracker.record(KfpRunObservation("kfp-7", "RUNNING", NOW, None))
+    f.clock.step(SAFETY_CHECK)
+
+    assert r.reconcile(KEY) == Result(requeue_after=SAFETY_CHECK)
+
+    assert f.kfp.verbs() == ["get_run"]
+    (patch,) = f.kube.status_patches()
+    completed = next(c for c in patch["status"]["conditions"] if c["type"] == "Completed")
+    assert (completed["status"], completed["reason"]) == ("False", "Running")
+
+
+@dataclass
+class CompletionCase:
+    name: str
+    state: str
+    completion_state: str
+    artifacts: list[dict[str, str]] | None
+    events: list[str]
+
+
+COMPLETION_CASES = [
+    CompletionCase(
+        "a success records the pushed artifact and not the other",
+        "SUCCEEDED",
+        "Succeeded",
+        [{"name": "serving-model", "location": "gs://pushed"}],
+        ["Succeeded"],
+    ),
+    CompletionCase("a failure records no artifacts", "FAILED", "Failed", None, ["Failed"]),
+    CompletionCase("a canceled run is a failure", "CANCELED", "Failed", None, ["Failed"]),
+]
+
+
+@pytest.mark.parametrize("case", COMPLETION_CASES, ids=lambda c: c.name)
+def test_completion_from_what_the_poll_observed(case: CompletionCase) -> None:
+    f = Fixture()
+    f.add_runs(run(status=SUBMITTED, finalizers=[FINALIZER]))
+    f.metadata.add_output("kfp-7", "Pusher", "pushed_model", "gs://pushed", pushed=1)
+    r = reconciler(f)
+    r._tracker.record(KfpRunObservation("kfp-7", case.state, NOW - timedelta(hours=1), NOW))
+
+    assert r.reconcile(KEY) == Result()
+
+    assert f.kfp.verbs() == []  # the poll already said how it ended
+    (patch,) = f.kube.status_patches()
+    assert patch["status"]["completionState"] == case.completion_state
+    assert patch["status"].get("artifacts") == case.artifacts
+    assert f.recorder.reasons() == case.events
+    assert f.metadata.calls == (
+        ["GetContextByTypeAndName", "GetExecutionsByContext", "GetEventsByExecutionIDs", "GetArtifactsByID"]
+        if case.state == "SUCCEEDED"
+        else []
+    )
+
+
+def test_an_artifact_that_matches_nothing_is_reported_and_the_run_still_completes() -> None:
+    f = Fixture()
+    f.add_runs(run(status=SUBMITTED, finalizers=[FINALIZER]))
+    f.metadata.add_output("kfp-7", "Pusher", "pushed_model", "gs://not-pushed", pushed=0)
+    r = reconciler(f)
+    r._tracker.record(KfpRunObservation("kfp-7", "SUCCEEDED", NOW, NOW))
+
+    r.reconcile(KEY)
+
+    assert f.kube.status_patches()[0]["status"]["completionState"] == "Succeeded"
+    assert f.recorder.reasons() == ["ArtifactNotFound", "Succeeded"]
+
+
+def test_a_kfp_run_that_vanished_fails_the_run() -> None:
+    f = Fixture()
+    f.add_runs(run(status=SUBMITTED, finalizers=[FINALIZER]))
+    r = reconciler(f)
+    f.clock.step(SAFETY_CHECK)
+
+    assert r.reconcile(KEY) == Result(requeue_after=SAFETY_CHECK)  # first sight starts its clock
+    f.clock.step(SAFETY_CHECK)
+    assert r.reconcile(KEY) == Result()
+
+    assert f.kfp.verbs() == ["get_run"]
+    assert f.kube.status_patches()[-1]["status"]["completionState"] == "Failed"
+    assert f.recorder.reasons() == ["RunVanished"]
+
+
+# ---- deletion ---------------------------------------------------------------------------------
+
+
+DELETING = {"deletionTimestamp": "2026-01-02T03:00:00Z", "finalizers": [FINALIZER]}
+
+
+@dataclass
+class DeletionCase:
+    name: str
+    run: dict[str, Any]
+    kfp_state: str | None
+    terminate_error: KfpError | None = None
+    kfp: list[str] = field(default_factory=list)
+    kube: list[str] = field(default_factory=lambda: ["remove_finalizer"])
+    events: list[str] = field(default_factory=list)
+    raises: bool = False
+
+
+DELETION_CASES = [
+    DeletionCase(
+        "an active KFP run is terminated, then the Run released",
+        run(status=SUBMITTED, **DELETING),
+        "RUNNING",
+        kfp=["get_run", "terminate_run"],
+        events=["Terminated"],
+    ),
+    DeletionCase(
+        "a finished KFP run is left alone",
+        run(status=SUBMITTED, **DELETING),
+        "SUCCEEDED",
+        kfp=["get_run"],
+    ),
+    DeletionCase(
+        "a completed Run is released without asking KFP",
+        run(status={**SUBMITTED, "completionState": "Succeeded"}, **DELETING),
+        "SUCCEEDED",
+    ),
+    DeletionCase(
+        "a Run deleted before its KFP run was recorded finds it by its marker and terminates it",
+        run(**DELETING),
+        "PENDING",
+        kfp=["list_runs", "terminate_run"],
+        events=["Terminated"],
+    ),
+    DeletionCase(
+        "a terminate that fails before the deletion timeout is retried, holding the finalizer",
+        run(status=SUBMITTED, **DELETING),
+        "RUNNING",
+        terminate_error=KfpError("terminate_run", 503, "unavailable"),
+        kfp=["get_run", "terminate_run"],
+        kube=[],
+        raises=True,
+    ),
+    DeletionCase(
+        "a terminate that KFP answers 400 (finished meanwhile) releases the Run",
+        run(status=SUBMITTED, **DELETING),
+        "RUNNING",
+        terminate_error=KfpError("terminate_run", 400, "not active"),
+        kfp=["get_run", "terminate_run"],
+    ),
+    DeletionCase(
+        "a Run without the finalizer is not ours to hold",
+        run(status=SUBMITTED, deletionTimestamp="2026-01-02T03:00:00Z"),
+        "RUNNING",
+        kube=[],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", DELETION_CASES, ids=lambda c: c.name)
+def test_deletion(case: DeletionCase) -> None:
+    f = Fixture()
+    f.add_runs(case.run)
+    if case.kfp_state is not None:
+        f.kfp.add_run(case.kfp_state, run_id="kfp-7", description=f"kfp-operator. {marker(UID)}")
+    if case.terminate_error is not None:
+        f.kfp.terminate_errors.append(case.terminate_error)
+
+    if case.raises:
+        with pytest.raises(KfpError):
+            reconciler(f).reconcile(KEY)
+    else:
+        assert reconciler(f).reconcile(KEY) == Result()
+
+    assert f.kfp.verbs() == case.kfp
+    assert f.kube.verbs() == case.kube
+    assert f.recorder.reasons() == case.events
+
+
+def test_after_the_deletion_timeout_the_run_is_released_with_a_warning() -> None:
+    f = Fixture()
+    f.add_runs(run(status=SUBMITTED, **DELETING))
+    f.kfp.add_run("RUNNING", run_id="kfp-7")
+    f.kfp.terminate_errors.append(KfpError("terminate_run", 503, "unavailable"))
+
+    assert reconciler(f, deletion_timeout=60).reconcile(KEY) == Result()
+
+    assert f.kube.verbs() == ["remove_finalizer"]
+    assert f.recorder.reasons() == ["TerminationAbandoned"]
+
+
+def test_a_cache_that_has_not_caught_up_with_our_own_write_is_not_acted_on_again() -> None:
+    f = Fixture()
+    f.add_runs(run())
+    f.add_run_configurations(with_examples())
+    r = reconciler(f)
+    r.reconcile(KEY)
+    requests = len(f.kfp.requests)
+
+    assert r.reconcile(KEY) == Result()  # the cache still holds the version we acted on
+
+    assert len(f.kfp.requests) == requests
+    assert f.recorder.reasons() == ["Submitted"]

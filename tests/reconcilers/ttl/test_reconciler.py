@@ -1,0 +1,91 @@
+"""The TTL reconciler: re-read before deleting, delete with preconditions, report bad annotations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from controller.keys import ObjectKey
+from controller.reconcile import Result
+from reconcilers.api import RUNS, TTL_ANNOTATION
+from reconcilers.ttl.reconciler import TtlReconciler
+from tests.reconcilers.fakes import Fixture
+from tests.support.objects import run
+
+KEY = ObjectKey("ns", "penguin-run-x")
+UID = "0b1c2d3e-0000-4000-8000-000000000001"
+DELIVERED = {"id": "e", "deliveredTo": ["nats"], "deliveredAt": "2026-01-02T03:00:01Z"}
+
+
+def completed(finished: str = "2026-01-02T02:00:00Z", **extra: Any) -> dict[str, Any]:
+    return {"providerId": "kfp:r-1", "completionState": "Failed", "finishedAt": finished, **extra}
+
+
+@dataclass
+class Case:
+    name: str
+    cached: dict[str, Any]
+    fresh: dict[str, Any] | None = None  # what the API server holds, when different from the cache
+    kube: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    result: Result = field(default_factory=Result)
+
+
+CASES = [
+    Case(
+        "an expired Run is read again, then deleted with its UID as precondition",
+        run(status=completed(completionEvent=DELIVERED)),
+        kube=["get", "delete"],
+        events=["DeletedAfterTTL"],
+    ),
+    Case(
+        "a Run whose TTL has not passed is looked at again when it will have",
+        run(status=completed("2026-01-02T03:00:00Z", completionEvent=DELIVERED)),
+        result=Result(requeue_after=timedelta(minutes=5, seconds=55).total_seconds()),
+    ),
+    Case(
+        "a Run whose event is not delivered yet is kept, and re-triggered by the delivery",
+        run(status=completed()),
+    ),
+    Case(
+        "an annotation the cache has not seen yet is respected",
+        run(status=completed(completionEvent=DELIVERED)),
+        fresh=run(status=completed(completionEvent=DELIVERED), annotations={TTL_ANNOTATION: "24h"}),
+        kube=["get"],
+        result=Result(requeue_after=timedelta(hours=22, minutes=55, seconds=55).total_seconds()),
+    ),
+    Case(
+        "an invalid annotation is reported and the Run kept",
+        run(status=completed(completionEvent=DELIVERED), annotations={TTL_ANNOTATION: "banana"}),
+        events=["InvalidTTL"],
+    ),
+    Case("a Run that has not completed is not considered", run(status={"providerId": "kfp:r-1"})),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_ttl(case: Case) -> None:
+    f = Fixture()
+    f.add_runs(case.cached)
+    f.kube.put(RUNS, case.fresh or case.cached)
+    reconciler = TtlReconciler(
+        runs=f.runs,
+        run_configurations=f.run_configurations,
+        kube=f.kube,
+        recorder=f.recorder,
+        metrics=f.metrics,
+        clock=f.clock,
+        default_ttl=timedelta(minutes=10),
+        sinks_configured=True,
+    )
+
+    assert reconciler.reconcile(KEY) == case.result
+
+    assert f.kube.verbs() == case.kube
+    deletes = [r for r in f.kube.requests if r.verb == "delete"]
+    assert all(d.body["uid"] == UID for d in deletes)
+    assert f.recorder.reasons() == case.events
+    assert f.counter(f.metrics.ttl_deletions) == len(deletes)
