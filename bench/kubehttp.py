@@ -18,7 +18,8 @@ from typing import Any
 import kubernetes
 import urllib3
 
-GROUP, VERSION = "pipelines.kubeflow.org", "v1alpha5"
+from reconcilers.api import GROUP, VERSION
+
 MERGE_PATCH = "application/merge-patch+json"
 
 

@@ -20,10 +20,9 @@ import kubernetes
 from kfp_server_api.exceptions import ApiException
 
 from kfp_devstack.binaries import PROJECT_ROOT
+from reconcilers.api import GROUP, RUN_CONFIGURATION_LABEL, VERSION
 
 PIPELINES_DIR = PROJECT_ROOT / "examples" / "pipelines"
-GROUP, VERSION = "pipelines.kubeflow.org", "v1alpha5"
-RUN_CONFIGURATION_LABEL = "pipelines.kubeflow.org/runconfiguration.name"
 
 PENGUIN_PIPELINE = "penguin-pipeline"
 PENGUIN_VERSION = "v1-abcdef"

@@ -45,6 +45,19 @@ class RuntimeParameter:
     value: str | None
     value_from: RunConfigurationRef | None
 
+    def to_dict(self) -> dict[str, Any]:
+        parameter: dict[str, Any] = {"name": self.name}
+        if self.value is not None:
+            parameter["value"] = self.value
+        if self.value_from is not None:
+            parameter["valueFrom"] = {
+                "runConfigurationRef": {
+                    "name": self.value_from.name,
+                    "outputArtifact": self.value_from.output_artifact,
+                }
+            }
+        return parameter
+
 
 @dataclass(frozen=True)
 class OutputArtifactSpec:
@@ -69,6 +82,17 @@ class RunSpec:
                 OutputArtifactSpec(name=a["name"], path=a["path"]) for a in spec.get("artifacts") or ()
             ),
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as the API serves it (the inverse of :meth:`from_dict`)."""
+        spec: dict[str, Any] = {"pipeline": str(self.pipeline)}
+        if self.experiment_name:
+            spec["experimentName"] = self.experiment_name
+        if self.runtime_parameters:
+            spec["runtimeParameters"] = [p.to_dict() for p in self.runtime_parameters]
+        if self.artifacts:
+            spec["artifacts"] = [{"name": a.name, "path": a.path} for a in self.artifacts]
+        return spec
 
     def referenced_run_configurations(self) -> frozenset[str]:
         return frozenset(p.value_from.name for p in self.runtime_parameters if p.value_from is not None)

@@ -37,9 +37,8 @@ from kfp_devstack.examples import (
 )
 from kfp_devstack.processes import free_port
 from kfp_devstack.waiting import wait_until
+from reconcilers.api import GROUP, VERSION
 
-GROUP, VERSION = "pipelines.kubeflow.org", "v1alpha5"
-RUN_CONFIGURATION_LABEL = "pipelines.kubeflow.org/runconfiguration.name"
 EVENTS_STREAM = "EVENTS"
 TIMEOUT = 60.0  # generous: the operator, the emulator and the API server share two cores
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from reconcilers.api import API_VERSION
+
 SEED_SPEC: dict[str, Any] = {
     "pipeline": "penguin-pipeline:v1-abcdef",
     "experimentName": "penguin-experiment",
@@ -37,7 +39,7 @@ def run(
     **metadata: Any,
 ) -> dict[str, Any]:
     return {
-        "apiVersion": "pipelines.kubeflow.org/v1alpha5",
+        "apiVersion": API_VERSION,
         "kind": "Run",
         "metadata": {
             "name": name,
@@ -57,7 +59,7 @@ def run(
 def run_configuration(name: str, *, succeeded: dict[str, Any] | None = None) -> dict[str, Any]:
     status = {"latestRuns": {"succeeded": succeeded}} if succeeded is not None else {}
     return {
-        "apiVersion": "pipelines.kubeflow.org/v1alpha5",
+        "apiVersion": API_VERSION,
         "kind": "RunConfiguration",
         "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "generation": 1},
         "spec": {"run": {"pipeline": "example-generator"}},

@@ -1,0 +1,468 @@
+"""The CustomResourceDefinitions of the API, assembled from one description of its schemas.
+
+The Run and the RunConfiguration share the run specification and several status shapes, so the
+schemas are built here from small pieces (as controller-gen builds them from Go types), with the
+group, version and kinds of :mod:`reconcilers.api`. ``hack/gen_crds.py`` (``make generate``)
+writes them to ``crds/`` and the chart; tests check that the written files are current and that
+the model the reconcilers read (:class:`reconcilers.api.run.RunSpec`) reads exactly the fields
+the schema allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconcilers.api import GROUP, RUN_CONFIGURATIONS, RUNS, VERSION
+
+# The reference operator's patterns, kept so existing manifests stay valid.
+PIPELINE_PATTERN = r"^[\w\-]+(?::[\w\-_.]+)?$"
+ARTIFACT_PATH_PATTERN = r"^([^\[\]:]+):([^\[\]:]+)(?::(\d*))?(?:\[([^\[\]:]+)\])?$"
+
+# Bounds keep CEL's estimated cost (spec immutability compares whole lists) within
+# the API server's budget, and are far above what a pipeline needs.
+MAX_LIST_ITEMS = 128
+MAX_NAME_LENGTH = 253
+MAX_VALUE_LENGTH = 65536
+MAX_PATH_LENGTH = 1024
+
+
+def string(description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description, **extra}
+
+
+def obj(description: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "description": description, "properties": properties, **extra}
+
+
+def array(description: str, items: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "array", "description": description, "items": items, **extra}
+
+
+def timestamp(description: str) -> dict[str, Any]:
+    return string(description, format="date-time")
+
+
+def list_map(description: str, items: dict[str, Any], key: str = "name") -> dict[str, Any]:
+    """A list whose items are identified by ``key``: the API server rejects duplicates."""
+    return array(
+        description,
+        items,
+        maxItems=MAX_LIST_ITEMS,
+        **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]},
+    )
+
+
+def artifact_location_list(description: str) -> dict[str, Any]:
+    return array(
+        description,
+        obj(
+            "An output artifact of a pipeline run.",
+            {
+                "name": string("The artifact's name, as given in the run's spec.artifacts."),
+                "location": string("The artifact's URI, as recorded in ML Metadata."),
+            },
+            required=["name", "location"],
+        ),
+    )
+
+
+def run_reference(description: str) -> dict[str, Any]:
+    return obj(
+        description,
+        {
+            "providerId": string("The provider run id, `<provider>:<run id>`."),
+            "artifacts": artifact_location_list("The run's resolved output artifacts."),
+            "runName": string("The Run resource that produced this run, `<namespace>/<name>`."),
+            "finishedAt": timestamp(
+                "When the run finished in the provider; an older run never replaces a newer one."
+            ),
+        },
+    )
+
+
+def run_spec(description: str) -> dict[str, Any]:
+    runtime_parameter = obj(
+        "A parameter passed to the pipeline run. Exactly one of value or valueFrom must be set.",
+        {
+            "name": string(
+                "The name of the runtime parameter as referenced by the pipeline.",
+                minLength=1,
+                maxLength=MAX_NAME_LENGTH,
+            ),
+            "value": string(
+                "The value of the runtime parameter. It is converted to the type the pipeline "
+                "declares for this parameter (integer, number, boolean, list or struct as JSON).",
+                maxLength=MAX_VALUE_LENGTH,
+            ),
+            "valueFrom": obj(
+                "Resolves the value from another resource.",
+                {
+                    "runConfigurationRef": obj(
+                        "Takes the value from an output artifact of the latest succeeded run of a "
+                        "RunConfiguration in the same namespace. The Run waits until it is available.",
+                        {
+                            "name": string(
+                                "The name of the RunConfiguration to resolve.",
+                                minLength=1,
+                                maxLength=MAX_NAME_LENGTH,
+                            ),
+                            "outputArtifact": string(
+                                "The name of the output artifact (as named in the RunConfiguration's "
+                                "spec.run.artifacts) whose location becomes the value.",
+                                minLength=1,
+                                maxLength=MAX_NAME_LENGTH,
+                            ),
+                        },
+                        required=["name", "outputArtifact"],
+                    ),
+                },
+                required=["runConfigurationRef"],
+            ),
+        },
+        required=["name"],
+        **{
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.value) && has(self.valueFrom))",
+                    "message": "only one of value or valueFrom can be set",
+                },
+                {
+                    "rule": "has(self.value) || has(self.valueFrom)",
+                    "message": "one of value or valueFrom must be set",
+                },
+            ]
+        },
+    )
+    output_artifact = obj(
+        "An output artifact of the pipeline run to expose in status and in the run-completion event.",
+        {
+            "name": string(
+                "The name used for this artifact in status, events and references.",
+                minLength=1,
+                maxLength=MAX_NAME_LENGTH,
+            ),
+            "path": string(
+                "Where the artifact is in the pipeline graph: `COMPONENT:OUTPUT[:INDEX][[FILTER]]`, "
+                "for example `Pusher:pushed_model:0[pushed == 1]`. COMPONENT is the task that produces "
+                "it, OUTPUT its output name, INDEX (default 0) picks among the matching artifacts, and "
+                "FILTER is a boolean expression over the artifact's properties.",
+                pattern=ARTIFACT_PATH_PATTERN,
+                maxLength=MAX_PATH_LENGTH,
+            ),
+        },
+        required=["name", "path"],
+    )
+    return obj(
+        description,
+        {
+            "pipeline": string(
+                "The pipeline to run: `name` or `name:version`. Without a version the latest version "
+                "in KFP at the time the run is submitted is used, recorded in "
+                "status.observedPipelineVersion.",
+                pattern=PIPELINE_PATTERN,
+                maxLength=MAX_NAME_LENGTH,
+            ),
+            "experimentName": string(
+                "The KFP experiment to run in, by display name. Defaults to the operator's "
+                "defaultExperiment.",
+                maxLength=MAX_NAME_LENGTH,
+            ),
+            "runtimeParameters": list_map(
+                "Runtime parameters for the pipeline run; names are unique.", runtime_parameter
+            ),
+            "artifacts": list_map(
+                "Output artifacts to resolve when the run has succeeded, included in status and in the "
+                "run-completion event; names are unique.",
+                output_artifact,
+            ),
+        },
+        required=["pipeline"],
+    )
+
+
+def conditions() -> dict[str, Any]:
+    condition = obj(
+        "The standard Kubernetes condition (metav1.Condition).",
+        {
+            "type": string(
+                "The condition type: Synchronized, DependenciesResolved or Completed.",
+                maxLength=316,
+                pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+            ),
+            "status": string("True, False or Unknown.", enum=["True", "False", "Unknown"]),
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0,
+                "description": "The metadata.generation the condition was set from.",
+            },
+            "lastTransitionTime": timestamp("When the condition last changed status."),
+            "reason": string(
+                "A CamelCase word saying why the condition has this status.",
+                maxLength=1024,
+                minLength=1,
+                pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+            ),
+            "message": string("What is happening, in words a user can act on.", maxLength=32768),
+        },
+        required=["type", "status", "lastTransitionTime", "reason", "message"],
+    )
+    return array(
+        "The current state of the resource, one condition per type.",
+        condition,
+        **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+def synchronization_state(description: str) -> dict[str, Any]:
+    return string(
+        description,
+        enum=["Creating", "Succeeded", "Updating", "Deleting", "Deleted", "Failed"],
+    )
+
+
+def dependencies() -> dict[str, Any]:
+    return obj(
+        "What the run's parameters were resolved from.",
+        {
+            "runConfigurations": {
+                "type": "object",
+                "description": "For each referenced RunConfiguration (by name), the succeeded run whose "
+                "artifacts the parameters use, with only the referenced artifacts.",
+                "additionalProperties": run_reference("A referenced RunConfiguration's latest run."),
+            }
+        },
+    )
+
+
+def run_status() -> dict[str, Any]:
+    return obj(
+        "The observed state of the Run.",
+        {
+            "providerId": string(
+                "The KFP run this Run submitted, `<provider>:<run id>`; set as soon as the run is known."
+            ),
+            "synchronizationState": synchronization_state(
+                "Whether the run was submitted to the provider: Creating while it is being submitted, "
+                "Succeeded once submitted (not whether it succeeded; see completionState), Failed if it "
+                "could not be submitted, Deleting and Deleted while it is being deleted."
+            ),
+            "version": string("A short hash of the spec and the observed pipeline version."),
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "description": "The metadata.generation the status was computed from.",
+            },
+            "observedPipelineVersion": string(
+                "The pipeline version the run was submitted with, frozen at submission."
+            ),
+            "dependencies": dependencies(),
+            "completionState": string(
+                "The outcome of the KFP run: Succeeded, or Failed (failed or canceled).",
+                enum=["Succeeded", "Failed"],
+            ),
+            "markedCompletedAt": timestamp("When the operator recorded the completion."),
+            "startedAt": timestamp("When the KFP run was created."),
+            "finishedAt": timestamp("When the KFP run finished; the TTL counts from here."),
+            "artifacts": artifact_location_list(
+                "The output artifacts named in spec.artifacts, resolved from ML Metadata after the run "
+                "succeeded."
+            ),
+            "completionEvent": obj(
+                "The run-completion event and where it has been delivered.",
+                {
+                    "id": string("The event id, stable for this completion so consumers can de-duplicate."),
+                    "deliveredTo": array(
+                        "The sinks that acknowledged the event.",
+                        string("A sink name: nats, or http:<url>."),
+                        **{"x-kubernetes-list-type": "set"},
+                    ),
+                    "deliveredAt": timestamp("When every configured sink had acknowledged the event."),
+                },
+            ),
+            "runConfigurationUpdatedAt": timestamp(
+                "When the owning RunConfiguration's latest succeeded run was updated from this run, or "
+                "found to need no update."
+            ),
+            "conditions": conditions(),
+        },
+    )
+
+
+def run_configuration_status() -> dict[str, Any]:
+    return obj(
+        "The observed state of the RunConfiguration.",
+        {
+            "synchronizationState": synchronization_state("The provider synchronization state."),
+            "provider": string("The provider the RunConfiguration is synchronized with."),
+            "observedPipelineVersion": string("The pipeline version last observed."),
+            "triggeredPipelineVersion": string("The pipeline version that last triggered a run."),
+            "latestRuns": obj(
+                "The latest runs of this RunConfiguration.",
+                {
+                    "succeeded": run_reference(
+                        "The latest succeeded run; parameters of other Runs resolve from its artifacts."
+                    )
+                },
+            ),
+            "dependencies": dependencies(),
+            "triggers": obj(
+                "The state of the triggers.",
+                {
+                    "runConfigurations": {
+                        "type": "object",
+                        "description": "For each triggering RunConfiguration, the run that last triggered.",
+                        "additionalProperties": obj(
+                            "A triggering run.", {"providerId": string("The provider run id.")}
+                        ),
+                    },
+                    "runSpec": obj(
+                        "The run specification that last triggered.",
+                        {"version": string("The version of the run specification.")},
+                    ),
+                },
+            ),
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "description": "The metadata.generation the status was computed from.",
+            },
+            "conditions": conditions(),
+        },
+    )
+
+
+def crd(
+    kind: str,
+    plural: str,
+    short_name: str,
+    description: str,
+    spec: dict[str, Any],
+    status: dict[str, Any],
+    columns: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short_name],
+                "categories": ["kfp"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": obj(
+                            description,
+                            {
+                                "apiVersion": string("The versioned schema of this object."),
+                                "kind": string("The REST resource this object represents."),
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        )
+                    },
+                }
+            ],
+        },
+    }
+
+
+def column(name: str, json_path: str, description: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": "string", "jsonPath": json_path, "description": description, **extra}
+
+
+AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def run_crd() -> dict[str, Any]:
+    """The Run's CustomResourceDefinition."""
+    spec = run_spec("The desired run. Immutable once created: create a new Run to run again.")
+    spec["x-kubernetes-validations"] = [
+        {"rule": "self == oldSelf", "message": "spec is immutable: create a new Run instead"}
+    ]
+    return crd(
+        kind=RUNS.kind,
+        plural=RUNS.plural,
+        short_name="mlr",
+        description="A one-off Kubeflow Pipelines run. The operator resolves its pipeline version, "
+        "experiment and parameters, submits it to KFP exactly once, tracks it to completion, resolves its "
+        "output artifacts and publishes a run-completion event.",
+        spec=spec,
+        status=run_status(),
+        columns=[
+            column("ProviderId", ".status.providerId", "The KFP run."),
+            column("SynchronizationState", ".status.synchronizationState", "Whether the run was submitted."),
+            column("Version", ".status.version", "A short hash of the spec."),
+            column("CompletionState", ".status.completionState", "The outcome of the run."),
+            AGE,
+            column(
+                "Dependencies",
+                '.status.conditions[?(@.type=="DependenciesResolved")].reason',
+                "Resolved, or why the run waits.",
+                priority=1,
+            ),
+            column("Pipeline", ".spec.pipeline", "The pipeline.", priority=1),
+        ],
+    )
+
+
+def run_configuration_crd() -> dict[str, Any]:
+    """The RunConfiguration's CustomResourceDefinition."""
+    spec = obj(
+        "The desired RunConfiguration.",
+        {
+            "run": run_spec("The run to create when triggered."),
+            "triggers": obj(
+                "What creates runs of this configuration.",
+                {
+                    "schedules": array("Cron expressions.", string("A cron expression.")),
+                    "onChange": array(
+                        "Create a run when the pipeline or the run specification changes.",
+                        string("pipeline or runSpec.", enum=["pipeline", "runSpec"]),
+                    ),
+                    "runConfigurations": array(
+                        "Create a run when one of these RunConfigurations has a new succeeded run.",
+                        string("A RunConfiguration name."),
+                    ),
+                },
+            ),
+        },
+    )
+    return crd(
+        kind=RUN_CONFIGURATIONS.kind,
+        plural=RUN_CONFIGURATIONS.plural,
+        short_name="mlrc",
+        description="A recurring or triggered Kubeflow Pipelines run configuration. Runs labelled "
+        "pipelines.kubeflow.org/runconfiguration.name with its name belong to it; its "
+        "status.latestRuns.succeeded is what runtime parameters of other Runs resolve from.",
+        spec=spec,
+        status=run_configuration_status(),
+        columns=[
+            column("SynchronizationState", ".status.synchronizationState", "The provider state."),
+            column("Provider", ".status.provider", "The provider."),
+            column(
+                "LatestSucceededRun", ".status.latestRuns.succeeded.providerId", "The latest succeeded run."
+            ),
+            AGE,
+        ],
+    )
+
+
+def definitions() -> list[dict[str, Any]]:
+    """Every CustomResourceDefinition of the API."""
+    return [run_crd(), run_configuration_crd()]
