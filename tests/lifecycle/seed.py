@@ -10,8 +10,9 @@ import yaml
 
 from kfp_devstack.emulator import Scenario
 from kfp_devstack.examples import EXAMPLE_GENERATOR_RUN_CONFIGURATION, PROJECT_ROOT
+from reconcilers.api import RUN_CONFIGURATION_LABEL
 from reconcilers.completion_event.event import event_id
-from tests.lifecycle.harness import RUN_CONFIGURATION_LABEL, OperatorProcess, World
+from tests.lifecycle.harness import OperatorProcess, World
 
 SEED = yaml.safe_load((PROJECT_ROOT / "examples" / "run.yaml").read_text())
 EXAMPLES_URI = "s3://penguin/examples/7"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from kfp_devstack.emulator import Scenario, Task
 from kfp_devstack.waiting import wait_until
+from reconcilers.api import RUN_CONFIGURATION_LABEL
 from reconcilers.completion_event.event import event_id
-from tests.lifecycle.harness import RUN_CONFIGURATION_LABEL, TIMEOUT, World
+from tests.lifecycle.harness import TIMEOUT, World
 
 SPEC = {
     "pipeline": "penguin-pipeline:v1-abcdef",

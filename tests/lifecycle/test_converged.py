@@ -6,7 +6,8 @@ import time
 
 from kfp_devstack.emulator import Scenario, Task
 from kfp_devstack.waiting import wait_until
-from tests.lifecycle.harness import RUN_CONFIGURATION_LABEL, World
+from reconcilers.api import RUN_CONFIGURATION_LABEL
+from tests.lifecycle.harness import World
 
 SPEC = {
     "pipeline": "penguin-pipeline:v1-abcdef",
@@ -87,8 +88,14 @@ def test_the_latest_run_is_the_one_that_finished_last(world: World) -> None:
     world.release_held_task(older_id, "Pusher")
     world.wait_completed(older)
 
+    # It finished last, so it becomes the latest (the RunConfiguration is updated after the Run).
+    wait_until(
+        lambda: world.run_configuration("rc")["status"]["latestRuns"]["succeeded"]["providerId"]
+        == f"kfp:{older_id}",
+        timeout=30,
+        message="the older run, which finished last, to become the latest",
+    )
     latest = world.run_configuration("rc")["status"]["latestRuns"]["succeeded"]
-    assert latest["providerId"] == f"kfp:{older_id}"  # it finished last, so it is the latest
     assert latest["runName"] == f"{world.namespace}/{older}"
     assert newer_status["finishedAt"] <= latest["finishedAt"]
 
