@@ -15,6 +15,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY controller/ controller/
 COPY reconcilers/ reconcilers/
+COPY kfp_operator/ kfp_operator/
 COPY kfp_devstack/ kfp_devstack/
 # Wheels of the project and of every dependency, then an install that may use nothing else.
 RUN python -m pip wheel --wheel-dir /wheels .

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import urllib3
 
-from reconcilers.run.submit import MARKER_PREFIX, run_uid_from_description
+from reconcilers.run.tracking import MARKER_PREFIX, run_uid_from_description
 
 
 def operator_runs_by_uid(kfp_url: str) -> Counter[str]:
