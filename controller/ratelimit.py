@@ -160,20 +160,6 @@ class ItemExponentialFailureRateLimiter(_FailureCounts):
         return min(self._base * 2.0**exp, self._max)
 
 
-class ItemFastSlowRateLimiter(_FailureCounts):
-    """``fast_delay`` for the first ``max_fast_attempts`` failures of an item, then ``slow_delay``."""
-
-    def __init__(self, fast_delay: float, slow_delay: float, max_fast_attempts: int) -> None:
-        super().__init__()
-        self._fast = fast_delay
-        self._slow = slow_delay
-        self._max_fast = max_fast_attempts
-
-    def when(self, item: Hashable) -> float:
-        attempts = self._record_failure(item) + 1
-        return self._fast if attempts <= self._max_fast else self._slow
-
-
 class BucketRateLimiter:
     """An overall (not per-item) limit on retries: every ``when`` takes a token from the bucket."""
 

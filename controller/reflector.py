@@ -214,10 +214,6 @@ class Reflector:
         self._stop.set()
         self._close_stream()
 
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
     def run(self) -> None:
         """Lists and watches until :meth:`stop`, backing off between failed attempts."""
         last_expiry: float | None = None

@@ -135,8 +135,20 @@ def test_build_context_holds_the_package_sources_and_nothing_else() -> None:
     files = set(context_files())
     roots = {f.split("/")[0] for f in files}
 
-    assert roots == {"pyproject.toml", "README.md", "controller", "reconcilers", "kfp_operator", "kfp_devstack"}
-    assert {"kfp_operator/__main__.py", "controller/__init__.py", "reconcilers/__init__.py", "kfp_devstack/__init__.py"} <= files
+    assert roots == {
+        "pyproject.toml",
+        "README.md",
+        "controller",
+        "reconcilers",
+        "kfp_operator",
+        "kfp_devstack",
+    }
+    assert {
+        "kfp_operator/__main__.py",
+        "controller/__init__.py",
+        "reconcilers/__init__.py",
+        "kfp_devstack/__init__.py",
+    } <= files
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
 
 

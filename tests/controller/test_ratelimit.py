@@ -8,7 +8,6 @@ from controller.clock import FakeClock
 from controller.ratelimit import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
-    ItemFastSlowRateLimiter,
     MaxOfRateLimiter,
     TokenBucket,
     default_controller_rate_limiter,
@@ -46,25 +45,17 @@ def test_item_exponential_failure_caps_without_overflow() -> None:
     assert limiter.when("overflow2") == 1000 * 3600.0
 
 
-def test_item_fast_slow() -> None:
-    limiter = ItemFastSlowRateLimiter(5 * MS, 10.0, 3)
-    assert [limiter.when("one") for _ in range(5)] == [5 * MS, 5 * MS, 5 * MS, 10.0, 10.0]
-    assert limiter.num_requeues("one") == 5
-    assert [limiter.when("two") for _ in range(2)] == [5 * MS, 5 * MS]
-    assert limiter.num_requeues("two") == 2
-    limiter.forget("one")
-    assert limiter.num_requeues("one") == 0
-    assert limiter.when("one") == 5 * MS
-
-
 def test_max_of() -> None:
+    # The first grows from 5 ms but stops at 20 ms; the second from 1 ms up to 1 s.
     limiter = MaxOfRateLimiter(
-        ItemFastSlowRateLimiter(5 * MS, 3.0, 3),
+        ItemExponentialFailureRateLimiter(5 * MS, 20 * MS),
         ItemExponentialFailureRateLimiter(1 * MS, 1.0),
     )
-    assert [limiter.when("one") for _ in range(5)] == pytest.approx([5 * MS, 5 * MS, 5 * MS, 3.0, 3.0])
-    assert limiter.num_requeues("one") == 5
-    assert [limiter.when("two") for _ in range(2)] == pytest.approx([5 * MS, 5 * MS])
+    assert [limiter.when("one") for _ in range(7)] == pytest.approx(
+        [5 * MS, 10 * MS, 20 * MS, 20 * MS, 20 * MS, 32 * MS, 64 * MS]
+    )
+    assert limiter.num_requeues("one") == 7
+    assert [limiter.when("two") for _ in range(2)] == pytest.approx([5 * MS, 10 * MS])
     assert limiter.num_requeues("two") == 2
     limiter.forget("one")
     assert limiter.num_requeues("one") == 0

@@ -90,8 +90,10 @@ def test_the_latest_run_is_the_one_that_finished_last(world: World) -> None:
 
     # It finished last, so it becomes the latest (the RunConfiguration is updated after the Run).
     wait_until(
-        lambda: world.run_configuration("rc")["status"]["latestRuns"]["succeeded"]["providerId"]
-        == f"kfp:{older_id}",
+        lambda: (
+            world.run_configuration("rc")["status"]["latestRuns"]["succeeded"]["providerId"]
+            == f"kfp:{older_id}"
+        ),
         timeout=30,
         message="the older run, which finished last, to become the latest",
     )
