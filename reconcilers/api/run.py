@@ -8,7 +8,8 @@ a spec (the referenced RunConfigurations, the owning one, the version hash).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -211,12 +212,26 @@ class RunView:
         return tuple(Artifact.from_json(a) for a in self.status.get("artifacts") or ())
 
 
-def compute_version(spec: RunSpec, observed_pipeline_version: str) -> str:
-    """The reference operator's short version hash of a Run (first 3 bytes of a SHA-1, as hex).
+def spec_version(spec: RunSpec) -> str:
+    """The reference operator's ``RunSpec.ComputeVersion``: a short hash of a run specification.
 
-    Kept for compatibility of ``status.version``: every string field is followed by a
-    zero byte, lists are sorted and terminated by a zero byte.
+    A RunConfiguration's ``runSpec`` trigger compares it to see whether ``spec.run`` changed.
     """
+    return _hash(spec, None)[:6]
+
+
+def run_version(spec: RunSpec, observed_pipeline_version: str) -> str:
+    """The reference operator's ``Run.ComputeVersion``: ``status.version`` of a Run.
+
+    The spec hash with the pipeline version the Run was submitted with, so the same Run shows
+    the same version in both operators.
+    """
+    return _hash(spec, observed_pipeline_version)[:6]
+
+
+def _hash(spec: RunSpec, observed_pipeline_version: str | None) -> str:
+    # As the reference's ObjectHasher: SHA-1, a zero byte after every string field and after
+    # every list; lists sorted as it sorts them; artifact paths in their canonical form.
     hasher = hashlib.sha1(usedforsecurity=False)
 
     def field(value: str) -> None:
@@ -235,12 +250,32 @@ def compute_version(spec: RunSpec, observed_pipeline_version: str) -> str:
             field(parameter.value_from.name)
             field(parameter.value_from.output_artifact)
     end_list()
-    for artifact in sorted(spec.artifacts, key=lambda a: (a.name, a.path)):
-        field(artifact.name)
-        field(artifact.path)
+    artifacts = [(a.name, canonical_artifact_path(a.path)) for a in spec.artifacts]
+    for name, path in sorted(artifacts):
+        field(name)
+        field(path)
     end_list()
-    field(observed_pipeline_version)
-    return hasher.hexdigest()[:6]
+    if observed_pipeline_version is not None:
+        field(observed_pipeline_version)
+    return hasher.hexdigest()
+
+
+# The CRD's pattern for artifact paths (the API server has checked every path against it).
+_ARTIFACT_PATH = re.compile(r"([^\[\]:]+):([^\[\]:]+)(?::([0-9]*))?(?:\[([^\[\]:]+)\])?")
+
+
+def canonical_artifact_path(path: str) -> str:
+    """``COMPONENT:OUTPUT:INDEX[FILTER]`` with the index always written, as the reference renders it.
+
+    ``Pusher:pushed_model[pushed == 1]`` becomes ``Pusher:pushed_model:0[pushed == 1]``; the
+    filter is kept as written. A path that does not match the pattern is returned unchanged.
+    """
+    match = _ARTIFACT_PATH.fullmatch(path)
+    if match is None:
+        return path
+    component, output, index, filter_text = match.groups()
+    canonical = f"{component}:{output}:{int(index) if index else 0}"
+    return f"{canonical}[{filter_text}]" if filter_text is not None else canonical
 
 
 def _parameter_sort_key(parameter: RuntimeParameter) -> tuple[str, str, bool, str, str]:
@@ -252,7 +287,3 @@ def _parameter_sort_key(parameter: RuntimeParameter) -> tuple[str, str, bool, st
         ref.name if ref else "",
         ref.output_artifact if ref else "",
     )
-
-
-def referenced_run_configurations(runs: Iterable[RunView]) -> frozenset[str]:
-    return frozenset().union(*(r.spec.referenced_run_configurations() for r in runs))

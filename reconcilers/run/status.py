@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from reconcilers.api.run import Artifact, RunView, compute_version
+from reconcilers.api.run import Artifact, RunView, run_version
 from reconcilers.conditions import (
     COMPLETED,
     DEPENDENCIES_RESOLVED,
@@ -100,7 +100,7 @@ def submitted(
         ],
         providerId=f"{provider}:{observation.run_id}",
         synchronizationState=SUBMITTED,
-        version=compute_version(run.spec, resolved.version.name),
+        version=run_version(run.spec, resolved.version.name),
         observedPipelineVersion=resolved.version.name,
         dependencies=_dependencies(resolved),
         startedAt=_time(observation.created_at),
