@@ -20,6 +20,7 @@ bins:
 
 generate: venv
 	$(PYTHON) hack/gen_crds.py
+	$(PYTHON) hack/gen_config_docs.py
 
 # Style, the layering of the packages (import-linter contracts in pyproject.toml) and strict types.
 lint: venv

@@ -128,9 +128,10 @@ class Config(RuntimeSettings):
     )
     run_completion_ttl: float | None = setting(
         "runCompletionTTL",
-        parse_duration(optional=True),
-        "Delete completed Runs this long after completion; 0 or negative means right away, "
-        "unset means never.",
+        parse_duration(minimum=0.0, optional=True),
+        "Delete completed Runs this long after their KFP run finished; 0 means right after their "
+        "event is delivered, unset means never. The annotation "
+        "pipelines.kubeflow.org/ttl-after-completion overrides it per Run.",
         default=None,
     )
     poll_interval: float = setting(

@@ -1,9 +1,11 @@
-"""Deleting completed Runs once their TTL has passed (``ttl.decide`` says when).
+"""Deleting completed Runs once their TTL has passed (``policy.decide`` says when).
 
 As Kubernetes' TTL-after-finished controller does, the Run is read again from
 the API server before deletion (the cache may be behind, for example missing a
-new annotation), and deleted with a UID precondition, so a new Run that reused
-the name is never deleted by mistake.
+new annotation), and deleted with UID and resourceVersion preconditions: a new
+Run that reused the name is never deleted by mistake, and a change made after
+the decision (a new annotation) makes the delete fail and the decision be taken
+again on the new version.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ class TtlReconciler:
         if cached is None:
             return Result()
         decision = self._decide(RunView(cached))
+        if decision.problem is not None:
+            self._recorder.event(cached, "Warning", "InvalidTTL", decision.problem)
         if isinstance(decision, Keep):
-            if decision.invalid:
-                self._recorder.event(cached, "Warning", "InvalidTTL", decision.reason)
             return self._keep(decision)
         fresh = self._kube.get_or_none(RUNS, key)
         if fresh is None:
@@ -62,7 +64,14 @@ class TtlReconciler:
         decision = self._decide(RunView(fresh))
         if isinstance(decision, Keep):
             return self._keep(decision)
-        if not self._kube.delete(RUNS, key, uid=fresh["metadata"]["uid"], propagation_policy="Background"):
+        metadata = fresh["metadata"]
+        if not self._kube.delete(
+            RUNS,
+            key,
+            uid=metadata["uid"],
+            resource_version=metadata["resourceVersion"],
+            propagation_policy="Background",
+        ):
             return Result()
         self._metrics.ttl_deletions.inc()
         self._recorder.event(

@@ -131,7 +131,7 @@ AGREEMENT: list[tuple[str, Any, bool]] = [
     ("pollInterval", "", False),
     ("runCompletionTTL", "", True),
     ("runCompletionTTL", "0s", True),
-    ("runCompletionTTL", "-1m", True),
+    ("runCompletionTTL", "-1m", False),
     ("runCompletionTTL", "one day", False),
     ("kfp.endpoint", "https://kfp.example.com/pipeline", True),
     ("kfp.endpoint", "http://", False),

@@ -91,3 +91,17 @@ def test_a_run_is_kept_while_its_event_cannot_be_delivered(world: World, tmp_pat
         assert [e["data"]["runName"] for e in world.published_events()] == [f"{world.namespace}/{name}"]
     finally:
         nats.stop()
+
+
+def test_a_negative_annotation_is_reported_and_never_deletes_early(world: World) -> None:
+    prepare(world)
+    world.start_operator()  # no global TTL: a Run is kept unless its own TTL is valid
+    name = world.create_run(SPEC, annotations={TTL_ANNOTATION: "-5m"})
+
+    world.wait_completed(name)
+    events = world.wait_events(
+        name, lambda events: any(r == "InvalidTTL" for _, r, _ in events), "an InvalidTTL Event"
+    )
+
+    assert any(t == "Warning" and "is negative" in m for t, r, m in events if r == "InvalidTTL")
+    assert world.run(name) is not None

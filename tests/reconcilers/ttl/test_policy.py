@@ -40,9 +40,8 @@ def test_no_ttl_means_never() -> None:
     assert do_decide(completed_run(), ttl=None) == Keep("no TTL")
 
 
-@pytest.mark.parametrize("ttl", [timedelta(0), timedelta(seconds=-5)])
-def test_zero_or_negative_means_right_away(ttl) -> None:
-    assert do_decide(completed_run(), ttl=ttl, now=FINISHED) == Delete(ttl)
+def test_zero_means_right_away() -> None:
+    assert do_decide(completed_run(), ttl=timedelta(0), now=FINISHED) == Delete(timedelta(0))
 
 
 def test_the_annotation_overrides_the_global_ttl() -> None:
@@ -54,11 +53,26 @@ def test_the_annotation_overrides_the_global_ttl() -> None:
     )
 
 
-def test_an_invalid_annotation_keeps_the_run_and_says_why() -> None:
-    decision = do_decide(completed_run(annotations={TTL_ANNOTATION: "soon"}))
+@pytest.mark.parametrize("annotation", ["soon", "-5m", "-0.5s"])
+def test_an_invalid_or_negative_annotation_is_reported_and_the_global_ttl_applies(annotation) -> None:
+    view = completed_run(annotations={TTL_ANNOTATION: annotation})
 
-    assert isinstance(decision, Keep)
-    assert decision.reason.startswith(f"invalid {TTL_ANNOTATION} annotation")
+    expired = do_decide(view)
+    assert isinstance(expired, Delete)
+    assert expired.ttl == timedelta(minutes=10)
+    assert expired.problem is not None and expired.problem.startswith(f"invalid {TTL_ANNOTATION} annotation")
+    assert "runCompletionTTL (600s) applies" in expired.problem
+
+    not_yet = do_decide(view, now=FINISHED + timedelta(minutes=1))
+    assert isinstance(not_yet, Keep) and not_yet.recheck_after == timedelta(minutes=9)
+
+
+@pytest.mark.parametrize("annotation", ["soon", "-5m"])
+def test_an_invalid_annotation_without_a_global_ttl_keeps_the_run(annotation) -> None:
+    decision = do_decide(completed_run(annotations={TTL_ANNOTATION: annotation}), ttl=None)
+
+    assert isinstance(decision, Keep) and decision.reason == "no TTL"
+    assert decision.problem is not None and "the Run is kept" in decision.problem
 
 
 def test_held_until_the_completion_event_is_delivered() -> None:

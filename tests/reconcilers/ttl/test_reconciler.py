@@ -58,9 +58,19 @@ CASES = [
         result=Result(requeue_after=timedelta(hours=22, minutes=55, seconds=55).total_seconds()),
     ),
     Case(
-        "an invalid annotation is reported and the Run kept",
+        "an invalid annotation is reported and the global TTL applies",
         run(status=completed(completionEvent=DELIVERED), annotations={TTL_ANNOTATION: "banana"}),
+        kube=["get", "delete"],
+        events=["InvalidTTL", "DeletedAfterTTL"],
+    ),
+    Case(
+        "a negative annotation is reported, and never means right away",
+        run(
+            status=completed("2026-01-02T03:00:00Z", completionEvent=DELIVERED),
+            annotations={TTL_ANNOTATION: "-5m"},
+        ),
         events=["InvalidTTL"],
+        result=Result(requeue_after=timedelta(minutes=5, seconds=55).total_seconds()),
     ),
     Case("a Run that has not completed is not considered", run(status={"providerId": "kfp:r-1"})),
 ]
@@ -86,6 +96,7 @@ def test_ttl(case: Case) -> None:
 
     assert f.kube.verbs() == case.kube
     deletes = [r for r in f.kube.requests if r.verb == "delete"]
-    assert all(d.body["uid"] == UID for d in deletes)
+    # Conditional on the object the decision was taken on, not only on its identity.
+    assert all(d.body == {"uid": UID, "resourceVersion": "1"} for d in deletes)
     assert f.recorder.reasons() == case.events
     assert f.counter(f.metrics.ttl_deletions) == len(deletes)
