@@ -139,18 +139,22 @@ class KfpClient:
         experiment_id: str = "",
         page_size: int = PAGE_SIZE,
     ) -> Iterator[dict[str, Any]]:
-        """Every matching run, following page tokens (one call per page)."""
+        """Every matching run, following page tokens (one call per page).
+
+        Pages after the first send only the token: it carries the filter and the sort order, and
+        the real server refuses a token sent with them again whenever the filter compares a
+        number or a time (it compares them after a JSON round trip that turns int64 into float64).
+        """
         token = ""
         while True:
+            query = {"page_token": token} if token else {"filter": _filter(filter), "sort_by": sort_by}
             response = self._idempotent(
                 "list_runs",
-                lambda token=token, **kw: self._runs.run_service_list_runs(
-                    filter=_filter(filter),
-                    sort_by=sort_by,
+                lambda query=query, **kw: self._runs.run_service_list_runs(
                     page_size=page_size,
-                    page_token=token,
                     namespace=self._namespace(namespace) or None,
                     experiment_id=experiment_id or None,
+                    **query,
                     **kw,
                 ),
             )

@@ -1,0 +1,68 @@
+"""The KFP client's paging: the first page carries the filter and the sort order, later pages only
+the token, as the real server requires."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from kfp_operator.clients.kfp import KfpClient, KfpMetrics
+from kfp_operator.settings import KfpConfig
+
+PAGES = {
+    "": {"runs": [{"run_id": "a"}, {"run_id": "b"}], "next_page_token": "t1"},
+    "t1": {"runs": [{"run_id": "c"}], "next_page_token": "t2"},
+    "t2": {"runs": [{"run_id": "d"}]},
+}
+
+
+class RecordingKfp(BaseHTTPRequestHandler):
+    queries: list[dict[str, list[str]]] = []
+
+    def do_GET(self) -> None:
+        query = parse_qs(urlparse(self.path).query)
+        RecordingKfp.queries.append(query)
+        body = json.dumps(PAGES[query.get("page_token", [""])[0]]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    RecordingKfp.queries = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingKfp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_later_pages_send_only_the_token(endpoint: str) -> None:
+    client = KfpClient(KfpConfig(endpoint=endpoint), KfpMetrics(CollectorRegistry()))
+    finished_since = {
+        "predicates": [{"key": "finished_at", "operation": "GREATER_THAN_EQUALS", "timestamp_value": "x"}]
+    }
+
+    runs = list(client.list_runs(filter=finished_since, sort_by="finished_at", page_size=2))
+
+    assert [r["run_id"] for r in runs] == ["a", "b", "c", "d"]
+    first, *later = RecordingKfp.queries
+    assert json.loads(first["filter"][0]) == finished_since
+    assert first["sort_by"] == ["finished_at"]
+    assert "page_token" not in first
+    assert [q.get("page_token") for q in later] == [["t1"], ["t2"]]
+    assert all("filter" not in q and "sort_by" not in q for q in later)
+    assert all(q["page_size"] == ["2"] for q in RecordingKfp.queries)
