@@ -107,7 +107,19 @@ class KfpClient:
         versions: list[dict[str, Any]] = response.get("pipeline_versions", [])
         return versions
 
+    def get_pipeline_version(self, pipeline_id: str, version_id: str) -> dict[str, Any] | None:
+        return self._idempotent_or_none(
+            "get_pipeline_version",
+            lambda **kw: self._pipelines.pipeline_service_get_pipeline_version(pipeline_id, version_id, **kw),
+        )
+
     # -- experiments -------------------------------------------------------------------------
+
+    def get_experiment(self, experiment_id: str) -> dict[str, Any] | None:
+        return self._idempotent_or_none(
+            "get_experiment",
+            lambda **kw: self._experiments.experiment_service_get_experiment(experiment_id, **kw),
+        )
 
     def list_experiments(self, *, filter: Mapping[str, Any], namespace: str) -> list[dict[str, Any]]:
         response = self._idempotent(

@@ -53,17 +53,23 @@ class CachedKfpCatalog:
                 )
             else:
                 versions = self._kfp.list_pipeline_versions(pipeline_id, filter=_equals("name", version_name))
-            if not versions:
-                return None
-            version = versions[0]
-            return PipelineVersion(
-                pipeline_id=pipeline_id,
-                version_id=version["pipeline_version_id"],
-                name=version.get("name") or version.get("display_name", ""),
-                pipeline_spec=version.get("pipeline_spec"),
-            )
+            return _version(pipeline_id, versions[0]) if versions else None
 
         return self._cached(("version", pipeline_id, version_name), lookup)
+
+    def pipeline_version_by_id(self, pipeline_id: str, version_id: str) -> PipelineVersion | None:
+        def lookup() -> PipelineVersion | None:
+            version = self._kfp.get_pipeline_version(pipeline_id, version_id)
+            return _version(pipeline_id, version) if version else None
+
+        return self._cached(("version-id", pipeline_id, version_id), lookup)
+
+    def experiment_name(self, experiment_id: str) -> str | None:
+        def lookup() -> str | None:
+            experiment = self._kfp.get_experiment(experiment_id)
+            return str(experiment.get("display_name", "")) or None if experiment else None
+
+        return self._cached(("experiment-id", experiment_id), lookup)
 
     def experiment_id(self, display_name: str, namespace: str) -> str | None:
         def lookup() -> str | None:
@@ -82,3 +88,12 @@ class CachedKfpCatalog:
         with self._lock:
             self._cache[key] = value
         return value
+
+
+def _version(pipeline_id: str, version: dict[str, Any]) -> PipelineVersion:
+    return PipelineVersion(
+        pipeline_id=pipeline_id,
+        version_id=version["pipeline_version_id"],
+        name=version.get("name") or version.get("display_name", ""),
+        pipeline_spec=version.get("pipeline_spec"),
+    )

@@ -9,7 +9,8 @@ reconcilers, which read what this one records.
 
 Submission, exactly once: the finalizer is added before the first create, conditional on the
 version read, so a Run that has it may already have a KFP run, and only such a Run looks for
-one by its marker (``tracking``) before creating.
+one by its marker (``tracking``): it adopts what it finds, recording what that run was
+submitted with, before resolving anything again.
 """
 
 from __future__ import annotations
@@ -39,8 +40,17 @@ from reconcilers.clients import EventRecorder, KfpError, KfpRuns, KubeClient
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.run import status
 from reconcilers.run.resolve import KfpCatalog, Resolved, Waiting, resolve
-from reconcilers.run.steps import Adopt, Create, Refuse, Step, Wait, decide_submission, next_step, refusal
-from reconcilers.run.submit import create_run_request
+from reconcilers.run.steps import (
+    Create,
+    Refuse,
+    Step,
+    Wait,
+    decide_submission,
+    may_have_kfp_run,
+    next_step,
+    refusal,
+)
+from reconcilers.run.submit import create_run_request, what_it_used
 from reconcilers.run.tracking import (
     KfpRunObservation,
     KfpRunTracker,
@@ -116,6 +126,12 @@ class RunReconciler:
     # -- before submission -------------------------------------------------------------------
 
     def _submit(self, run: RunView) -> Result:
+        if may_have_kfp_run(run):
+            # An earlier attempt may have created the KFP run: adopt it, as it was submitted,
+            # whatever resolving again would give now.
+            existing = find_marked_run(self._kfp, run)
+            if existing is not None:
+                return self._adopt(run, existing)
         resolution = resolve(
             run.spec,
             namespace=run.namespace,
@@ -126,17 +142,7 @@ class RunReconciler:
             catalog=self._catalog,
             default_experiment=self._settings.default_experiment,
         )
-        with_finalizer = None
-        existing = None
-        if isinstance(resolution, Resolved):
-            # The finalizer comes first: once a KFP run may exist, deletion must get a chance to
-            # stop it. Adding it is conditional on the version read, so if this call added it, no
-            # earlier attempt (in any process) can have created a run: every attempt adds it
-            # first. Only a Run that already had it needs the lookup by marker.
-            with_finalizer = self._kube.add_finalizer(RUNS, run.obj, FINALIZER)
-            if with_finalizer is None:
-                existing = find_marked_run(self._kfp, run)
-        match decide_submission(resolution, existing):
+        match decide_submission(resolution):
             case Wait(waiting):
                 return self._wait(run, waiting)
             case Refuse(rejected):
@@ -144,11 +150,17 @@ class RunReconciler:
                 self._recorder.event(run.obj, WARNING, rejected.reason, rejected.message)
                 self._metrics.submissions.labels("rejected").inc()
                 raise TerminalError(f"{rejected.reason}: {rejected.message}")
-            case Adopt(kfp_run):
-                assert isinstance(resolution, Resolved)
-                return self._submitted(run, resolution, kfp_run, "adopted", with_finalizer)
             case Create(resolved):
-                return self._create(run, resolved, with_finalizer)
+                return self._create(run, resolved)
+
+    def _adopt(self, run: RunView, kfp_run: Mapping[str, Any]) -> Result:
+        reference = kfp_run.get("pipeline_version_reference") or {}
+        version = self._catalog.pipeline_version_by_id(
+            reference.get("pipeline_id", ""), reference.get("pipeline_version_id", "")
+        )
+        experiment_name = self._catalog.experiment_name(kfp_run.get("experiment_id", ""))
+        used = what_it_used(run.spec, kfp_run, version, experiment_name)
+        return self._submitted(run, used, kfp_run, "adopted")
 
     def _wait(self, run: RunView, waiting: Waiting) -> Result:
         previous = run.condition("DependenciesResolved") or {}
@@ -159,7 +171,11 @@ class RunReconciler:
             return Result(requeue_after=self._settings.dependency_recheck_interval)
         return Result()  # a change to the RunConfiguration re-triggers the Run
 
-    def _create(self, run: RunView, resolved: Resolved, with_finalizer: Mapping[str, Any] | None) -> Result:
+    def _create(self, run: RunView, resolved: Resolved) -> Result:
+        # The finalizer comes first: once a KFP run may exist, deletion must get a chance to stop
+        # it, and the next attempt must look for it. Adding it is conditional on the version
+        # read, so a Run that had none cannot have a KFP run: it is created without a lookup.
+        with_finalizer = self._kube.add_finalizer(RUNS, run.obj, FINALIZER)
         try:
             kfp_run = self._kfp.create_run(create_run_request(run, resolved))
         except KfpError as error:
@@ -182,7 +198,7 @@ class RunReconciler:
         resolved: Resolved,
         kfp_run: Mapping[str, Any],
         how: str,
-        with_finalizer: Mapping[str, Any] | None,
+        with_finalizer: Mapping[str, Any] | None = None,
     ) -> Result:
         observation = observation_from(kfp_run)
         self._tracker.record(observation)

@@ -66,6 +66,12 @@ class KfpCatalog(Protocol):
 
     def experiment_id(self, display_name: str, namespace: str) -> str | None: ...
 
+    def pipeline_version_by_id(self, pipeline_id: str, version_id: str) -> PipelineVersion | None:
+        """A version by its id (for a run found in KFP, to record what it used)."""
+        ...
+
+    def experiment_name(self, experiment_id: str) -> str | None: ...
+
 
 @dataclass(frozen=True)
 class Resolved:

@@ -1,16 +1,15 @@
 """What a Run needs next, and how its submission is decided: pure functions, tested by tables.
 
-:func:`next_step` reads only the Run. :func:`decide_submission` combines what resolution found
-with the KFP run that may already exist for the Run; :func:`refusal` says whether a failed create
-is final. The reconciler does the I/O around them.
+:func:`next_step` reads only the Run. :func:`may_have_kfp_run` says whether an earlier attempt
+may have created a KFP run, which the Run then adopts before anything else;
+:func:`decide_submission` turns what resolution found into create, wait or refuse;
+:func:`refusal` says whether a failed create is final. The reconciler does the I/O around them.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from reconcilers.api.run import RunView
 from reconcilers.clients import KfpError
@@ -43,11 +42,13 @@ def is_refused(run: RunView) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class Adopt:
-    """A KFP run was created for this Run before: record it instead of creating another."""
+def may_have_kfp_run(run: RunView) -> bool:
+    """Whether a KFP run may exist for this unsubmitted Run, so it must be looked for first.
 
-    kfp_run: Mapping[str, Any]
+    The finalizer is added, conditionally on the version read, before every create: a Run
+    without it has never had a create attempted, in any process.
+    """
+    return run.has_finalizer
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,11 @@ class Refuse:
     rejected: Rejected
 
 
-Submission = Adopt | Create | Wait | Refuse
+Submission = Create | Wait | Refuse
 
 
-def decide_submission(resolution: Resolution, existing: Mapping[str, Any] | None) -> Submission:
-    """What to do about a Run that has no KFP run recorded; an existing marked run always wins."""
-    if existing is not None:
-        return Adopt(existing)
+def decide_submission(resolution: Resolution) -> Submission:
+    """What to do about a Run for which no KFP run exists."""
     match resolution:
         case Waiting():
             return Wait(resolution)

@@ -304,6 +304,9 @@ class World:
             {"status": {"latestRuns": {"succeeded": dict(succeeded)}}},
         )
 
+    def delete_run_configuration(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, "runconfigurations", name)
+
     def run_configuration(self, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(
             GROUP, VERSION, self.namespace, "runconfigurations", name

@@ -93,3 +93,45 @@ def test_many_runs_at_once_get_one_kfp_run_each(world: World) -> None:
     provider_ids = {world.wait_completed(name)["providerId"] for name in names}
     assert len(provider_ids) == 12
     assert len(world.kfp_runs()) == 12
+
+
+def test_a_lost_create_is_adopted_as_submitted_even_if_resolving_again_would_differ(world: World) -> None:
+    """Between the lost response and the retry, the pipeline gets a newer version and the
+    RunConfiguration the parameter came from is deleted: resolving again would pick another
+    version, or wait forever. The Run adopts its KFP run and records what that run used."""
+    prepare(world)
+    world.create_run_configuration("generator")
+    world.set_latest_succeeded(
+        "generator", {"providerId": "kfp:up", "artifacts": [{"name": "examples", "location": "gs://first"}]}
+    )
+    # The create commits; its answer is held back while the world changes, then the connection resets.
+    world.ctl.inject_fault(Fault.drop_response(*CREATE_RUN, hold_seconds=8))
+    operator = world.start_operator()
+    name = world.create_run(
+        {
+            "pipeline": "penguin-pipeline",
+            "experimentName": "penguin-experiment",
+            "runtimeParameters": [
+                {"name": "TRAINING_RUNS", "value": "3"},
+                {
+                    "name": "EXAMPLES",
+                    "valueFrom": {"runConfigurationRef": {"name": "generator", "outputArtifact": "examples"}},
+                },
+            ],
+        }
+    )
+    wait_until(lambda: len(world.kfp_runs()) == 1, timeout=TIMEOUT, message="the KFP run to be created")
+    world.next_second()
+    world.upload_penguin(version="v2-newer")
+    world.delete_run_configuration("generator")
+
+    status = world.wait_completed(name)
+
+    [kfp_run] = world.kfp_runs()
+    assert status["providerId"] == f"kfp:{kfp_run['run_id']}"
+    assert status["observedPipelineVersion"] == "v1-abcdef"
+    assert status["dependencies"]["runConfigurations"]["generator"]["artifacts"] == [
+        {"name": "examples", "location": "gs://first"}
+    ]
+    assert operator.metric("kfp_operator_run_submissions_total", result="adopted") == 1
+    assert operator.metric("kfp_operator_kfp_requests_total", operation="create_run") == 1

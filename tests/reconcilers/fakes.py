@@ -211,6 +211,12 @@ class FakeCatalog:
     def experiment_id(self, display_name: str, namespace: str) -> str | None:
         return self.experiments.get(display_name)
 
+    def pipeline_version_by_id(self, pipeline_id: str, version_id: str) -> PipelineVersion | None:
+        return next((v for v in self.versions.get(pipeline_id, []) if v.version_id == version_id), None)
+
+    def experiment_name(self, experiment_id: str) -> str | None:
+        return next((name for name, eid in self.experiments.items() if eid == experiment_id), None)
+
 
 class FakeMetadata:
     """ML Metadata: runs by KFP run id, each a list of (task, output, uri, custom properties)."""

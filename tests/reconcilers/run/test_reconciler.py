@@ -12,8 +12,10 @@ import pytest
 from controller.keys import ObjectKey
 from controller.reconcile import Result, TerminalError
 from reconcilers.api import FINALIZER
+from reconcilers.api.run import RunSpec, run_version
 from reconcilers.clients import KfpError
 from reconcilers.run.reconciler import RunReconciler, RunSettings
+from reconcilers.run.resolve import PipelineVersion
 from reconcilers.run.tracking import KfpRunObservation, KfpRunTracker, marker
 from tests.reconcilers.fakes import NOW, Fixture
 from tests.support.objects import SEED_SPEC, run, run_configuration
@@ -116,6 +118,17 @@ SUBMIT_CASES = [
         result=Result(requeue_after=SAFETY_CHECK),
     ),
     SubmitCase(
+        "a marked run is adopted before resolving, even when resolving again would wait",
+        run(finalizers=[FINALIZER]),
+        rcs=[],
+        marked_run=True,
+        kube=["patch_status"],
+        kfp=["list_runs"],
+        status={"providerId": "kfp:marked", "synchronizationState": "Succeeded"},
+        events=["Submitted"],
+        result=Result(requeue_after=SAFETY_CHECK),
+    ),
+    SubmitCase(
         "a missing RunConfiguration makes the Run wait for a watch event, asking KFP nothing",
         run(),
         rcs=[],
@@ -214,6 +227,38 @@ def test_the_create_request_names_the_resolved_version_experiment_and_parameters
     assert create.body["runtime_config"] == {"parameters": {"TRAINING_RUNS": "100", "EXAMPLES": "gs://ex"}}
     assert marker(UID) in create.body["description"]
     assert f.counter(f.metrics.submissions, "created") == 1
+
+
+def test_an_adopted_run_records_what_it_was_submitted_with_not_what_resolves_now() -> None:
+    f = Fixture()
+    f.add_runs(run(spec={**SEED_SPEC, "pipeline": "penguin-pipeline"}, finalizers=[FINALIZER]))
+    f.add_run_configurations(with_examples())  # its artifact is gs://ex now
+    f.catalog.versions["p-1"] = [
+        PipelineVersion("p-1", "v-1", "v1-abcdef"),
+        PipelineVersion("p-1", "v-2", "v2"),
+    ]
+    f.kfp.add_run(
+        "RUNNING",
+        run_id="marked",
+        description=f"kfp-operator. {marker(UID)}",
+        experiment_id="e-1",
+        pipeline_version_reference={"pipeline_id": "p-1", "pipeline_version_id": "v-1"},
+        runtime_config={"parameters": {"TRAINING_RUNS": 100, "EXAMPLES": "gs://old-examples"}},
+    )
+
+    reconciler(f).reconcile(KEY)
+
+    (patch,) = f.kube.status_patches()
+    assert patch["status"]["observedPipelineVersion"] == "v1-abcdef"  # not v2, the latest now
+    assert patch["status"]["dependencies"] == {
+        "runConfigurations": {RC: {"artifacts": [{"name": "examples", "location": "gs://old-examples"}]}}
+    }
+    assert patch["status"]["version"] == run_version(
+        RunSpec.from_dict({**SEED_SPEC, "pipeline": "penguin-pipeline"}), "v1-abcdef"
+    )
+    (submitted,) = f.recorder.events
+    assert "adopted KFP run marked" in submitted.message and "penguin-experiment" in submitted.message
+    assert f.counter(f.metrics.submissions, "adopted") == 1
 
 
 def test_waiting_for_the_same_thing_again_records_no_second_event() -> None:

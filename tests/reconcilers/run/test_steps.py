@@ -11,12 +11,12 @@ from reconcilers.api.run import RunView
 from reconcilers.clients import KfpError
 from reconcilers.run.resolve import PipelineVersion, Rejected, Resolved, Waiting
 from reconcilers.run.steps import (
-    Adopt,
     Create,
     Refuse,
     Step,
     Wait,
     decide_submission,
+    may_have_kfp_run,
     next_step,
     refusal,
 )
@@ -63,23 +63,28 @@ def test_next_step(obj: dict[str, Any], step: Step) -> None:
 RESOLVED = Resolved("p", PipelineVersion("p", "v", "v1"), "e", "E", {}, {})
 WAITING = Waiting("PipelineNotFound", "no pipeline", {}, waits_on_kfp=True)
 REJECTED = Rejected("InvalidArtifactFilter", "bad filter")
-EXISTING = {"run_id": "r-1"}
 
 
 @pytest.mark.parametrize(
-    ("resolution", "existing", "decision"),
-    [
-        (RESOLVED, None, Create(RESOLVED)),
-        (WAITING, None, Wait(WAITING)),
-        (REJECTED, None, Refuse(REJECTED)),
-        (RESOLVED, EXISTING, Adopt(EXISTING)),
-        (WAITING, EXISTING, Adopt(EXISTING)),
-        (REJECTED, EXISTING, Adopt(EXISTING)),
-    ],
-    ids=["create", "wait", "refuse", "adopt", "adopt rather than wait", "adopt rather than refuse"],
+    ("resolution", "decision"),
+    [(RESOLVED, Create(RESOLVED)), (WAITING, Wait(WAITING)), (REJECTED, Refuse(REJECTED))],
+    ids=["create", "wait", "refuse"],
 )
-def test_submission_decision(resolution: Any, existing: dict[str, Any] | None, decision: Any) -> None:
-    assert decide_submission(resolution, existing) == decision
+def test_submission_decision(resolution: Any, decision: Any) -> None:
+    assert decide_submission(resolution) == decision
+
+
+@pytest.mark.parametrize(
+    ("obj", "may"),
+    [(run(), False), (run(finalizers=[FINALIZER]), True), (run(finalizers=["other"]), False)],
+    ids=[
+        "never attempted",
+        "attempted: the finalizer is added before every create",
+        "someone else's finalizer",
+    ],
+)
+def test_only_a_run_with_the_finalizer_may_have_a_kfp_run(obj: dict[str, Any], may: bool) -> None:
+    assert may_have_kfp_run(RunView(obj)) == may
 
 
 @pytest.mark.parametrize(
