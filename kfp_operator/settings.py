@@ -159,6 +159,13 @@ class Config(RuntimeSettings):
         "released anyway.",
         default=600.0,
     )
+    allow_cross_namespace_references: bool = setting(
+        "allowCrossNamespaceReferences",
+        parse_bool,
+        "Whether a Run's parameters may take values from a RunConfiguration in another namespace "
+        "(valueFrom.runConfigurationRef.name: namespace/name); false confines each namespace to its own.",
+        default=True,
+    )
     kfp: KfpConfig = section("kfp", KfpConfig)
     mlmd: MlmdConfig = section("mlmd", MlmdConfig)
     events: EventsConfig = section("events", EventsConfig)

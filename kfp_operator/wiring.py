@@ -28,6 +28,7 @@ from reconcilers.api import RUN_CONFIGURATIONS, RUNS
 from reconcilers.completion_event.reconciler import CompletionEventReconciler
 from reconcilers.indexes import OWNER_INDEX, REFERENCE_INDEX, owner_index, owner_of, reference_index, runs_by
 from reconcilers.run.reconciler import RunReconciler, RunSettings
+from reconcilers.run.resolve import ReferencePolicy
 from reconcilers.run.tracking import TRACKED_INDEX, KfpRunTracker, tracked_run_index
 from reconcilers.run_metrics import RunCacheCollector, RunMetrics
 from reconcilers.runconfiguration.reconciler import LatestRunReconciler
@@ -84,6 +85,10 @@ def add_controllers(mgr: Manager, config: Config) -> None:
                 default_experiment=config.default_experiment,
                 dependency_recheck_interval=config.dependency_recheck_interval,
                 deletion_timeout=timedelta(seconds=config.deletion_timeout),
+                references=ReferencePolicy(
+                    cross_namespace=config.allow_cross_namespace_references,
+                    watched=frozenset(config.watch_namespaces) or None,
+                ),
             ),
         ),
         primary=runs,

@@ -12,7 +12,7 @@ from typing import Any
 
 from controller.keys import ObjectKey
 from controller.store import Store, namespaced_index_value
-from reconcilers.api.run import RunView
+from reconcilers.api.run import RunView, reference_target
 
 # Index of the Run cache: the RunConfiguration a Run belongs to, as "<namespace>/<name>".
 OWNER_INDEX = "runconfiguration/owner"
@@ -28,7 +28,10 @@ def owner_index(obj: Mapping[str, Any]) -> list[str]:
 
 def reference_index(obj: Mapping[str, Any]) -> list[str]:
     run = RunView(obj)
-    return [namespaced_index_value(run.namespace, name) for name in run.spec.referenced_run_configurations()]
+    return [
+        namespaced_index_value(*reference_target(reference, run.namespace))
+        for reference in run.spec.referenced_run_configurations()
+    ]
 
 
 def runs_by(runs: Store, index: str) -> Callable[[Mapping[str, Any]], list[ObjectKey]]:

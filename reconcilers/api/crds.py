@@ -18,6 +18,9 @@ from reconcilers.api import GROUP, RUN_CONFIGURATIONS, RUNS, VERSION
 PIPELINE_PATTERN = r"^[\w\-]+(?::[\w\-_.]+)?$"
 ARTIFACT_PATH_PATTERN = r"^([^\[\]:]+):([^\[\]:]+)(?::(\d*))?(?:\[([^\[\]:]+)\])?$"
 
+# A RunConfiguration name, optionally after its namespace: `name` or `namespace/name`.
+REFERENCE_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
 # Bounds keep CEL's estimated cost (spec immutability compares whole lists) within
 # the API server's budget, and are far above what a pipeline needs.
 MAX_LIST_ITEMS = 128
@@ -99,12 +102,14 @@ def run_spec(description: str) -> dict[str, Any]:
                 {
                     "runConfigurationRef": obj(
                         "Takes the value from an output artifact of the latest succeeded run of a "
-                        "RunConfiguration in the same namespace. The Run waits until it is available.",
+                        "RunConfiguration. The Run waits until it is available.",
                         {
                             "name": string(
-                                "The name of the RunConfiguration to resolve.",
+                                "The RunConfiguration to resolve: its name (in the Run's namespace), or "
+                                "namespace/name for one in another namespace (if the operator allows it).",
                                 minLength=1,
-                                maxLength=MAX_NAME_LENGTH,
+                                maxLength=MAX_NAME_LENGTH + 64,
+                                pattern=REFERENCE_PATTERN,
                             ),
                             "outputArtifact": string(
                                 "The name of the output artifact (as named in the RunConfiguration's "

@@ -36,8 +36,20 @@ class PipelineRef:
 
 @dataclass(frozen=True)
 class RunConfigurationRef:
+    """``valueFrom.runConfigurationRef``: ``name`` is ``name`` or ``namespace/name``, as written."""
+
     name: str
     output_artifact: str
+
+    def target(self, namespace: str) -> tuple[str, str]:
+        """The referenced RunConfiguration's (namespace, name); a bare name is in ``namespace``."""
+        return reference_target(self.name, namespace)
+
+
+def reference_target(reference: str, namespace: str) -> tuple[str, str]:
+    """``name`` or ``namespace/name`` as (namespace, name), a bare name being in ``namespace``."""
+    other, slash, name = reference.partition("/")
+    return (other, name) if slash else (namespace, reference)
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,7 @@ class RunSpec:
         return spec
 
     def referenced_run_configurations(self) -> frozenset[str]:
+        """The references to RunConfigurations, as written (``name`` or ``namespace/name``)."""
         return frozenset(p.value_from.name for p in self.runtime_parameters if p.value_from is not None)
 
 

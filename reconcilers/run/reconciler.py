@@ -16,7 +16,7 @@ submitted with, before resolving anything again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from controller.keys import ObjectKey
 from controller.reconcile import Result, TerminalError
 from controller.store import Store
 from reconcilers.api import FINALIZER, RUNS
-from reconcilers.api.run import Artifact, RunView
+from reconcilers.api.run import Artifact, RunView, reference_target
 from reconcilers.artifacts.resolve import (
     MetadataReader,
     RunMetadataNotFound,
@@ -39,7 +39,7 @@ from reconcilers.artifacts.resolve import (
 from reconcilers.clients import EventRecorder, KfpError, KfpRuns, KubeClient
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.run import status
-from reconcilers.run.resolve import KfpCatalog, Resolved, Waiting, resolve
+from reconcilers.run.resolve import KfpCatalog, ReferencePolicy, Resolved, Waiting, resolve
 from reconcilers.run.steps import (
     Create,
     Refuse,
@@ -74,6 +74,8 @@ class RunSettings:
     dependency_recheck_interval: float
     # How long deletion keeps trying to terminate an active KFP run before releasing the Run anyway.
     deletion_timeout: timedelta
+    # Which RunConfigurations parameters may reference.
+    references: ReferencePolicy = field(default_factory=ReferencePolicy)
 
 
 class RunReconciler:
@@ -136,11 +138,14 @@ class RunReconciler:
             run.spec,
             namespace=run.namespace,
             run_configurations={
-                name: self._run_configurations.get(ObjectKey(run.namespace, name))
-                for name in run.spec.referenced_run_configurations()
+                reference: self._run_configurations.get(
+                    ObjectKey(*reference_target(reference, run.namespace))
+                )
+                for reference in run.spec.referenced_run_configurations()
             },
             catalog=self._catalog,
             default_experiment=self._settings.default_experiment,
+            references=self._settings.references,
         )
         match decide_submission(resolution):
             case Wait(waiting):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reconcilers.api.run import RunSpec
+from reconcilers.api.run import RunSpec, reference_target
 from reconcilers.artifacts.path import InvalidArtifactPath, parse_artifact_path
 from reconcilers.run.parameters import (
     ARTIFACT_NOT_AVAILABLE,
@@ -33,6 +33,7 @@ EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
 INVALID_ARTIFACT_FILTER = "InvalidArtifactFilter"
 INVALID_ARTIFACT_PATH = "InvalidArtifactPath"
 INVALID_PARAMETER = "InvalidParameter"
+REFERENCE_NOT_ALLOWED = "RunConfigurationReferenceNotAllowed"
 UNRESOLVED_REASONS = (
     PIPELINE_NOT_FOUND,
     PIPELINE_VERSION_NOT_FOUND,
@@ -42,6 +43,7 @@ UNRESOLVED_REASONS = (
     INVALID_ARTIFACT_FILTER,
     INVALID_ARTIFACT_PATH,
     INVALID_PARAMETER,
+    REFERENCE_NOT_ALLOWED,
 )
 
 
@@ -111,6 +113,39 @@ class Rejected:
 Resolution = Resolved | Waiting | Rejected
 
 
+@dataclass(frozen=True)
+class ReferencePolicy:
+    """Which RunConfigurations a Run's parameters may take values from.
+
+    ``cross_namespace``: whether ``namespace/name`` may name another namespace (a setting, for
+    multi-tenant clusters). ``watched``: the namespaces the operator sees (None: all); a reference
+    outside them could never resolve.
+    """
+
+    cross_namespace: bool = True
+    watched: frozenset[str] | None = None
+
+    def problem(self, reference: str, namespace: str) -> str | None:
+        target, _ = reference_target(reference, namespace)
+        if target != namespace and not self.cross_namespace:
+            return (
+                f"RunConfiguration {reference} is in another namespace, and references across "
+                f"namespaces are not allowed here (allowCrossNamespaceReferences is false)"
+            )
+        if self.watched is not None and target not in self.watched:
+            return f"RunConfiguration {reference} is in namespace {target}, which the operator does not watch"
+        return None
+
+
+def validate_references(spec: RunSpec, namespace: str, policy: ReferencePolicy) -> Rejected | None:
+    """Refuses references the operator may not, or cannot, follow."""
+    for reference in sorted(spec.referenced_run_configurations()):
+        problem = policy.problem(reference, namespace)
+        if problem is not None:
+            return Rejected(REFERENCE_NOT_ALLOWED, problem)
+    return None
+
+
 def validate_artifacts(spec: RunSpec) -> Rejected | None:
     """Checks what the CRD's pattern cannot: that every filter parses."""
     for artifact in spec.artifacts:
@@ -129,8 +164,9 @@ def resolve(
     run_configurations: Mapping[str, Mapping[str, Any] | None],
     catalog: KfpCatalog,
     default_experiment: str,
+    references: ReferencePolicy = ReferencePolicy(),
 ) -> Resolution:
-    rejected = validate_artifacts(spec)
+    rejected = validate_artifacts(spec) or validate_references(spec, namespace, references)
     if rejected is not None:
         return rejected
 

@@ -230,6 +230,7 @@ SAMPLES: dict[str, Any] = {
     "safetyCheckInterval": "20m",
     "dependencyRecheckInterval": "1m",
     "deletionTimeout": "5m",
+    "allowCrossNamespaceReferences": False,
     "workers": 8,
     "watchNamespaces": ["team-a"],
     "resyncPeriod": "1h",

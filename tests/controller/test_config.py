@@ -33,6 +33,7 @@ BAD_VALUES = {
     "safetyCheckInterval": "0.5s",
     "dependencyRecheckInterval": "1",
     "deletionTimeout": "-1m",
+    "allowCrossNamespaceReferences": "sometimes",
     "workers": 0,
     "watchNamespaces": 5,
     "resyncPeriod": "-1h",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from reconcilers.api.run import RunSpec
-from reconcilers.run.resolve import PipelineVersion, Rejected, Resolved, Waiting, resolve
+from reconcilers.run.resolve import PipelineVersion, ReferencePolicy, Rejected, Resolved, Waiting, resolve
 from tests.support.objects import SEED_SPEC, run_configuration
 
 RC = "penguin-pipeline-example-generator-runconfiguration"
@@ -192,3 +192,48 @@ def test_a_value_that_does_not_fit_the_declared_type_is_rejected() -> None:
     result = do_resolve(spec=spec)
 
     assert result == Rejected("InvalidParameter", "parameter TRAINING_RUNS: 'many' is not an integer", {})
+
+
+def cross_namespace_spec(reference: str) -> dict:
+    return {
+        **SEED_SPEC,
+        "runtimeParameters": [
+            {
+                "name": "EXAMPLES",
+                "valueFrom": {"runConfigurationRef": {"name": reference, "outputArtifact": "examples"}},
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("reference", "policy", "refused"),
+    [
+        ("other/gen", ReferencePolicy(), None),
+        ("ns/gen", ReferencePolicy(cross_namespace=False), None),
+        ("gen", ReferencePolicy(cross_namespace=False), None),
+        ("other/gen", ReferencePolicy(cross_namespace=False), "allowCrossNamespaceReferences is false"),
+        ("other/gen", ReferencePolicy(watched=frozenset({"ns"})), "the operator does not watch"),
+        ("other/gen", ReferencePolicy(watched=frozenset({"ns", "other"})), None),
+    ],
+)
+def test_references_across_namespaces_follow_the_policy(
+    reference: str, policy: ReferencePolicy, refused: str | None
+) -> None:
+    result = resolve(
+        RunSpec.from_dict(cross_namespace_spec(reference)),
+        namespace="ns",
+        run_configurations={reference: rc_with_examples()},
+        catalog=FakeCatalog(),
+        default_experiment="Default",
+        references=policy,
+    )
+
+    if refused is None:
+        assert isinstance(result, Resolved)
+        assert result.parameters["EXAMPLES"] == "s3://examples/1"
+        assert reference in result.dependencies  # recorded under the reference as written
+    else:
+        assert isinstance(result, Rejected)
+        assert result.reason == "RunConfigurationReferenceNotAllowed"
+        assert refused in result.message
