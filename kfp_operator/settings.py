@@ -155,8 +155,9 @@ class Config(RuntimeSettings):
     deletion_timeout: float = setting(
         "deletionTimeout",
         parse_duration(minimum=0.0),
-        "How long deleting a Run keeps trying to terminate its active KFP run before the Run is "
-        "released anyway.",
+        "How long a deleted Run is held for what must not be lost (its active KFP run terminated, "
+        "its completion recorded, its event delivered, its RunConfiguration updated) before it is "
+        "released anyway, with a Warning Event saying what was abandoned.",
         default=600.0,
     )
     allow_cross_namespace_references: bool = setting(

@@ -89,10 +89,17 @@ def add_controllers(mgr: Manager, config: Config) -> None:
                     cross_namespace=config.allow_cross_namespace_references,
                     watched=frozenset(config.watch_namespaces) or None,
                 ),
+                sinks_configured=bool(sinks),
+                deletion_recheck_interval=config.poll_interval,
             ),
         ),
         primary=runs,
-        watches=[Watch(run_configurations, runs_by(runs.store, REFERENCE_INDEX))],
+        watches=[
+            # Waiting Runs resolve again when what they reference changes; deleted Runs are
+            # released once their RunConfiguration has taken their completion.
+            Watch(run_configurations, runs_by(runs.store, REFERENCE_INDEX)),
+            Watch(run_configurations, runs_by(runs.store, OWNER_INDEX)),
+        ],
     )
     mgr.add_runnable(tracker, needs_leader=True)
 

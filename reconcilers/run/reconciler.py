@@ -38,6 +38,7 @@ from reconcilers.artifacts.resolve import (
 )
 from reconcilers.clients import EventRecorder, KfpError, KfpRuns, KubeClient
 from reconcilers.expectations import ActedOnVersions
+from reconcilers.handover import handover_pending
 from reconcilers.run import status
 from reconcilers.run.resolve import KfpCatalog, ReferencePolicy, Resolved, Waiting, resolve
 from reconcilers.run.steps import (
@@ -52,10 +53,10 @@ from reconcilers.run.steps import (
 )
 from reconcilers.run.submit import create_run_request, what_it_used
 from reconcilers.run.tracking import (
+    KFP_ACTIVE,
     KfpRunObservation,
     KfpRunTracker,
     find_marked_run,
-    is_active,
     observation_from,
 )
 from reconcilers.run_metrics import RunMetrics
@@ -72,10 +73,23 @@ class RunSettings:
     default_experiment: str
     # How often a Run waiting for something in KFP (pipeline, version, experiment) looks again.
     dependency_recheck_interval: float
-    # How long deletion keeps trying to terminate an active KFP run before releasing the Run anyway.
+    # How long a deleted Run is held for what must not be lost (an active KFP run stopped, its
+    # completion recorded, its event delivered, its RunConfiguration updated).
     deletion_timeout: timedelta
     # Which RunConfigurations parameters may reference.
     references: ReferencePolicy = field(default_factory=ReferencePolicy)
+    # Whether completion events go anywhere: a deleted Run then waits for their delivery.
+    sinks_configured: bool = False
+    # How often a deleted Run held by its finalizer looks again (besides watch events).
+    deletion_recheck_interval: float = 10.0
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What a deleted Run's finalizer still holds it for; ``status_written`` if this pass wrote."""
+
+    what: str
+    status_written: bool = False
 
 
 class RunReconciler:
@@ -287,47 +301,85 @@ class RunReconciler:
         return Result()
 
     # -- deletion ----------------------------------------------------------------------------
+    #
+    # The finalizer holds a deleted Run until nothing is lost with it: an active KFP run is
+    # terminated; a KFP run that finished is recorded as the Run's completion; the completion's
+    # event reaches every sink and the owning RunConfiguration takes it (both done by their own
+    # controllers, which keep working on Runs being deleted). All of it within deletionTimeout,
+    # after which the Run is released with a Warning Event saying what was abandoned.
 
     def _finalize(self, run: RunView) -> Result:
-        if not run.is_completed:
-            try:
-                self._terminate_if_active(run)
-            except KfpError as error:
-                if not self._deletion_timed_out(run):
-                    raise
-                self._recorder.event(
-                    run.obj,
-                    WARNING,
-                    "TerminationAbandoned",
-                    f"gave up terminating the KFP run after {self._settings.deletion_timeout}: "
-                    f"{error.message}",
-                )
-        self._kube.remove_finalizer(RUNS, run.obj, FINALIZER)
-        return Result()
-
-    def _terminate_if_active(self, run: RunView) -> None:
-        run_id = run.kfp_run_id
-        # Without a run id the Run was deleted between creating the KFP run and recording it.
-        kfp_run = find_marked_run(self._kfp, run) if run_id is None else self._kfp.get_run(run_id)
-        if kfp_run is None or not is_active(kfp_run):
-            return  # gone, finished or already canceling: nothing to stop
+        left = self._deletion_time_left(run)
         try:
-            self._kfp.terminate_run(kfp_run["run_id"])
+            held = self._finalize_step(run)
+        except KfpError as error:
+            if left > 0:
+                raise
+            held = _Held(f"the KFP run, which could not be reached ({error.message})")
+        if held is None:
+            self._kube.remove_finalizer(RUNS, run.obj, FINALIZER)
+            return Result()
+        if left <= 0:
+            self._recorder.event(
+                run.obj,
+                WARNING,
+                "DeletionTimedOut",
+                f"released after {self._settings.deletion_timeout} without waiting any longer for "
+                f"{held.what}",
+            )
+            self._kube.remove_finalizer(RUNS, run.obj, FINALIZER)
+            return Result()
+        if not held.status_written:  # else the next pass, on the version just written, does it
+            self._write(run, status.deleting(run, held.what, self._clock.now()))
+        return Result(requeue_after=min(left, self._settings.deletion_recheck_interval))
+
+    def _finalize_step(self, run: RunView) -> _Held | None:
+        """Takes the next step of the deletion; returns what the Run is still held for, or None."""
+        if run.is_completed:
+            owner = run.owning_run_configuration()
+            rc = self._run_configurations.get(ObjectKey(run.namespace, owner)) if owner else None
+            pending = handover_pending(
+                run, sinks_configured=self._settings.sinks_configured, run_configuration=rc
+            )
+            return _Held(pending) if pending is not None else None
+        run_id = run.kfp_run_id
+        if run_id is None:
+            # Deleted before its KFP run was recorded: there is one if a create got through.
+            marked = find_marked_run(self._kfp, run) if may_have_kfp_run(run) else None
+            if marked is None:
+                return None
+            self._adopt(run, marked)
+            return _Held("its KFP run to be recorded", status_written=True)
+        observation = self._tracker.observation(run_id)
+        if observation is None:
+            kfp_run = self._kfp.get_run(run_id)
+            if kfp_run is None:
+                self._vanished(run, run_id)
+                return _Held("its completion to be recorded", status_written=True)
+            observation = observation_from(kfp_run)
+        if observation.is_terminal:
+            self._complete(run, observation)
+            return _Held("its completion to be recorded", status_written=True)
+        if observation.state in KFP_ACTIVE:
+            self._terminate(run, run_id)
+        return _Held(f"KFP run {run_id} to stop")
+
+    def _terminate(self, run: RunView, run_id: str) -> None:
+        try:
+            self._kfp.terminate_run(run_id)
         except KfpError as error:
             if error.status not in (400, 404):  # 400: it finished meanwhile; 404: it is gone
                 raise
             return
         self._metrics.kfp_terminations.inc()
         self._recorder.event(
-            run.obj,
-            NORMAL,
-            "Terminated",
-            f"terminated KFP run {kfp_run['run_id']} because the Run was deleted",
+            run.obj, NORMAL, "Terminated", f"terminated KFP run {run_id} because the Run was deleted"
         )
 
-    def _deletion_timed_out(self, run: RunView) -> bool:
-        deleted_at = parse_time(run.metadata.get("deletionTimestamp"))
-        return deleted_at is not None and self._clock.now() - deleted_at > self._settings.deletion_timeout
+    def _deletion_time_left(self, run: RunView) -> float:
+        deleted_at = parse_time(run.metadata.get("deletionTimestamp")) or self._clock.now()
+        deadline = deleted_at + self._settings.deletion_timeout
+        return (deadline - self._clock.now()).total_seconds()
 
     # -- writes ------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from reconcilers.run.tracking import KfpRunObservation
 from reconcilers.timestamps import format_time
 
 # synchronizationState values (the reference operator's): Succeeded means *submitted*.
-CREATING, SUBMITTED, FAILED = "Creating", "Succeeded", "Failed"
+CREATING, SUBMITTED, FAILED, DELETING = "Creating", "Succeeded", "Failed", "Deleting"
 
 
 def _with(run: RunView, now: datetime, conditions: Sequence[Condition], **fields: Any) -> dict[str, Any]:
@@ -148,6 +148,16 @@ def vanished(run: RunView, run_id: str, now: datetime) -> dict[str, Any]:
         completionState="Failed",
         markedCompletedAt=run.status.get("markedCompletedAt") or format_time(now),
         finishedAt=run.status.get("finishedAt") or format_time(now),
+    )
+
+
+def deleting(run: RunView, what: str, now: datetime) -> dict[str, Any]:
+    """The Run is being deleted and its finalizer holds it until ``what`` is done."""
+    return _with(
+        run,
+        now,
+        [Condition(SYNCHRONIZED, UNKNOWN, DELETING, f"deleting: {what}")],
+        synchronizationState=DELETING,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from controller.settings.values import InvalidValue, parse_go_duration
 from reconcilers.api import TTL_ANNOTATION
 from reconcilers.api.run import RunView
+from reconcilers.handover import handover_pending
 from reconcilers.timestamps import parse_time
 
 
@@ -85,10 +86,9 @@ def decide(
     problem = setting.problem
     if setting.ttl is None:
         return Keep("no TTL", problem=problem)
-    if sinks_configured and not (run.status.get("completionEvent") or {}).get("deliveredAt"):
-        return Keep("completion event not delivered yet", problem=problem)
-    if not run_configuration_is_current(run, run_configuration):
-        return Keep("RunConfiguration not updated yet", problem=problem)
+    pending = handover_pending(run, sinks_configured=sinks_configured, run_configuration=run_configuration)
+    if pending is not None:
+        return Keep(pending, problem=problem)
     finished = parse_time(run.status.get("finishedAt")) or parse_time(run.status.get("markedCompletedAt"))
     if finished is None:
         return Keep("no finish time", problem=problem)
@@ -96,20 +96,3 @@ def decide(
     if remaining > timedelta(0):
         return Keep("TTL not expired", recheck_after=remaining, problem=problem)
     return Delete(setting.ttl, problem=problem)
-
-
-def run_configuration_is_current(run: RunView, run_configuration: Mapping[str, Any] | None) -> bool:
-    """Whether the owning RunConfiguration (if any) reflects this run or a newer one.
-
-    Only a succeeded run updates its RunConfiguration. A RunConfiguration that no
-    longer exists has nothing to update.
-    """
-    owner = run.owning_run_configuration()
-    if owner is None or run.completion_state != "Succeeded" or run_configuration is None:
-        return True
-    latest = ((run_configuration.get("status") or {}).get("latestRuns") or {}).get("succeeded") or {}
-    if latest.get("providerId") == run.provider_id:
-        return True
-    latest_finished = parse_time(latest.get("finishedAt"))
-    finished = parse_time(run.status.get("finishedAt"))
-    return latest_finished is not None and finished is not None and latest_finished >= finished

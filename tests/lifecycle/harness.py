@@ -152,6 +152,7 @@ class World:
         self.examples = KfpExamples(self.emulator.url)
         client = kfp_server_api.ApiClient(kfp_server_api.Configuration(host=self.emulator.url))
         self.kfp_runs_api = kfp_server_api.RunServiceApi(client)
+        self.pipelines_api = kfp_server_api.PipelineServiceApi(client)
         self.subject = f"events.{self.namespace}"
 
     # -- the operator ------------------------------------------------------------------------

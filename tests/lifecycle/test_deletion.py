@@ -1,10 +1,14 @@
-"""Deleting Runs: active KFP runs are terminated, finished ones left alone, the finalizer always released."""
+"""Deleting Runs: active KFP runs are terminated, finished ones left alone, no completion lost, and the
+finalizer always released within the deletion timeout."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kfp_devstack.emulator import Fault, Scenario, Task
+from kfp_devstack.nats import NatsServer, ensure_stream
 from kfp_devstack.waiting import wait_until
-from tests.lifecycle.harness import GROUP, TIMEOUT, VERSION, World
+from tests.lifecycle.harness import EVENTS_STREAM, GROUP, TIMEOUT, VERSION, World
 
 SPEC = {
     "pipeline": "penguin-pipeline:v1-abcdef",
@@ -40,6 +44,9 @@ def test_deleting_an_active_run_terminates_it_in_kfp(world: World) -> None:
     assert states[-2:] == ["CANCELING", "FAILED"]
     world.wait_event(name, "Terminated")
     assert operator.metric("kfp_operator_kfp_terminations_total") == 1
+    # The terminated run's completion was recorded and published before the Run went.
+    [event] = world.published_events()
+    assert (event["data"]["runId"], event["data"]["status"]) == (run_id, "failed")
 
 
 def test_deleting_a_finished_run_leaves_kfp_alone(world: World) -> None:
@@ -90,4 +97,57 @@ def test_when_kfp_cannot_terminate_the_run_it_is_released_after_the_deletion_tim
     delete(world, name)
 
     world.wait_gone(name)
-    world.wait_event(name, "TerminationAbandoned")
+    world.wait_event(name, "DeletionTimedOut")
+
+
+def test_a_run_deleted_while_nats_is_down_keeps_its_event_until_it_is_delivered(
+    world: World, tmp_path: Path
+) -> None:
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    nats_server = NatsServer(work_dir=tmp_path / "nats")
+    nats_server.start()
+    ensure_stream(nats_server.url, EVENTS_STREAM, ["events.>"])
+    world.nats_url = nats_server.url
+    world.start_operator()
+    name = world.create_run(SPEC)
+    run_id = world.wait_submitted(name)["providerId"].removeprefix("kfp:")
+
+    nats_server.stop()
+    world.release_held_task(run_id, "Pusher")
+    wait_until(lambda: world.kfp_run(run_id)["state"] == "SUCCEEDED", timeout=TIMEOUT, message="the KFP run")
+    delete(world, name)
+
+    # Held, completed, while the event cannot be delivered.
+    held = world.wait_run(
+        name,
+        lambda s: s.get("completionState") == "Succeeded" and s.get("synchronizationState") == "Deleting",
+        "held as Deleting with its completion recorded",
+    )
+    assert not (held.get("completionEvent") or {}).get("deliveredAt")
+    nats_server.start()
+
+    world.wait_gone(name)
+    [event] = world.published_events()
+    assert (event["data"]["runId"], event["data"]["status"]) == (run_id, "succeeded")
+    nats_server.stop()
+
+
+def test_a_run_deleted_before_the_operator_saw_its_completion_gets_it_recorded_and_delivered(
+    world: World,
+) -> None:
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    first = world.start_operator()
+    name = world.create_run(SPEC)
+    run_id = world.wait_submitted(name)["providerId"].removeprefix("kfp:")
+
+    first.kill()  # the run finishes, and the Run is deleted, while no operator runs
+    world.release_held_task(run_id, "Pusher")
+    wait_until(lambda: world.kfp_run(run_id)["state"] == "SUCCEEDED", timeout=TIMEOUT, message="the KFP run")
+    delete(world, name)
+    assert world.run(name) is not None  # the finalizer holds it
+    world.start_operator()
+
+    world.wait_gone(name)
+    [event] = world.published_events()
+    assert (event["data"]["runId"], event["data"]["status"]) == (run_id, "succeeded")
+    assert len(world.kfp_runs()) == 1

@@ -129,7 +129,11 @@ def test_a_lost_create_is_adopted_as_submitted_even_if_resolving_again_would_dif
 
     [kfp_run] = world.kfp_runs()
     assert status["providerId"] == f"kfp:{kfp_run['run_id']}"
-    assert status["observedPipelineVersion"] == "v1-abcdef"
+    reference = kfp_run["pipeline_version_reference"]
+    used = world.pipelines_api.pipeline_service_get_pipeline_version(
+        reference["pipeline_id"], reference["pipeline_version_id"]
+    )
+    assert status["observedPipelineVersion"] == used.name != "v2-newer"
     assert status["dependencies"]["runConfigurations"]["generator"]["artifacts"] == [
         {"name": "examples", "location": "gs://first"}
     ]

@@ -35,7 +35,7 @@ def with_examples() -> dict[str, Any]:
     )
 
 
-def reconciler(f: Fixture, *, deletion_timeout: float = 600.0) -> RunReconciler:
+def reconciler(f: Fixture, *, deletion_timeout: float = 600.0, sinks: bool = True) -> RunReconciler:
     tracker = KfpRunTracker(
         f.kfp,
         f.runs,
@@ -61,6 +61,8 @@ def reconciler(f: Fixture, *, deletion_timeout: float = 600.0) -> RunReconciler:
             default_experiment="Default",
             dependency_recheck_interval=RECHECK,
             deletion_timeout=timedelta(seconds=deletion_timeout),
+            sinks_configured=sinks,
+            deletion_recheck_interval=HELD,
         ),
     )
 
@@ -378,8 +380,10 @@ def test_a_kfp_run_that_vanished_fails_the_run() -> None:
 
 # ---- deletion ---------------------------------------------------------------------------------
 
-
 DELETING = {"deletionTimestamp": "2026-01-02T03:00:00Z", "finalizers": [FINALIZER]}
+HELD = 10.0  # a held Run looks again this often; deletion started 4 min before NOW, 6 min are left
+COMPLETED = {**SUBMITTED, "completionState": "Succeeded", "finishedAt": "2026-01-02T02:59:00Z"}
+DELIVERED = {"completionEvent": {"id": "e", "deliveredTo": ["nats"], "deliveredAt": "2026-01-02T03:00:01Z"}}
 
 
 @dataclass
@@ -388,37 +392,78 @@ class DeletionCase:
     run: dict[str, Any]
     kfp_state: str | None
     terminate_error: KfpError | None = None
+    sinks: bool = True
     kfp: list[str] = field(default_factory=list)
-    kube: list[str] = field(default_factory=lambda: ["remove_finalizer"])
+    kube: list[str] = field(default_factory=list)
+    sync_state: str | None = None  # synchronizationState written, if any
     events: list[str] = field(default_factory=list)
-    raises: bool = False
+    result: Result | type[Exception] = field(default_factory=lambda: Result(requeue_after=HELD))
 
 
 DELETION_CASES = [
     DeletionCase(
-        "an active KFP run is terminated, then the Run released",
+        "an active KFP run is terminated, and the Run held as Deleting until it stops",
         run(status=SUBMITTED, **DELETING),
         "RUNNING",
         kfp=["get_run", "terminate_run"],
+        kube=["patch_status"],
+        sync_state="Deleting",
         events=["Terminated"],
     ),
     DeletionCase(
-        "a finished KFP run is left alone",
+        "a KFP run that is already stopping is waited for, not terminated again",
         run(status=SUBMITTED, **DELETING),
-        "SUCCEEDED",
+        "CANCELING",
         kfp=["get_run"],
+        kube=["patch_status"],
+        sync_state="Deleting",
     ),
     DeletionCase(
-        "a completed Run is released without asking KFP",
-        run(status={**SUBMITTED, "completionState": "Succeeded"}, **DELETING),
-        "SUCCEEDED",
+        "a KFP run that finished is recorded as the Run's completion first",
+        run(status=SUBMITTED, **DELETING),
+        "FAILED",
+        kfp=["get_run"],
+        kube=["patch_status"],
+        events=["Failed"],
     ),
     DeletionCase(
-        "a Run deleted before its KFP run was recorded finds it by its marker and terminates it",
+        "a completed Run is held until its event is delivered",
+        run(status=COMPLETED, **DELETING),
+        None,
+        kube=["patch_status"],
+        sync_state="Deleting",
+    ),
+    DeletionCase(
+        "a completed Run whose event is delivered is released without asking KFP",
+        run(status={**COMPLETED, **DELIVERED}, **DELETING),
+        None,
+        kube=["remove_finalizer"],
+        result=Result(),
+    ),
+    DeletionCase(
+        "without sinks, a completed Run has no event to wait for",
+        run(status=COMPLETED, **DELETING),
+        None,
+        sinks=False,
+        kube=["remove_finalizer"],
+        result=Result(),
+    ),
+    DeletionCase(
+        "a Run deleted before its KFP run was recorded finds it by its marker and records it",
         run(**DELETING),
         "PENDING",
-        kfp=["list_runs", "terminate_run"],
-        events=["Terminated"],
+        kfp=["list_runs"],
+        kube=["patch_status"],
+        sync_state="Succeeded",
+        events=["Submitted"],
+    ),
+    DeletionCase(
+        "a Run whose create never got through is released",
+        run(**DELETING),
+        None,
+        kfp=["list_runs"],
+        kube=["remove_finalizer"],
+        result=Result(),
     ),
     DeletionCase(
         "a terminate that fails before the deletion timeout is retried, holding the finalizer",
@@ -426,21 +471,22 @@ DELETION_CASES = [
         "RUNNING",
         terminate_error=KfpError("terminate_run", 503, "unavailable"),
         kfp=["get_run", "terminate_run"],
-        kube=[],
-        raises=True,
+        result=KfpError,
     ),
     DeletionCase(
-        "a terminate that KFP answers 400 (finished meanwhile) releases the Run",
+        "a terminate that KFP answers 400 (finished meanwhile) waits for the run to be seen finished",
         run(status=SUBMITTED, **DELETING),
         "RUNNING",
         terminate_error=KfpError("terminate_run", 400, "not active"),
         kfp=["get_run", "terminate_run"],
+        kube=["patch_status"],
+        sync_state="Deleting",
     ),
     DeletionCase(
         "a Run without the finalizer is not ours to hold",
         run(status=SUBMITTED, deletionTimestamp="2026-01-02T03:00:00Z"),
         "RUNNING",
-        kube=[],
+        result=Result(),
     ),
 ]
 
@@ -454,27 +500,50 @@ def test_deletion(case: DeletionCase) -> None:
     if case.terminate_error is not None:
         f.kfp.terminate_errors.append(case.terminate_error)
 
-    if case.raises:
-        with pytest.raises(KfpError):
-            reconciler(f).reconcile(KEY)
+    if isinstance(case.result, Result):
+        assert reconciler(f, sinks=case.sinks).reconcile(KEY) == case.result
     else:
-        assert reconciler(f).reconcile(KEY) == Result()
+        with pytest.raises(case.result):
+            reconciler(f, sinks=case.sinks).reconcile(KEY)
 
     assert f.kfp.verbs() == case.kfp
     assert f.kube.verbs() == case.kube
+    if case.sync_state is not None:
+        assert f.kube.status_patches()[-1]["status"]["synchronizationState"] == case.sync_state
     assert f.recorder.reasons() == case.events
 
 
-def test_after_the_deletion_timeout_the_run_is_released_with_a_warning() -> None:
+@pytest.mark.parametrize(
+    ("status", "kfp_state", "abandoned"),
+    [
+        (SUBMITTED, "RUNNING", "KFP run kfp-7 to stop"),
+        (COMPLETED, None, "completion event not delivered yet"),
+    ],
+)
+def test_after_the_deletion_timeout_the_run_is_released_saying_what_was_abandoned(
+    status: dict[str, Any], kfp_state: str | None, abandoned: str
+) -> None:
+    f = Fixture()
+    f.add_runs(run(status=status, **DELETING))
+    if kfp_state:
+        f.kfp.add_run(kfp_state, run_id="kfp-7")
+
+    assert reconciler(f, deletion_timeout=60, sinks=True).reconcile(KEY) == Result()
+
+    assert f.kube.verbs() == ["remove_finalizer"]
+    (timed_out,) = [e for e in f.recorder.events if e.reason == "DeletionTimedOut"]
+    assert timed_out.type == "Warning" and abandoned in timed_out.message
+
+
+def test_after_the_deletion_timeout_an_unreachable_kfp_no_longer_holds_the_run() -> None:
     f = Fixture()
     f.add_runs(run(status=SUBMITTED, **DELETING))
-    f.kfp.add_run("RUNNING", run_id="kfp-7")
-    f.kfp.terminate_errors.append(KfpError("terminate_run", 503, "unavailable"))
+    f.kfp.get_errors.append(KfpError("get_run", None, "connection refused"))
 
     assert reconciler(f, deletion_timeout=60).reconcile(KEY) == Result()
 
     assert f.kube.verbs() == ["remove_finalizer"]
-    assert f.recorder.reasons() == ["TerminationAbandoned"]
+    assert "could not be reached" in f.recorder.events[-1].message
 
 
 def test_a_cache_that_has_not_caught_up_with_our_own_write_is_not_acted_on_again() -> None:
