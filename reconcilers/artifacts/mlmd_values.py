@@ -1,80 +1,69 @@
 """Plain Python values from ML Metadata property values, as artifact filters see them.
 
-MLMD stores each custom property as a ``Value`` holding one of:
+The values are the ones the Go kfp-operator evaluated its filters against, so that a filter keeps
+its answer. There, the KFP provider turned an artifact's custom properties into a map
+(``propertiesToPrimitiveMap``: int64, float64, string, and ``Struct.AsMap()``, other kinds left
+out), sent it to the operator as JSON, and the operator decoded that JSON into a
+``map[string]interface{}``, which go-bexpr evaluated. So each MLMD ``Value`` becomes:
 
-* ``int_value`` -> ``int``. KFP writes booleans this way (``True`` -> 1) and TFX writes
-  ``pushed`` this way, which is why ``pushed == 1`` is how filters test them.
-* ``double_value`` -> ``float``: every number KFP writes, integral or not.
+* ``int_value`` -> ``float``: JSON decoding makes every number a float64. KFP writes booleans
+  as 0 and 1 this way, and TFX writes ``pushed`` this way; ``pushed == 1`` and ``pushed == 1.0``
+  both match 1. Integers beyond 2**53 round to the nearest float, as they did there.
+* ``double_value`` -> ``float``, NaN and infinities included (the reference could not send
+  those at all: Go's JSON encoder refuses them, and its completion event failed).
 * ``string_value`` -> ``str``.
-* ``bool_value`` -> ``bool``.
-* ``struct_value`` -> ``list`` or ``dict``. KFP wraps a list as ``{"list": [...]}`` and an object
-  as ``{"struct": {...}}``; that wrapping is removed. A struct of any other shape becomes a
-  ``dict`` as it is. Inside a struct, numbers are ``float``, JSON null is ``None``.
-* ``proto_value`` -> ``OpaqueProto``: an arbitrary protobuf message, which a filter cannot look
-  into; any comparison with it is an evaluation error (so the artifact does not match), but the
-  property still counts as present.
-* nothing set -> ``None``.
+* ``struct_value`` -> ``dict`` of JSON values: ``float``, ``str``, ``bool``, ``None``, ``list``,
+  ``dict``. It is kept as it is: KFP's ``{"list": [...]}`` wrapping of a list property stays a
+  map with the key ``list`` (``"prod" in tags.list``), as the reference saw it.
+* ``bool_value``, ``proto_value`` or nothing set -> left out, so the property counts as missing.
+
+Maps are built in key order, so that the order ``any``/``all`` go through them in is stable
+(go-bexpr's was Go's random map order).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from google.protobuf import struct_pb2
 from ml_metadata.proto import metadata_store_pb2
 
-__all__ = ["OpaqueProto", "python_properties", "python_value"]
+__all__ = ["MISSING", "python_properties", "python_value"]
 
 
-@dataclass(frozen=True)
-class OpaqueProto:
-    """A property holding a protobuf message, identified by its type URL."""
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
 
-    type_url: str
 
-    def __str__(self) -> str:
-        return f"protobuf message {self.type_url}"
+MISSING = _Missing()
+"""What python_value returns for a value the reference left out of the properties."""
 
 
 def python_properties(properties: Mapping[str, metadata_store_pb2.Value]) -> dict[str, object]:
-    """Convert an artifact's ``custom_properties`` (or ``properties``) to plain Python values."""
-    return {name: python_value(value) for name, value in properties.items()}
+    """Convert an artifact's ``custom_properties`` to plain Python values (see the module docstring)."""
+    converted = {name: python_value(properties[name]) for name in sorted(properties)}
+    return {name: value for name, value in converted.items() if value is not MISSING}
 
 
 def python_value(value: metadata_store_pb2.Value) -> object:
-    """Convert one MLMD property value to a plain Python value (see the module docstring)."""
+    """Convert one MLMD property value to a plain Python value, or MISSING."""
     kind = value.WhichOneof("value")
     if kind == "int_value":
-        return value.int_value
+        return float(value.int_value)
     if kind == "double_value":
         return value.double_value
     if kind == "string_value":
         return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
     if kind == "struct_value":
-        return _unwrap_kfp_container(value.struct_value)
-    if kind == "proto_value":
-        return OpaqueProto(value.proto_value.type_url)
-    return None
-
-
-def _unwrap_kfp_container(struct: struct_pb2.Struct) -> object:
-    # KFP's StructValueToMLMDValue wraps only the top level, so nested values are plain JSON.
-    if len(struct.fields) == 1:
-        ((key, inner),) = struct.fields.items()
-        if key == "list" and inner.WhichOneof("kind") == "list_value":
-            return _json_list(inner.list_value)
-        if key == "struct" and inner.WhichOneof("kind") == "struct_value":
-            return _json_object(inner.struct_value)
-    return _json_object(struct)
+        return _json_object(value.struct_value)
+    return MISSING
 
 
 # Recursion over structs is bounded: protobuf refuses to parse messages nested more than 100
 # levels deep, and MLMD values arrive parsed from the wire.
 def _json_object(struct: struct_pb2.Struct) -> dict[str, object]:
-    return {key: _json_value(inner) for key, inner in struct.fields.items()}
+    return {key: _json_value(struct.fields[key]) for key in sorted(struct.fields)}
 
 
 def _json_list(values: struct_pb2.ListValue) -> list[object]:

@@ -3,8 +3,9 @@
 * COMPONENT is the pipeline task that produced the artifact, OUTPUT the name of its output.
 * INDEX picks one artifact when the output has several, counting from 0; it defaults to 0, and
   ``Trainer:model:`` (an empty index) means index 0 too.
-* FILTER, between square brackets, keeps only artifacts whose custom properties satisfy it
-  (see ``reconcilers.artifacts.filter`` for the language), e.g. ``Pusher:pushed_model[pushed == 1]``.
+* FILTER, between square brackets, is then checked against that artifact's custom properties:
+  the path names the artifact only if it holds (see ``reconcilers.artifacts.filter`` for the
+  language), e.g. ``Pusher:pushed_model[pushed == 1]``.
 
 No part may contain ``:``, ``[`` or ``]``. These are the rules of the Run resource's CRD
 pattern ``^([^\\[\\]:]+):([^\\[\\]:]+)(?::(\\d*))?(?:\\[([^\\[\\]:]+)\\])?$``; this module accepts

@@ -11,7 +11,12 @@ the way KFP's own driver follows them:
    several times (retries), the latest execution;
 3. its OUTPUT events whose first path step is OUTPUT, ordered by the event's
    index step when present (TFX) and then by artifact id (KFP v2 writes one step);
-4. the LIVE artifacts among them that match FILTER, and of those the INDEX-th.
+4. the INDEX-th of their artifacts, which must be LIVE and have a URI;
+5. FILTER applied to that one artifact's custom properties: no match, no artifact.
+
+INDEX before FILTER is the Go kfp-operator's order: ``Pusher:pushed_model:0[pushed == 1]``
+names the first ``pushed_model`` output if it was pushed, and nothing otherwise; it never falls
+back to another output.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Protocol
 from ml_metadata.proto import metadata_store_pb2 as mlpb
 
 from reconcilers.api.run import Artifact, OutputArtifactSpec
+from reconcilers.artifacts.filter import FilterEvaluationError
 from reconcilers.artifacts.mlmd_values import python_properties
 from reconcilers.artifacts.path import ArtifactPath, parse_artifact_path
 
@@ -118,20 +124,27 @@ def _resolve_one(path: ArtifactPath, metadata: RunMetadata) -> tuple[str | None,
     )
     if not outputs:
         return None, f"task {path.component} has no output {path.output}"
-    candidates = [
-        artifact
-        for artifact in (metadata.artifacts.get(e.artifact_id) for e in outputs)
-        if artifact is not None and artifact.state == mlpb.Artifact.LIVE and artifact.uri
-    ]
-    if path.filter is not None:
-        candidates = [a for a in candidates if path.filter.matches(python_properties(a.custom_properties))]
-    if path.index >= len(candidates):
-        matching = f"matching [{path.filter}] " if path.filter is not None else ""
-        return None, (
-            f"output {path.component}:{path.output} has {len(candidates)} artifact(s) {matching}"
-            f"and no index {path.index}"
+    reference = f"{path.component}:{path.output}:{path.index}"
+    if path.index >= len(outputs):
+        return (
+            None,
+            f"output {path.component}:{path.output} has {len(outputs)} artifact(s) and no index {path.index}",
         )
-    return candidates[path.index].uri, ""
+    artifact = metadata.artifacts.get(outputs[path.index].artifact_id)
+    if artifact is None:
+        return None, f"artifact {reference} (id {outputs[path.index].artifact_id}) is not in ML Metadata"
+    if artifact.state != mlpb.Artifact.LIVE:
+        return None, f"artifact {reference} is {mlpb.Artifact.State.Name(artifact.state)}, not LIVE"
+    if not artifact.uri:
+        return None, f"artifact {reference} has no URI"
+    if path.filter is not None:
+        try:
+            matched = path.filter.evaluate(python_properties(artifact.custom_properties))
+        except FilterEvaluationError as error:
+            return None, f"artifact {reference} does not match [{path.filter}]: {error}"
+        if not matched:
+            return None, f"artifact {reference} does not match [{path.filter}]"
+    return artifact.uri, ""
 
 
 def _latest_execution(component: str, executions: Sequence[mlpb.Execution]) -> mlpb.Execution | None:

@@ -29,7 +29,9 @@ def run_seed_scenario(world: World, start_operator: Callable[[], OperatorProcess
     world.create_run_configuration("penguin-pipeline-rc", {"run": copy.deepcopy(SEED["spec"])})
     world.ctl.script_pipeline(
         "penguin-pipeline",
-        Scenario(artifacts={"Pusher": {"pushed_model": [{"pushed": False}, {"pushed": True}]}}),
+        # The path is Pusher:pushed_model:0[pushed == 1]: output 0 is taken first and the filter
+        # then applied to it, as the reference does (were output 0 not pushed, no artifact).
+        Scenario(artifacts={"Pusher": {"pushed_model": [{"pushed": True}, {"pushed": False}]}}),
     )
     operator = start_operator()
 
@@ -59,7 +61,7 @@ def run_seed_scenario(world: World, start_operator: Callable[[], OperatorProcess
             }
         }
     }
-    # The filter picked the pushed artifact, not the other one.
+    # Output 0, which the filter accepted because it was pushed.
     [artifact] = status["artifacts"]
     assert artifact["name"] == "serving-model"
     [recorded] = world.mlmd().get_artifacts_by_uri(artifact["location"])

@@ -1,114 +1,95 @@
-"""Artifact filters: which output artifacts of a run an artifact path selects.
+"""Artifact filters: whether the output artifact an artifact path names is selected.
 
 An artifact path such as ``Pusher:pushed_model:0[pushed == 1]`` may end with a filter between
-square brackets. The filter is a boolean expression over the artifact's custom properties in
-ML Metadata; only artifacts for which it is true are selected. The language is the one of
-hashicorp/go-bexpr, which the Go kfp-operator used, so existing manifests keep their meaning.
+square brackets: a boolean expression over the custom properties of the artifact the path
+names (output INDEX of the task, taken first). The language is hashicorp/go-bexpr's, at the
+version the Go kfp-operator used (v0.1.16), with the same answers: a filter go-bexpr accepts is
+accepted, and means what it meant there. docs/artifacts.md describes it for users; the module
+``lexer`` cuts the text into tokens, ``parser`` builds the ``syntax`` tree following go-bexpr's
+grammar, and ``evaluation`` evaluates it as go-bexpr does.
+
+Properties
+    As the reference saw them (see ``reconcilers.artifacts.mlmd_values``): numbers are floats
+    (MLMD integers included), strings, and structs as JSON maps and lists, with booleans and
+    null inside them. Evaluation also takes ``int`` as Go's int64, which collection indexes are.
 
 Selectors
-    ``pushed``, ``metrics.accuracy``, ``tags.0``: a property name, then ``.name`` to look inside a
-    map or ``.N`` to take item N (counting from 0) of a list. Names start with an ASCII letter and
-    continue with letters, digits, ``_`` and ``/``. A selector can also be written as a quoted
-    JSON pointer, ``"/metrics/accuracy"``, whose parts may also hold ``-``, ``.``, ``~``, ``|`` and
-    any Unicode letter or digit (``~1`` stands for ``/`` and ``~0`` for ``~``). A property named
-    like a keyword (``in``, ``is``, ``not``, ...) is clearest written as a pointer: ``"/in"``.
+    ``pushed``, ``metrics.accuracy``, ``tags.0``: a name (ASCII letters, then letters, digits,
+    ``_`` and ``/``), then ``.name`` or ``.N`` (N read as Go reads integers: ``.010`` is 8), or an
+    index ``["key"]`` (which an artifact path cannot contain). Or a quoted JSON pointer:
+    ``"/metrics/accuracy"``, whose segments hold letters, digits and ``-_.~:|`` (``~1`` is ``/``,
+    ``~0`` is ``~``); ``""`` names the property with the empty name.
 
 Values
-    Numbers: ``1``, ``-2``, ``0.75`` (no ``+`` sign, exponent or leading zeros).
-    Strings: ``"double quoted"`` with Go's escapes (``\\n``, ``\\t``, ``\\\\``, ``\\"``, ``\\x41``,
-    ``\\u00e9``, ...), or between backquotes, where a backslash is an ordinary character.
-    Bare words: ``prod``, ``v1.2``: written like a selector, meaning that text.
-    A value is only text until it meets a property: see "Comparing" below.
+    Numbers ``1``, ``-2``, ``0.75`` (followed by whitespace, ``)`` or the end); ``"strings"``
+    with Go's escapes, ending at the next ``"`` (write ``\\x22`` for a quote), where ``\\xHH``
+    and octal escapes are bytes; ```raw strings```; and words, which are selectors whose text is
+    the value (``prod``, ``v1.2``). A quoted value that spells a JSON pointer is one too: ``"/a/b"``
+    means ``a/b``. Only a value's text matters until it meets a property.
 
-Match expressions
-    ``selector == value``            the property equals the value
-    ``selector != value``            the property does not equal the value
-    ``value in selector``            the property contains the value (see below)
-    ``value not in selector``
-    ``selector contains value``      the same as ``value in selector``
-    ``selector not contains value``
-    ``selector is empty``            the property is an empty string, list or map
-    ``selector is not empty``
-    ``selector matches "regex"``     part of the string property matches the regular expression
-    ``selector not matches "regex"``
-
-    Containing means: an item of a list equal to the value, a key of a map equal to the value,
-    or, for a string property, the value as a substring.
-
-Boolean expressions
-    ``not``, ``and``, ``or`` and parentheses, in that order of precedence: ``a == 1 or b == 1 and
-    not c == 1`` means ``a == 1 or (b == 1 and (not c == 1))``. Keywords are lower case. Operands
-    are evaluated from left to right and evaluation stops as soon as the result is known.
+Operators
+    ``==``, ``!=``; ``VALUE in SEL``, ``not in``, ``SEL contains VALUE``, ``not contains`` (a
+    substring, a list item, a map key); ``is empty``, ``is not empty`` (strings, lists, maps);
+    ``is nil``, ``is not nil`` (true for null only; an error on strings, numbers, booleans);
+    ``matches``, ``not matches`` (RE2 syntax, searched anywhere); ``not``, ``and``, ``or`` in that
+    order of precedence, and parentheses. Word operators need whitespace around them.
+    ``any SEL as v { ... }`` and ``all SEL as k, v { ... }`` go through a list (``v`` an item,
+    ``k`` an index) or a map (``as k`` binds a key; ``k, v`` a key and a value; ``_`` skips one);
+    as in go-bexpr, such an expression stands alone, in parentheses, or last after 'or'.
 
 Comparing
-    The value is converted to the type of the property it is compared with, as go-bexpr does:
-
-    * integer property (booleans written by KFP, and TFX's ``pushed``, are integers 0 and 1):
-      the value must be a whole number, decimal or with a ``0x``, ``0o``, ``0b`` or ``0``
-      (octal) prefix. ``pushed == 1`` and ``pushed == "1"`` both match an artifact with
-      ``pushed`` = 1; ``pushed == 1.0`` cannot be converted.
-    * number (floating point) property: any decimal or hexadecimal number, ``inf`` or ``nan``;
-      ``accuracy == 1`` matches 1.0.
-    * boolean property: ``1``, ``t``, ``T``, ``true``, ``True``, ``TRUE`` and ``0``, ``f``, ``F``,
-      ``false``, ``False``, ``FALSE``.
-    * string property: the text of the value, exactly.
-    * list: each item is compared by the rules above; items the value cannot be converted to
-      are skipped, so ``"x" in scores`` is false for a list of numbers.
-    * map: its keys are strings, compared with the text of the value.
+    The value's text is converted to the property's type as go-bexpr converts it: Go's
+    ParseFloat for numbers (``1``, ``1.0``, ``"1e0"``, ``"0x1p0"`` all equal 1), ParseBool for
+    booleans, ParseInt (base 0) for indexes, the text itself for strings. A list item the value
+    cannot be converted to is skipped.
 
 Errors and missing properties
-    A filter that cannot be evaluated for an artifact does not select it. That happens when:
+    A filter that cannot be evaluated does not select the artifact: a first selector name that
+    is not a property (``pushed != 1`` needs a ``pushed``), a value that cannot be converted, an
+    operator that does not apply, a selector through something that is not a map or list. A
+    missing last key of a map that exists is not an error: ``==``, ``in``, ``contains``,
+    ``matches``, ``is not empty`` and ``is not nil`` are false, their negations true. An error
+    ends the evaluation, unless an operand to its left already decided the result.
 
-    * the first name of a selector is not a property of the artifact, whatever the operator:
-      ``pushed != 1`` does not select an artifact without a ``pushed`` property;
-    * a value cannot be converted to the property's type (``pushed == yes``);
-    * the operator does not apply to the property (``==`` on a list, ``is empty`` on a number,
-      ``matches`` on anything but a string, ``in`` on a number);
-    * a selector goes through something that is not a map or a list, past the end of a list,
-      or through a map key that is missing before its last name;
-    * ``in`` or ``contains`` on a list meets an item that is ``null``, a list or a map before it
-      finds the value, or the value is out of the range of a number item (``"1e999" in scores``).
+Limits (none is reached by any realistic filter)
+    A filter is at most MAX_FILTER_LENGTH (1024) characters, as the artifact path's CRD caps the
+    whole path; parentheses and collection expressions nest at most MAX_NESTING_DEPTH (32)
+    levels; its regular expressions compile to at most MAX_REGEX_PROGRAM_SIZE (2,000,000) RE2
+    instructions together; evaluating it takes at most MAX_EVALUATION_STEPS (100,000) steps,
+    after which it is an evaluation error. Parsing takes time linear in the filter's length.
 
-    An error stops the evaluation at once, even under ``not`` or inside ``or``, unless the
-    result was already decided by an operand to its left.
-
-    A nested selector whose last name is missing from a map that does exist is not an error:
-    the property counts as absent, and ``==``, ``in``, ``contains``, ``matches`` and
-    ``is not empty`` are false while ``!=``, ``not in``, ``not contains``, ``not matches`` and
-    ``is empty`` are true. With ``metrics`` = ``{"accuracy": 0.9}``, ``metrics.loss is empty`` is
-    true but ``metrics.loss.value is empty`` is an error.
-
-Regular expressions
-    RE2 syntax, the syntax of Go's regexp package, searched anywhere in the string
-    (use ``^`` and ``$`` to anchor). Matching takes time linear in the length of the string
-    whatever the pattern, so no pattern can stall the operator. An invalid pattern makes the
-    filter invalid.
-
-Limits
-    A filter is at most ``MAX_FILTER_LENGTH`` (1024) characters long, and parentheses and ``not``
-    together nest at most ``MAX_NESTING_DEPTH`` (32) levels deep.
-
-Differences from go-bexpr
-    * Whitespace is needed only between two words and after a number: ``not(a == 1)`` and
-      ``(a == 1)and(b == 2)`` are accepted.
-    * A double-quoted string may contain ``\\"``.
-    * A quoted value always means its own text; go-bexpr drops the leading ``/`` of a quoted
-      value that looks like a JSON pointer (``x == "/a/b"`` compared with ``a/b``).
-    * ``\\xHH`` and octal escapes above 0x7f are rejected instead of making invalid UTF-8: write
-      ``\\u00e9`` for ``é``.
-    * An invalid regular expression is reported when the filter is read, not when it is
-      evaluated.
-    * Where go-bexpr would crash (``is empty`` on a number, ``in`` on a list holding ``null``),
-      evaluation fails instead, so the artifact is not selected.
-    * The index form ``x["key"]`` is not accepted: artifact paths forbid ``[`` and ``]`` inside
-      the filter. Write ``x.key`` or ``"/x/key"``.
+Differences from go-bexpr v0.1.16, kept on purpose
+    * A regular expression Go's regexp refuses (including ``\\C`` and patterns that are not
+      UTF-8) makes the filter invalid when it is read; go-bexpr compiles it only when it is
+      evaluated, and then fails (no match). A filter that can never match is worth reporting.
+    * A filter whose regular expressions are larger than MAX_REGEX_PROGRAM_SIZE is invalid (Go's
+      own limit is 128 MiB per pattern): this bounds the time and memory one filter takes.
+    * A filter that takes more than MAX_EVALUATION_STEPS steps does not select the artifact;
+      go-bexpr goes on as long as it takes (nested collections over lists grow exponentially).
+    * Where go-bexpr crashes (``matches`` on null, ``in`` on a list holding null before the value
+      is found), evaluation fails and the artifact is not selected.
+    * go-bexpr's parser gives up after 2,000,000 steps of backtracking, which about seven nested
+      parentheses take; they are accepted here up to MAX_NESTING_DEPTH. Collection expressions,
+      which go-bexpr nests as deep as 1024 characters allow (85 levels), stop there too.
+    * ``any``/``all`` go through a map in its own order (key order, from ``mlmd_values``), where
+      go-bexpr takes Go's random order; it matters only when one item fails and another decides.
+    * Letters and digits in JSON pointers are those of Python's Unicode database, which may be
+      an older or newer Unicode version than the Go release that built the reference.
 """
 
 from reconcilers.artifacts.filter.errors import FilterEvaluationError, InvalidArtifactFilter
-from reconcilers.artifacts.filter.evaluation import Filter
-from reconcilers.artifacts.filter.parser import MAX_FILTER_LENGTH, MAX_NESTING_DEPTH, parse_filter
+from reconcilers.artifacts.filter.evaluation import MAX_EVALUATION_STEPS, Filter
+from reconcilers.artifacts.filter.parser import (
+    MAX_FILTER_LENGTH,
+    MAX_NESTING_DEPTH,
+    MAX_REGEX_PROGRAM_SIZE,
+    parse_filter,
+)
 from reconcilers.artifacts.filter.syntax import (
     And,
+    Binding,
+    Collection,
+    CollectionOperator,
     Expression,
     Literal,
     Match,
@@ -120,9 +101,14 @@ from reconcilers.artifacts.filter.syntax import (
 )
 
 __all__ = [
+    "MAX_EVALUATION_STEPS",
     "MAX_FILTER_LENGTH",
     "MAX_NESTING_DEPTH",
+    "MAX_REGEX_PROGRAM_SIZE",
     "And",
+    "Binding",
+    "Collection",
+    "CollectionOperator",
     "Expression",
     "Filter",
     "FilterEvaluationError",

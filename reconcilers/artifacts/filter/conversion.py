@@ -1,7 +1,7 @@
 """Go-compatible value conversions: a filter value's text to the type of a property.
 
 Text is converted the way Go's strconv does (ParseBool, ParseInt base 0, ParseFloat), as go-bexpr
-converts it.
+converts it, and list indexes the way its selector library reads them.
 """
 
 from __future__ import annotations
@@ -33,15 +33,19 @@ _GO_FLOAT_SPECIAL = re.compile(r"[+-]?(?:inf|infinity)|nan", re.IGNORECASE)
 
 
 def convert(text: str, like: bool | float) -> bool | float:
-    """Convert the text of a value to the type of ``like``, as go-bexpr converts it."""
+    """Convert the text of a value to the type of ``like``, as go-bexpr converts it.
+
+    ``like`` stands for a Go value: ``bool`` for bool, ``int`` for int64, ``float`` for float64.
+    """
     if isinstance(like, bool):
-        return _parse_bool(text)
+        return parse_bool(text)
     if isinstance(like, int):
-        return _parse_int64(text)
-    return _parse_float64(text)
+        return parse_int64(text)
+    return parse_float64(text)
 
 
-def _parse_bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
+    """Go's strconv.ParseBool."""
     if text in _TRUE:
         return True
     if text in _FALSE:
@@ -49,7 +53,8 @@ def _parse_bool(text: str) -> bool:
     raise ConversionError("not a boolean (true, false, 1, 0, t or f)")
 
 
-def _parse_int64(text: str) -> int:
+def parse_int64(text: str) -> int:
+    """Go's strconv.ParseInt(text, 0, 64): decimal, 0x, 0o, 0b or 0 (octal) prefixed."""
     if not _GO_INTEGER.fullmatch(text):
         raise ConversionError("not an integer")
     sign = -1 if text.startswith("-") else 1
@@ -67,7 +72,8 @@ def _parse_int64(text: str) -> int:
     return value
 
 
-def _parse_float64(text: str) -> float:
+def parse_float64(text: str) -> float:
+    """Go's strconv.ParseFloat(text, 64)."""
     if _GO_FLOAT_SPECIAL.fullmatch(text):
         return float(text)
     try:
@@ -82,3 +88,21 @@ def _parse_float64(text: str) -> float:
     if math.isinf(value):
         raise ConversionError("out of the range of a 64-bit floating-point number", out_of_range=True)
     return value
+
+
+def parse_index(part: str) -> int:
+    """A list index in a selector: ParseInt base 0, with "" meaning 0 (mapstructure's weak decoding,
+    which go-bexpr's selector library uses), so ``l.010`` is item 8."""
+    return parse_int64(part or "0")
+
+
+def go_bytes(text: str) -> bytes:
+    """The bytes of the Go string that ``text`` stands for.
+
+    A string in a filter may hold bytes that are not UTF-8 (``"\\xff"``); the lexer keeps each
+    as a lone surrogate U+DC80..U+DCFF (Python's 'surrogateescape'), turned back into the byte here.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")

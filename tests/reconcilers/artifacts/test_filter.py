@@ -8,9 +8,13 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from reconcilers.artifacts.filter import (
+    MAX_EVALUATION_STEPS,
     MAX_FILTER_LENGTH,
     MAX_NESTING_DEPTH,
     And,
+    Binding,
+    Collection,
+    CollectionOperator,
     Expression,
     FilterEvaluationError,
     InvalidArtifactFilter,
@@ -22,8 +26,9 @@ from reconcilers.artifacts.filter import (
     Selector,
     ValueKind,
     parse_filter,
+    parser,
 )
-from reconcilers.artifacts.mlmd_values import OpaqueProto
+from reconcilers.artifacts.filter.syntax import WITHOUT_VALUE
 
 Op = MatchOperator
 
@@ -73,6 +78,10 @@ def test_each_operator_parses_to_its_match(text: str, expected: Expression) -> N
         ('"/a~1b/c~0d" == 1', ("a/b", "c~d")),
         ('"/ключ/x-y.z|w" == 1', ("ключ", "x-y.z|w")),
         ('1 in "/tags"', ("tags",)),
+        ('"" == 1', ("",)),
+        ('a["b"] == 1', ("a", "b")),
+        ('a[ "b c" ].d[`e`].0 == 1', ("a", "b c", "d", "e", "0")),
+        ('a[""] == 1', ("a", "")),
     ],
 )
 def test_selectors_are_dotted_names_or_json_pointers(text: str, path: tuple[str, ...]) -> None:
@@ -91,7 +100,14 @@ def test_selectors_are_dotted_names_or_json_pointers(text: str, path: tuple[str,
         ("x == -3.50", "-3.50", ValueKind.NUMBER),
         ('x == "two words"', "two words", ValueKind.STRING),
         ('x == ""', "", ValueKind.STRING),
-        (r'x == "tab\there \"q\" \\ \x41\101\u00e9\U0001F600"', 'tab\there "q" \\ AAé😀', ValueKind.STRING),
+        (
+            r'x == "tab\there \x22q\x22 \\ \x41\101\u00e9\U0001F600"',
+            'tab\there "q" \\ AAé😀',
+            ValueKind.STRING,
+        ),
+        # Bytes that are not UTF-8 are kept; \xc3\xa9 is the UTF-8 of é.
+        (r'x == "caf\xc3\xa9"', "café", ValueKind.STRING),
+        (r'x == "\xff"', "\udcff", ValueKind.STRING),
         (r'x == "\a\b\f\n\r\v"', "\a\b\f\n\r\v", ValueKind.STRING),
         ('x == `raw \\n "q"`', 'raw \\n "q"', ValueKind.STRING),
         ("x == `a\r\nb`", "a\nb", ValueKind.STRING),
@@ -99,7 +115,15 @@ def test_selectors_are_dotted_names_or_json_pointers(text: str, path: tuple[str,
         ("x == v1.2.3", "v1.2.3", ValueKind.WORD),
         ("x == true", "true", ValueKind.WORD),
         ("x == gs/bucket", "gs/bucket", ValueKind.WORD),
-        ('x == "/a/b"', "/a/b", ValueKind.STRING),
+        # go-bexpr reads a quoted value that spells a JSON pointer as one: its parts joined by '/'.
+        ('x == "/a/b"', "a/b", ValueKind.STRING),
+        ('x == "/a~1b/~0"', "a/b/~", ValueKind.STRING),
+        ('x == ""', "", ValueKind.STRING),
+        ('x == "/a b"', "/a b", ValueKind.STRING),
+        (r'x == "\x2fa"', "/a", ValueKind.STRING),
+        ("x == `/a`", "/a", ValueKind.STRING),
+        # A word is a selector to go-bexpr, whose value is its parts joined by '.'.
+        ('x == a["b c"].d', "a.b c.d", ValueKind.WORD),
     ],
 )
 def test_value_forms_give_their_text(text: str, value: str, kind: ValueKind) -> None:
@@ -123,13 +147,17 @@ def test_value_forms_give_their_text(text: str, value: str, kind: ValueKind) -> 
         ),
         ("not a == 1 and b == 1", And((Not(eq("a", "1")), eq("b", "1")))),
         ("not (a == 1 and b == 1)", Not(And((eq("a", "1"), eq("b", "1"))))),
-        ("not(a == 1)", Not(eq("a", "1"))),
         ("(a == 1 or b == 1) and c == 1", And((Or((eq("a", "1"), eq("b", "1"))), eq("c", "1")))),
-        ("(a == 1)and(b == 1)", And((eq("a", "1"), eq("b", "1")))),
+        ("(a == 1) and (b == 1)", And((eq("a", "1"), eq("b", "1")))),
+        ("(a == 1)\tand\n(b == 1)", And((eq("a", "1"), eq("b", "1")))),
         ("a == 1 and b == 1 and c == 1", And((eq("a", "1"), eq("b", "1"), eq("c", "1")))),
         ("a == 1 and (b == 1 and c == 1)", And((eq("a", "1"), And((eq("b", "1"), eq("c", "1")))))),
         ("((a == 1))", eq("a", "1")),
-        ("not not a == 1", Not(Not(eq("a", "1")))),
+        # go-bexpr drops double negations, also across parentheses.
+        ("not not a == 1", eq("a", "1")),
+        ("not not not a == 1", Not(eq("a", "1"))),
+        ("not (not a == 1)", eq("a", "1")),
+        ("not (not a == 1 and b == 1)", Not(And((Not(eq("a", "1")), eq("b", "1"))))),
     ],
 )
 def test_precedence_is_not_then_and_then_or(text: str, expected: Expression) -> None:
@@ -143,6 +171,11 @@ def test_precedence_is_not_then_and_then_or(text: str, expected: Expression) -> 
         ("not == 1", eq("not", "1")),
         ("not in tags", Match(sel("tags"), Op.IN, Literal("not"))),
         ("not not in tags", Not(Match(sel("tags"), Op.IN, Literal("not")))),
+        ("not contains x", Match(sel("not"), Op.CONTAINS, Literal("x"))),
+        ("not is not nil", Match(sel("not"), Op.IS_NOT_NIL)),
+        ("nil is nil", Match(sel("nil"), Op.IS_NIL)),
+        ("any in any", Match(sel("any"), Op.IN, Literal("any"))),
+        ("a == 1 and any == 2", And((eq("a", "1"), eq("any", "2")))),
         ("in in tags", Match(sel("tags"), Op.IN, Literal("in"))),
         ("a == and and b == or", And((eq("a", "and"), eq("b", "or")))),
         ("is is empty", Match(sel("is"), Op.IS_EMPTY)),
@@ -162,13 +195,27 @@ def test_keywords_serve_as_names_where_go_bexpr_allows(text: str, expected: Expr
     ("text", "rendered"),
     [
         ("pushed==1", "pushed == 1"),
-        ("  a == 1   or(b==2)  ", "a == 1 or b == 2"),
+        ("  a == 1   or (b==2)  ", "a == 1 or b == 2"),
         ("(a == 1 or b == 1) and not (c == 1)", "(a == 1 or b == 1) and not c == 1"),
         ("not (a == 1 or b == 1)", "not (a == 1 or b == 1)"),
         ("a == 1 and (b == 1 and c == 1)", "a == 1 and (b == 1 and c == 1)"),
         ("a == 1 or (b == 1 or c == 1)", "a == 1 or (b == 1 or c == 1)"),
         ("x == `raw`", 'x == "raw"'),
-        ('x == "say \\"hi\\"\\n"', 'x == "say \\x22hi\\x22\\n"'),
+        ('x == "say \\x22hi\\x22\\n"', 'x == "say \\x22hi\\x22\\n"'),
+        ('x == "caf\\xc3\\xa9\\xff"', 'x == "café\\xff"'),
+        ("x == `/a/b`", 'x == "\\x2fa/b"'),
+        ('x == "/a/b"', 'x == "a/b"'),
+        ('x == a["b c"]', 'x == "a.b c"'),
+        ('a["b"] == 1', "a.b == 1"),
+        ('a["b c"] == 1', 'a["b c"] == 1'),
+        ('"" == 1', '"" == 1'),
+        ("x is nil", "x is nil"),
+        ("x is not nil", "x is not nil"),
+        ("any l as v { v == 1 }", "any l as v { v == 1 }"),
+        ("all  m as k,v{v==1 and k != a}", "all m as k, v { v == 1 and k != a }"),
+        ("any l as _ ,v { v == 1 }", "any l as _, v { v == 1 }"),
+        ("a == 1 or any l as i, _ { i == 1 }", "a == 1 or (any l as i, _ { i == 1 })"),
+        ("not (any l as v { v == 1 })", "not (any l as v { v == 1 })"),
         ('x == "a\\x3ab\\x5bc\\x5d"', 'x == "a\\x3ab\\x5bc\\x5d"'),
         ('"/a/b" is empty', "a.b is empty"),
         ('"/a~1b/c" == 1', "a/b.c == 1"),
@@ -191,6 +238,69 @@ def test_rendering_never_emits_characters_an_artifact_path_forbids() -> None:
     assert not set(rendered) & set(":[]")
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "any l as v { v == 1 }",
+            Collection(CollectionOperator.ANY, sel("l"), Binding(default="v"), eq("v", "1")),
+        ),
+        (
+            "all m.x as k, v { k == a and v != 1 }",
+            Collection(
+                CollectionOperator.ALL,
+                sel("m.x"),
+                Binding(index="k", value="v"),
+                And((eq("k", "a"), Match(sel("v"), Op.NOT_EQUAL, Literal("1")))),
+            ),
+        ),
+        (
+            "any l as i, _ { i == 0 }",
+            Collection(CollectionOperator.ANY, sel("l"), Binding(index="i"), eq("i", "0")),
+        ),
+        (
+            'any "/l" as _ , v{v == x}',
+            Collection(CollectionOperator.ANY, sel("l"), Binding(value="v"), eq("v", "x")),
+        ),
+        # Where go-bexpr reads a collection expression: alone, in parentheses, last after 'or'.
+        (
+            "a == 1 or any l as v { v == 1 }",
+            Or(
+                (
+                    eq("a", "1"),
+                    Collection(CollectionOperator.ANY, sel("l"), Binding(default="v"), eq("v", "1")),
+                )
+            ),
+        ),
+        (
+            "(any l as v { v == 1 }) and a == 1",
+            And(
+                (
+                    Collection(CollectionOperator.ANY, sel("l"), Binding(default="v"), eq("v", "1")),
+                    eq("a", "1"),
+                )
+            ),
+        ),
+        (
+            "not (all l as v { v == 1 })",
+            Not(Collection(CollectionOperator.ALL, sel("l"), Binding(default="v"), eq("v", "1"))),
+        ),
+        # Only where an and-expression cannot start: this is a comparison of a property "any".
+        ("any in l", Match(sel("l"), Op.IN, Literal("any"))),
+    ],
+)
+def test_collection_expressions_parse_to_their_tree(text: str, expected: Expression) -> None:
+    assert parse_filter(text).expression == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "operator"),
+    [("x is nil", Op.IS_NIL), ("x is not nil", Op.IS_NOT_NIL), ("x  is\tnot\nnil", Op.IS_NOT_NIL)],
+)
+def test_is_nil_parses(text: str, operator: MatchOperator) -> None:
+    assert parse_filter(text).expression == Match(sel("x"), operator)
+
+
 # --------------------------------------------------------------------------------------------
 # Syntax errors
 # --------------------------------------------------------------------------------------------
@@ -208,43 +318,50 @@ def test_rendering_never_emits_characters_an_artifact_path_forbids() -> None:
         ("a <= 1", "no ordering comparisons", 2),
         ("a == 1 && b == 2", "use 'and'", 7),
         ("a == 'x'", "quote strings with", 5),
-        ('a["k"] == 1', "use x.key", 1),
         ("a == 1 AND b == 1", "keywords are written in lower case", 7),
         ("a == 1 b == 1", "expected 'and', 'or' or the end of the filter but found 'b'", 7),
         ("(a == 1", "expected ')' to close the '(' at column 1", 7),
         ("a == 1)", "unexpected ')' without a matching '('", 6),
         ("()", "expected a comparison", 1),
-        ("a == 1 and", "expected a comparison", 10),
-        ("a == 1 or not", "expected a comparison", 13),
+        ("a == 1 and", "expected a comparison after 'and'", 10),
+        ("a == 1 or not", "expected a comparison after 'not'", 13),
+        ("(a == 1)and(b == 1)", "'and' needs whitespace on both sides", 8),
+        ("a == 1 or(b == 1)", "'or' needs whitespace on both sides", 7),
+        ("not(a == 1)", "'not' needs whitespace after it", 3),
         ("1 == x", "expected 'in' or 'not in' after the value '1'", 2),
         ("`x` == y", "expected 'in' or 'not in' after the value", 4),
         ('"x" == 1', "a quoted selector must be a JSON pointer", 0),
         ('1 in "x"', "a quoted selector after 'in' must be a JSON pointer", 5),
         ('"/a//b" == 1', "must be a JSON pointer", 0),
         ("1 in 2", "expected a property name such as pushed", 5),
-        ("x is", "expected 'empty' or 'not empty' after 'is'", 4),
-        ("x is not", "expected 'empty' or 'not empty' after 'is'", 5),
+        ("x is", "expected 'empty', 'not empty', 'nil' or 'not nil' after 'is'", 4),
+        ("x is not", "expected 'empty', 'not empty', 'nil' or 'not nil' after 'is'", 5),
+        ("x is emptyx", "expected 'empty' but found 'emptyx'", 5),
         ("x not == 1", "expected 'in', 'contains' or 'matches' after 'not'", 6),
         ("x == 01", "invalid number '01'", 5),
         ("x == 1.", "invalid number '1.'", 5),
         ("x == 1e5", "invalid number '1e5'", 5),
         ("x == 1.2.3", "invalid number '1.2.3'", 5),
         ("x == 1and y == 1", "invalid number '1and'", 5),
+        ("any l as v { v == 1}", "invalid number '1}'", 18),
         ("x == +1", "unexpected character '+'", 5),
         ("x == -", "unexpected '-'", 5),
         ("my-model == 1", "quote text that contains '-', such as \"my-model\"", 2),
         ("a. == 1", "expected a name or a list index after '.'", 2),
         ("a.b. == 1", "expected a name or a list index after '.'", 4),
-        ("_a == 1", "unexpected character '_'", 0),
+        ("_a == 1", "expected a property name or a value but found '_'", 0),
+        ("a[0] == 1", 'an index needs a quoted key, as in x["key"]', 2),
+        ('a["k" == 1', "expected ']' to close the index", 6),
+        ("a] == 1", "']' without an opening '['", 1),
         ('x == "abc', "unterminated string: missing the closing '\"'", 5),
         ("x == `abc", "unterminated string: missing the closing '`'", 5),
-        ('x == "a\\', "unterminated string: it ends with", 7),
+        ('x == "a\\', "unterminated string: missing the closing '\"'", 5),
+        ('x == "a\\"b"', "a string cannot contain '\"'; write \\x22", 7),
         ('x == "a\nb"', "line break inside a string", 7),
         ('x == "\\q"', "invalid escape \\q", 6),
         ('x == "\\\'"', "invalid escape \\'", 6),
         ('x == "\\x4"', "\\x needs 2 hexadecimal digits", 6),
         ('x == "\\u12G4"', "\\u needs 4 hexadecimal digits", 6),
-        ('x == "\\xff"', "use \\u00ff for the character U+00FF", 6),
         ('x == "\\400"', "an octal escape is \\ and 3 digits up to \\377", 6),
         ('x == "\\12"', "an octal escape is", 6),
         ('x == "\\ud800"', "U+D800 is not a character", 6),
@@ -252,7 +369,21 @@ def test_rendering_never_emits_characters_an_artifact_path_forbids() -> None:
         ("x == \ud800", "invalid character U+D800", 5),
         ('x matches "("', 'invalid regular expression "(": missing )', 10),
         ('x not matches "a{2000}"', "invalid regular expression", 14),
+        ('x matches "\\xff"', "invalid regular expression", 10),
         ("x == é", "unexpected character 'é'", 5),
+        (
+            "any l as v { v == 1 } or a == 1",
+            "expected the end of the filter after a collection expression",
+            22,
+        ),
+        ("a == 1 and any l as v { v == 1 }", "put a collection expression in parentheses", 11),
+        ("not any l as v { v == 1 }", "put a collection expression in parentheses", 4),
+        ("any l as _ { v == 1 }", "expected ',' and a name after '_'", 11),
+        ("any l as v.x { v == 1 }", "expected a name for each item", 9),
+        ("any l as v { v == 1", "expected '}' to close the '{' at column 12", 19),
+        ("any l v { v == 1 }", "expected ' as ' after 'any l'", 6),
+        ("any 1 as v { v == 1 }", "a property name such as pushed", 4),
+        ("(not contains in )", "after 'in' but found ')'", 17),
     ],
 )
 def test_syntax_errors_say_what_was_expected_and_where(text: str, message: str, position: int) -> None:
@@ -281,22 +412,36 @@ def test_a_longer_filter_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(
-    ("opening", "closing"),
-    [("(", ")"), ("not ", ""), ("not (", ")")],
+    ("opening", "closing", "levels"),
+    [
+        ("(", ")", MAX_NESTING_DEPTH),
+        ("not ", "", 250),
+        ("not (", ")", MAX_NESTING_DEPTH),
+        ("any l as v { ", " }", MAX_NESTING_DEPTH),
+        ("(any l as v { ", " })", MAX_NESTING_DEPTH // 2),
+    ],
 )
-def test_nesting_up_to_the_limit_is_accepted(opening: str, closing: str) -> None:
-    levels = MAX_NESTING_DEPTH // len(opening.split())
-    text = opening * levels + "a == 1" + closing * levels
-    assert parse_filter(text).evaluate({"a": 1}) is (opening.count("not") * levels % 2 == 0)
+def test_nesting_up_to_the_limit_is_accepted(opening: str, closing: str, levels: int) -> None:
+    text = opening * levels + "a == 1 " + closing * levels
+    assert len(text) <= MAX_FILTER_LENGTH
+    assert parse_filter(text).evaluate({"a": 1, "l": [1]}) is (opening.count("not") * levels % 2 == 0)
+
+
+def test_long_chains_of_not_and_and_or_are_accepted() -> None:
+    # None of them nests: a run of 'not's is read in a loop, 'and' and 'or' chains as lists.
+    assert parse_filter("not " * 250 + "a == 1").evaluate({"a": 1}) is True
+    assert parse_filter(" and ".join(["a == 1"] * 90)).evaluate({"a": 1}) is True
+    assert parse_filter(" or ".join(["a == 2"] * 100)).evaluate({"a": 1}) is False
 
 
 @pytest.mark.parametrize(
     "text",
     [
         "(" * (MAX_NESTING_DEPTH + 1) + "a == 1" + ")" * (MAX_NESTING_DEPTH + 1),
-        "not " * (MAX_NESTING_DEPTH + 1) + "a == 1",
+        "not (" * (MAX_NESTING_DEPTH + 1) + "a == 1" + ")" * (MAX_NESTING_DEPTH + 1),
+        "(any l as v{" * 17 + "v == v" + "})" * 17,
+        "any l as v{" * (MAX_NESTING_DEPTH + 1) + "v == v" + "}" * (MAX_NESTING_DEPTH + 1),
         "(" * 1000,
-        "not " * 250 + "a == 1",
         "not (" * 200,
     ],
 )
@@ -362,7 +507,7 @@ def test_operators_evaluate_as_documented(text: str, properties: dict[str, objec
         ("l == 1", {"l": [1]}, "cannot compare l (a list) with '=='"),
         ("m != 1", {"m": {}}, "cannot compare m (a map) with '=='"),
         ("n == 1", {"n": None}, "cannot compare n (null)"),
-        ("p == 1", {"p": OpaqueProto("type.googleapis.com/x")}, "(a value of type OpaqueProto)"),
+        ("p == 1", {"p": b"bytes"}, "(a value of type bytes)"),
         ("n is empty", {"n": 0}, "'is empty' needs a string, list or map"),
         ("n is not empty", {"n": 1.5}, "'is empty' needs a string, list or map"),
         ("n matches x", {"n": 1}, "'matches' needs a string"),
@@ -551,13 +696,14 @@ def test_a_missing_last_key_of_an_existing_map_counts_as_absent(text: str, expec
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("m.p.r is empty", "m.p.r: 'p' is missing"),
-        ("m.p.r != 1", "m.p.r: 'p' is missing"),
+        ("m.p.r is empty", "'p' is missing from m"),
+        ("m.p.r != 1", "'p' is missing from m"),
         ("n.p != 1", "cannot look up 'p' in an integer"),
         ("s.p is empty", "cannot look up 'p' in a string"),
         ("l.1.q == 1", "'1' is not an index of a list of 1 items"),
         ("l.q == 1", "'q' is not an index of a list"),
         ('"/l/-1/q" == 1', "'-1' is not an index of a list"),
+        ('"/l/08" == 1', "'08' is not an index of a list"),
         ('"/l/\u0661" == 1', "'\u0661' is not an index of a list"),
     ],
 )
@@ -635,6 +781,167 @@ def test_an_error_reached_before_the_result_is_known_fails_the_whole_filter(text
     with pytest.raises(FilterEvaluationError, match="the artifact has no property 'missing'"):
         parse_filter(text).evaluate({"pushed": 1})
     assert parse_filter(text).matches({"pushed": 1}) is False
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation: is nil, collections, list indexes, bytes, budgets
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("datum", "expected"),
+    [(None, True), ([], False), ({}, False), ([None], False)],
+)
+def test_is_nil_is_true_for_null_only(datum: object, expected: bool) -> None:
+    assert parse_filter("x is nil").evaluate({"x": datum}) is expected
+    assert parse_filter("x is not nil").evaluate({"x": datum}) is not expected
+
+
+@pytest.mark.parametrize("datum", [1.0, 0.0, "", "x", True, 1])
+def test_is_nil_on_a_number_string_or_boolean_is_an_error(datum: object) -> None:
+    # So `pushed is not nil` never selects an artifact whose pushed is a number, as in go-bexpr.
+    with pytest.raises(FilterEvaluationError, match="'is nil' needs a list, a map or null"):
+        parse_filter("x is not nil").evaluate({"x": datum})
+
+
+def test_is_nil_on_a_missing_key_of_a_map_is_true() -> None:
+    assert parse_filter("m.x is nil").evaluate({"m": {}}) is True
+    assert parse_filter("m.x is not nil").evaluate({"m": {}}) is False
+    assert parse_filter("x is not nil").matches({}) is False
+
+
+COLLECTIONS = {
+    "l": [1.0, 2.0, 3.0],
+    "rows": [{"k": 1.0, "name": "a"}, {"k": 2.0, "name": "b"}],
+    "m": {"a": 1.0, "b": 2.0},
+    "empty": [],
+    "nested": {"lists": [[1.0, 2.0], [3.0]]},
+    "s": "abc",
+    "n": None,
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("any l as v { v == 2 }", True),
+        ("any l as v { v == 4 }", False),
+        ("all l as v { v != 4 }", True),
+        ("all l as v { v != 1 }", False),
+        # 'as i, v' binds the index (an integer) and the item; 'as k' on a map binds the key.
+        ("any l as i, v { i == 2 and v == 3 }", True),
+        ('any l as i, _ { i == "0x2" }', True),
+        ("any m as k { k == b }", True),
+        ("any m as k, v { k == b and v == 2 }", True),
+        ("any m as _, v { v == 3 }", False),
+        ("any rows as row { row.name == b and row.k == 2 }", True),
+        ("all rows as row { row.missing is empty }", True),
+        ("any nested.lists as inner { any inner as v { v == 3 } }", True),
+        ("any nested.lists as i, inner { all inner as j, v { i == 0 and v < 3 } }", None),
+        ("any nested.lists as i, inner { any inner as j, v { i == 1 and j == 0 and v == 3 } }", True),
+        # An empty collection: 'any' is false, 'all' true; so is a missing key of a map.
+        ("any empty as v { v == 1 }", False),
+        ("all empty as v { v == 1 }", True),
+        ("any nested.missing as v { v == 1 }", False),
+        ("all nested.missing as v { v == 1 }", True),
+    ],
+)
+def test_collection_expressions_evaluate(text: str, expected: bool | None) -> None:
+    if expected is None:
+        with pytest.raises(InvalidArtifactFilter):
+            parse_filter(text)
+        return
+    assert parse_filter(text).evaluate(COLLECTIONS) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("any s as v { v == a }", "s (a string) is not a list or a map"),
+        ("any n as v { v == a }", "n (null) is not a list or a map"),
+        ("any missing as v { v == 1 }", "the artifact has no property 'missing'"),
+        ("any l as v, v { v == 1 }", "'v' cannot name both the index and the value"),
+        ("any l as i, v { i.x == 1 }", "'i' is a list index or a map key, so it has no 'x'"),
+        ("any l as i, v { i is empty }", "'is empty' needs a string, list or map"),
+        ("any l as i, v { i == 1.0 }", "cannot compare i (an integer) with '1.0': not an integer"),
+    ],
+)
+def test_collection_expressions_that_cannot_be_evaluated_are_errors(text: str, reason: str) -> None:
+    with pytest.raises(FilterEvaluationError) as caught:
+        parse_filter(text).evaluate(COLLECTIONS)
+    assert reason in str(caught.value)
+
+
+def test_the_same_name_for_index_and_value_is_only_an_error_for_a_collection_with_items() -> None:
+    assert parse_filter("any empty as v, v { v == 1 }").evaluate(COLLECTIONS) is False
+
+
+def test_maps_are_gone_through_in_their_own_order() -> None:
+    # go-bexpr takes Go's random map order, so which item is met first can decide between an
+    # error and a result; here the mapping's order decides (mlmd_values builds it in key order).
+    text = "any m as k, v { v == 1 }"
+    assert parse_filter(text).evaluate({"m": {"b": 1.0, "a": [1.0]}}) is True
+    with pytest.raises(FilterEvaluationError):
+        parse_filter(text).evaluate({"m": {"a": [1.0], "b": 1.0}})
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("l.1", "b"),
+        ("l.010", "i"),  # octal, as Go's strconv.ParseInt with base 0 reads it
+        ('"/l/0x2"', "c"),
+        ('"/l/0b11"', "d"),
+        ('l[""]', "a"),  # the empty string reads as 0
+        ('"/l/1_0"', "k"),
+    ],
+)
+def test_list_indexes_are_read_as_go_integers(selector: str, expected: str) -> None:
+    assert parse_filter(f"{selector} == {expected}").evaluate({"l": list("abcdefghijk")}) is True
+
+
+@pytest.mark.parametrize("selector", ["l.08", '"/l/-1"', '"/l/11"', "l.x"])
+def test_list_indexes_that_are_not_go_integers_in_range_are_errors(selector: str) -> None:
+    with pytest.raises(FilterEvaluationError, match="is not an index of a list"):
+        parse_filter(f"{selector} == a").evaluate({"l": list("abcdefghijk")})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r's == "caf\xc3\xa9"', True),  # the bytes of é
+        (r's == "caf\351"', False),  # é in Latin-1: not UTF-8, so not equal
+        (r'"\xc3" in s', True),  # Go compares bytes: the first byte of é is in "café"
+        (r'"\xa9" in s', True),
+        (r'"\xe9" in s', False),
+        (r'"\xc3" in l', False),
+    ],
+)
+def test_strings_hold_bytes_as_in_go(text: str, expected: bool) -> None:
+    assert parse_filter(text).evaluate({"s": "café", "l": ["é"]}) is expected
+
+
+def test_evaluation_stops_after_its_step_budget() -> None:
+    # 12 nested 'all' over 4 items would take 4**12 steps.
+    text = "all l as v { " * 12 + "v == 1 " + "}" * 12
+    with pytest.raises(FilterEvaluationError, match=f"more than {MAX_EVALUATION_STEPS} steps"):
+        parse_filter(text).evaluate({"l": [1.0, 1.0, 1.0, 1.0]})
+    assert parse_filter(text).matches({"l": [1.0, 1.0, 1.0, 1.0]}) is False
+
+
+def test_regular_expressions_with_the_any_byte_escape_are_invalid_as_in_go() -> None:
+    with pytest.raises(InvalidArtifactFilter, match=r"invalid escape sequence: \\C"):
+        parse_filter(r"s matches `a\Cb`")
+    assert parse_filter(r"s matches `\Qa\Cb`").evaluate({"s": r"xa\Cby"}) is True
+    assert parse_filter(r"s matches `\\C`").evaluate({"s": r"\C"}) is True
+
+
+def test_a_filters_regular_expressions_have_a_size_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parser, "MAX_REGEX_PROGRAM_SIZE", 150)
+    parse_filter("s matches `[a-z]{100}`")
+    with pytest.raises(InvalidArtifactFilter, match="regular expressions are too large") as caught:
+        parse_filter("s matches `[a-z]{100}` or s matches `[a-z]{200}`")
+    assert caught.value.position == len("s matches `[a-z]{100}` or s matches ")
 
 
 # --------------------------------------------------------------------------------------------
@@ -725,13 +1032,29 @@ def test_token_soup_only_ever_raises_invalid_artifact_filter(text: str) -> None:
 
 NAMES = st.one_of(
     st.from_regex(r"[A-Za-z][A-Za-z0-9_/]{0,5}", fullmatch=True),
-    st.sampled_from(["and", "or", "not", "in", "is", "empty", "contains", "matches", "true"]),
+    st.sampled_from(
+        ["and", "or", "not", "in", "is", "empty", "nil", "contains", "matches", "any", "as", "true"]
+    ),
+)
+BINDINGS = st.one_of(
+    st.builds(Binding, default=NAMES),
+    st.builds(Binding, index=NAMES, value=st.none() | NAMES),
+    st.builds(Binding, value=NAMES),
 )
 POINTER_PARTS = st.text(alphabet=string.ascii_letters + string.digits + "-_.~:|/é", min_size=1, max_size=5)
-SELECTORS = st.builds(
-    lambda first, rest: Selector((first, *rest)),
-    st.one_of(NAMES, POINTER_PARTS),
-    st.lists(st.one_of(NAMES, POINTER_PARTS, st.from_regex(r"[0-9]{1,3}", fullmatch=True)), max_size=3),
+SELECTORS = st.one_of(
+    st.builds(
+        lambda first, rest: Selector((first, *rest)),
+        st.one_of(NAMES, POINTER_PARTS),
+        st.lists(st.one_of(NAMES, POINTER_PARTS, st.from_regex(r"[0-9]{1,3}", fullmatch=True)), max_size=3),
+    ),
+    # Index keys may be any text (written x["key"]) after a name.
+    st.builds(
+        lambda first, rest: Selector((first, *rest)),
+        st.from_regex(r"[A-Za-z][A-Za-z0-9_/]{0,5}", fullmatch=True),
+        st.lists(st.text(st.characters(exclude_categories=["Cs"]), max_size=4), min_size=1, max_size=2),
+    ),
+    st.just(Selector(("",))),
 )
 LITERALS = st.one_of(
     st.builds(
@@ -754,15 +1077,11 @@ MATCHES = st.one_of(
         Match,
         SELECTORS,
         st.sampled_from(
-            [
-                op
-                for op in MatchOperator
-                if op not in (Op.IS_EMPTY, Op.IS_NOT_EMPTY, Op.MATCHES, Op.NOT_MATCHES)
-            ]
+            [op for op in MatchOperator if op not in WITHOUT_VALUE and op not in (Op.MATCHES, Op.NOT_MATCHES)]
         ),
         LITERALS,
     ),
-    st.builds(Match, SELECTORS, st.sampled_from([Op.IS_EMPTY, Op.IS_NOT_EMPTY])),
+    st.builds(Match, SELECTORS, st.sampled_from(sorted(WITHOUT_VALUE, key=lambda op: op.value))),
     st.builds(
         Match,
         SELECTORS,
@@ -773,7 +1092,15 @@ MATCHES = st.one_of(
 EXPRESSIONS = st.recursive(
     MATCHES,
     lambda children: st.one_of(
-        children.map(Not),
+        # go-bexpr drops a double negation, so a Not is never directly inside a Not.
+        children.map(lambda child: child.operand if isinstance(child, Not) else Not(child)),
+        st.builds(
+            Collection,
+            st.sampled_from(list(CollectionOperator)),
+            SELECTORS,
+            BINDINGS,
+            children,
+        ),
         st.lists(children, min_size=2, max_size=3).map(lambda items: And(tuple(items))),
         st.lists(children, min_size=2, max_size=3).map(lambda items: Or(tuple(items))),
     ),
@@ -782,12 +1109,14 @@ EXPRESSIONS = st.recursive(
 
 
 def nesting(expression: Expression) -> int:
-    """How deep the parser finds the rendered expression: each 'not' and '(' is a level."""
+    """How deep the parser finds the rendered expression: each '(' and '{' is a level."""
     if isinstance(expression, Match):
         return 0
+    if isinstance(expression, Collection):
+        return 1 + nesting(expression.body)
     if isinstance(expression, Not):
-        return 1 + isinstance(expression.operand, And | Or) + nesting(expression.operand)
-    grouped = (And, Or) if isinstance(expression, And) else (Or,)
+        return isinstance(expression.operand, And | Or | Collection) + nesting(expression.operand)
+    grouped = (And, Or, Collection) if isinstance(expression, And) else (Or, Collection)
     return max(isinstance(operand, grouped) + nesting(operand) for operand in expression.operands)
 
 
@@ -808,7 +1137,6 @@ JSON_VALUES = st.recursive(
         st.integers(),
         st.floats(),
         st.text(max_size=6),
-        st.just(OpaqueProto("type.googleapis.com/x")),
     ),
     lambda children: st.one_of(
         st.lists(children, max_size=4),

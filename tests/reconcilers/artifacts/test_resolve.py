@@ -54,17 +54,34 @@ def resolve(*paths: str, metadata: RunMetadata = PUSHER):
     return resolve_artifacts([OutputArtifactSpec(f"a{i}", p) for i, p in enumerate(paths)], metadata)
 
 
-def test_the_filter_picks_the_pushed_artifact_and_not_the_other() -> None:
-    found, unresolved = resolve("Pusher:pushed_model:0[pushed == 1]")
+def test_the_index_picks_an_artifact_first_and_the_filter_then_checks_that_one() -> None:
+    # Outputs [{pushed: 0}, {pushed: 1}]: the reference takes output INDEX, then filters it.
+    found, unresolved = resolve("Pusher:pushed_model:0[pushed == 1]", "Pusher:pushed_model:1[pushed == 1]")
 
-    assert found == [Artifact("a0", "s3://pushed")]
-    assert unresolved == []
+    assert found == [Artifact("a1", "s3://pushed")]
+    assert [(u.name, u.reason) for u in unresolved] == [
+        ("a0", "artifact Pusher:pushed_model:0 does not match [pushed == 1]")
+    ]
 
 
-def test_the_index_counts_among_matching_artifacts_in_artifact_id_order() -> None:
+def test_without_an_index_the_filter_checks_the_first_output_only() -> None:
+    found, unresolved = resolve("Pusher:pushed_model[pushed == 0]", "Pusher:pushed_model[pushed == 1]")
+
+    assert found == [Artifact("a0", "s3://not-pushed")]
+    assert [u.name for u in unresolved] == ["a1"]
+
+
+def test_the_index_counts_the_outputs_in_artifact_id_order() -> None:
     found, _ = resolve("pusher:pushed_model:0", "pusher:pushed_model:1")
 
     assert found == [Artifact("a0", "s3://not-pushed"), Artifact("a1", "s3://pushed")]
+
+
+def test_integer_properties_compare_as_the_reference_compared_them() -> None:
+    # The reference saw MLMD integers JSON-decoded, as float64.
+    found, _ = resolve("Pusher:pushed_model:1[pushed == 1.0]", 'Pusher:pushed_model:1[pushed == "0x1p0"]')
+
+    assert [a.location for a in found] == ["s3://pushed", "s3://pushed"]
 
 
 def test_component_matches_the_task_key_first_then_the_display_name() -> None:
@@ -101,12 +118,12 @@ def test_tfx_index_steps_order_the_artifacts() -> None:
     assert found == [Artifact("a0", "s3://one")]
 
 
-def test_a_missing_property_does_not_match() -> None:
+def test_a_missing_property_does_not_match_and_says_why() -> None:
     found, unresolved = resolve("trainer:model[pushed != 1]")
 
     assert found == []
-    assert (
-        unresolved[0].reason == "output trainer:model has 0 artifact(s) matching [pushed != 1] and no index 0"
+    assert unresolved[0].reason == (
+        "artifact trainer:model:0 does not match [pushed != 1]: the artifact has no property 'pushed'"
     )
 
 
@@ -120,14 +137,25 @@ def test_unresolved_definitions_say_why() -> None:
     ]
 
 
-def test_deleted_artifacts_are_not_candidates() -> None:
+def test_a_deleted_artifact_or_one_without_a_uri_is_not_resolved_but_keeps_its_index() -> None:
     metadata = RunMetadata(
         executions=[execution(1, "t")],
-        events=[output(1, 10, "o"), output(1, 11, "o")],
-        artifacts={10: artifact(10, "s3://gone", state=mlpb.Artifact.DELETED), 11: artifact(11, "s3://live")},
+        events=[output(1, 10, "o"), output(1, 11, "o"), output(1, 12, "o"), output(1, 13, "o")],
+        artifacts={
+            10: artifact(10, "s3://gone", state=mlpb.Artifact.DELETED),
+            11: artifact(11, "s3://live"),
+            12: artifact(12, ""),
+        },
     )
 
-    assert resolve("t:o", metadata=metadata)[0] == [Artifact("a0", "s3://live")]
+    found, unresolved = resolve("t:o:0", "t:o:1", "t:o:2", "t:o:3", metadata=metadata)
+
+    assert found == [Artifact("a1", "s3://live")]
+    assert [u.reason for u in unresolved] == [
+        "artifact t:o:0 is DELETED, not LIVE",
+        "artifact t:o:2 has no URI",
+        "artifact t:o:3 (id 13) is not in ML Metadata",
+    ]
 
 
 class RecordingStore:
