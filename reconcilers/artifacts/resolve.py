@@ -166,4 +166,4 @@ def _property(execution: mlpb.Execution, key: str) -> str:
     # Reading a missing key from a proto map would insert a default; test membership first.
     if key not in execution.custom_properties:
         return ""
-    return execution.custom_properties[key].string_value
+    return str(execution.custom_properties[key].string_value)
