@@ -21,6 +21,14 @@ ARTIFACT_PATH_PATTERN = r"^([^\[\]:]+):([^\[\]:]+)(?::(\d*))?(?:\[([^\[\]:]+)\])
 # A RunConfiguration name, optionally after its namespace: `name` or `namespace/name`.
 REFERENCE_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
+# A cron expression: a macro, or five or six fields separated by single spaces.
+CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[^ ]+( [^ ]+){4,5})$"
+MAX_CRON_LENGTH = 256
+MAX_SCHEDULES = 16
+# CronJob's history defaults.
+DEFAULT_SUCCESSFUL_HISTORY = 3
+DEFAULT_FAILED_HISTORY = 1
+
 # Bounds keep CEL's estimated cost (spec immutability compares whole lists) within
 # the API server's budget, and are far above what a pipeline needs.
 MAX_LIST_ITEMS = 128
@@ -333,6 +341,10 @@ def run_configuration_status() -> dict[str, Any]:
                 "format": "int64",
                 "description": "The metadata.generation the status was computed from.",
             },
+            "lastScheduleTime": timestamp(
+                "The latest schedule tick handled (a Run created, or the tick skipped)."
+            ),
+            "nextScheduleTime": timestamp("The next schedule tick."),
             "conditions": conditions(),
         },
     )
@@ -428,44 +440,131 @@ def run_crd() -> dict[str, Any]:
 
 def run_configuration_crd() -> dict[str, Any]:
     """The RunConfiguration's CustomResourceDefinition."""
+    history_limit = {"type": "integer", "format": "int32", "minimum": 0, "maximum": 1000}
     spec = obj(
-        "The desired RunConfiguration.",
+        "The desired RunConfiguration: the run to create, and what creates it.",
         {
-            "run": run_spec("The run to create when triggered."),
+            "run": run_spec(
+                "The run to create when triggered; its Runs carry it with the pipeline version pinned."
+            ),
             "triggers": obj(
-                "What creates runs of this configuration.",
+                "What creates Runs of this configuration. Causes that arrive together create one Run.",
                 {
-                    "schedules": array("Cron expressions.", string("A cron expression.")),
+                    "schedules": array(
+                        "Cron expressions: at each tick the operator creates a Run, as a CronJob "
+                        "creates Jobs. Five fields (minute hour day-of-month month day-of-week), six "
+                        "with seconds first (as KFP writes them), or a macro such as @hourly; see "
+                        "schedulePolicy.",
+                        string("A cron expression.", pattern=CRON_PATTERN, maxLength=MAX_CRON_LENGTH),
+                        maxItems=MAX_SCHEDULES,
+                    ),
                     "onChange": array(
-                        "Create a run when the pipeline or the run specification changes.",
+                        "Create a Run when the pipeline gets a new version (pipeline) or spec.run changes "
+                        "(runSpec).",
                         string("pipeline or runSpec.", enum=["pipeline", "runSpec"]),
+                        maxItems=2,
+                        **{"x-kubernetes-list-type": "set"},
                     ),
                     "runConfigurations": array(
-                        "Create a run when one of these RunConfigurations has a new succeeded run.",
-                        string("A RunConfiguration name."),
+                        "Create a Run when one of these RunConfigurations (name, or namespace/name) has a "
+                        "new succeeded run.",
+                        string(
+                            "A RunConfiguration: name or namespace/name.",
+                            pattern=REFERENCE_PATTERN,
+                            maxLength=MAX_NAME_LENGTH + 64,
+                        ),
+                        maxItems=MAX_LIST_ITEMS,
+                        **{"x-kubernetes-list-type": "set"},
                     ),
                 },
             ),
+            "schedulePolicy": obj(
+                "How schedules fire (the fields of a CronJob).",
+                {
+                    "timeZone": string(
+                        "The IANA time zone the schedules are read in, e.g. Europe/London; default UTC.",
+                        maxLength=64,
+                    ),
+                    "startTime": timestamp("No tick fires before this time."),
+                    "endTime": timestamp("No tick fires after this time."),
+                    "startingDeadlineSeconds": {
+                        "type": "integer",
+                        "format": "int64",
+                        "minimum": 0,
+                        "description": "A tick missed (the operator was not running) is caught up only if at "
+                        "most this many seconds late; at most one catch-up Run is created, for the latest "
+                        "missed tick. Unset: always caught up.",
+                    },
+                    "concurrencyPolicy": string(
+                        "When a tick comes while a scheduled Run is still active: Allow (default) creates "
+                        "another, Forbid skips the tick, Replace deletes the active one (terminating its KFP "
+                        "run) and creates the new one.",
+                        enum=["Allow", "Forbid", "Replace"],
+                    ),
+                },
+                **{
+                    "x-kubernetes-validations": [
+                        {
+                            "rule": "!has(self.startTime) || !has(self.endTime) || "
+                            "timestamp(self.startTime) < timestamp(self.endTime)",
+                            "message": "endTime must be after startTime",
+                        }
+                    ]
+                },
+            ),
+            "successfulRunsHistoryLimit": {
+                **history_limit,
+                "description": f"How many succeeded Runs to keep (default {DEFAULT_SUCCESSFUL_HISTORY}); "
+                "older ones are deleted once their completion event is delivered.",
+            },
+            "failedRunsHistoryLimit": {
+                **history_limit,
+                "description": f"How many failed Runs to keep (default {DEFAULT_FAILED_HISTORY}).",
+            },
         },
     )
-    return crd(
+    crd_document = crd(
         kind=RUN_CONFIGURATIONS.kind,
         plural=RUN_CONFIGURATIONS.plural,
         short_name="mlrc",
-        description="A recurring or triggered Kubeflow Pipelines run configuration. Runs labelled "
-        "pipelines.kubeflow.org/runconfiguration.name with its name belong to it; its "
-        "status.latestRuns.succeeded is what runtime parameters of other Runs resolve from.",
+        description="A recurring or triggered Kubeflow Pipelines run configuration. The operator creates "
+        "Runs of spec.run on its schedules and triggers; its status.latestRuns.succeeded is what runtime "
+        "parameters of other Runs resolve from.",
         spec=spec,
         status=run_configuration_status(),
         columns=[
-            column("SynchronizationState", ".status.synchronizationState", "The provider state."),
-            column("Provider", ".status.provider", "The provider."),
             column(
-                "LatestSucceededRun", ".status.latestRuns.succeeded.providerId", "The latest succeeded run."
+                "SynchronizationState",
+                ".status.synchronizationState",
+                "Resolved and active, waiting, or failed.",
             ),
+            column("Provider", ".status.provider", "The provider."),
+            column("LatestSucceededRun", ".status.latestRuns.succeeded.runName", "The latest succeeded Run."),
+            {
+                "name": "NextSchedule",
+                "type": "date",
+                "jsonPath": ".status.nextScheduleTime",
+                "description": "The next tick of its schedules.",
+            },
             AGE,
+            column(
+                "Reason",
+                '.status.conditions[?(@.type=="Synchronized")].reason',
+                "Why it is in this state.",
+                priority=1,
+            ),
+            column("Pipeline", ".spec.run.pipeline", "The pipeline.", priority=1),
         ],
     )
+    schema = crd_document["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": "size(self.metadata.name) <= 63",
+            "message": "a RunConfiguration's name is the value of its Runs' label "
+            "pipelines.kubeflow.org/runconfiguration.name, so at most 63 characters",
+        }
+    ]
+    return crd_document
 
 
 def definitions() -> list[dict[str, Any]]:
