@@ -84,6 +84,15 @@ def is_not_found(err: BaseException) -> bool:
     return isinstance(err, ApiException) and err.status == 404
 
 
+def _status_reason(err: ApiException) -> str:
+    """The ``reason`` of the Status object an error response carries."""
+    try:
+        reason = json.loads(err.body or "{}").get("reason")
+    except (ValueError, AttributeError):
+        return ""
+    return reason if isinstance(reason, str) else ""
+
+
 # ---- the client -------------------------------------------------------------------------------
 
 
@@ -282,6 +291,19 @@ class Kube:
         """POSTs a new object; the namespace defaults to ``obj.metadata.namespace``."""
         ns = namespace or (obj.get("metadata") or {}).get("namespace")
         return self.request("POST", resource.path(ns), body=obj)
+
+    def create_if_absent(self, resource: Resource, obj: Mapping[str, Any]) -> Obj | None:
+        """Creates ``obj``; returns None if an object of that name exists already (AlreadyExists).
+
+        With a deterministic name this makes a create safe to retry: the second attempt finds
+        what the first made.
+        """
+        try:
+            return self.create(resource, obj)
+        except ApiException as err:
+            if err.status == 409 and _status_reason(err) == "AlreadyExists":
+                return None
+            raise
 
     def replace(self, resource: Resource, obj: Mapping[str, Any], *, subresource: str = "") -> Obj:
         """PUTs ``obj``; with ``metadata.resourceVersion`` set it is conditional (409 on conflict)."""

@@ -8,6 +8,7 @@ the reconcilers look things up by, and registers the controllers:
 * ``run``: resolution, submission, tracking and completion of each Run (also re-triggered by
   changes of the RunConfigurations its parameters reference, and by the KFP run tracker);
 * ``run-completion-event``: delivery of each completed Run's event to the sinks;
+* ``runconfiguration``: each RunConfiguration's resolution, triggers, schedules and history;
 * ``runconfiguration-latest-run``: each RunConfiguration's latest succeeded run;
 * ``run-ttl``: deletion of completed Runs after their TTL.
 """
@@ -26,12 +27,22 @@ from kfp_operator.clients.sinks import HttpSink, NatsSink
 from kfp_operator.settings import Config
 from reconcilers.api import RUN_CONFIGURATIONS, RUNS
 from reconcilers.completion_event.reconciler import CompletionEventReconciler
-from reconcilers.indexes import OWNER_INDEX, REFERENCE_INDEX, owner_index, owner_of, reference_index, runs_by
+from reconcilers.indexes import (
+    OWNER_INDEX,
+    REFERENCE_INDEX,
+    UPSTREAM_INDEX,
+    owner_index,
+    owner_of,
+    reference_index,
+    runs_by,
+    upstream_index,
+)
 from reconcilers.run.reconciler import RunReconciler, RunSettings
 from reconcilers.run.resolve import ReferencePolicy
 from reconcilers.run.tracking import TRACKED_INDEX, KfpRunTracker, tracked_run_index
-from reconcilers.run_metrics import RunCacheCollector, RunMetrics
-from reconcilers.runconfiguration.reconciler import LatestRunReconciler
+from reconcilers.run_metrics import RunCacheCollector, RunConfigurationMetrics, RunMetrics
+from reconcilers.runconfiguration.latest_reconciler import LatestRunReconciler
+from reconcilers.runconfiguration.reconciler import RunConfigurationReconciler, RunConfigurationSettings
 from reconcilers.ttl.reconciler import TtlReconciler
 
 # KFP lookups by name are shared by a burst of Runs for at most this long (and at most half
@@ -50,11 +61,17 @@ def add_controllers(mgr: Manager, config: Config) -> None:
     runs.add_indexer(TRACKED_INDEX, tracked_run_index)
     runs.add_indexer(OWNER_INDEX, owner_index)
     runs.add_indexer(REFERENCE_INDEX, reference_index)
+    run_configurations.add_indexer(UPSTREAM_INDEX, upstream_index)
     registry.register(RunCacheCollector(runs.list))
 
     kfp = KfpClient(config.kfp, KfpMetrics(registry), pool_size=max(config.workers * 2, 10))
     metadata = MeteredMetadataStore(config.mlmd.host, config.mlmd.port, MlmdMetrics(registry))
     sinks = _sinks(mgr, config)
+    catalog = CachedKfpCatalog(kfp, ttl_seconds=min(CATALOG_TTL, config.dependency_recheck_interval / 2))
+    references = ReferencePolicy(
+        cross_namespace=config.allow_cross_namespace_references,
+        watched=frozenset(config.watch_namespaces) or None,
+    )
 
     tracker = KfpRunTracker(
         kfp,
@@ -72,9 +89,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
             run_configurations=run_configurations.store,
             kube=mgr.kube,
             kfp=kfp,
-            catalog=CachedKfpCatalog(
-                kfp, ttl_seconds=min(CATALOG_TTL, config.dependency_recheck_interval / 2)
-            ),
+            catalog=catalog,
             tracker=tracker,
             metadata=metadata,
             recorder=mgr.event_recorder,
@@ -85,10 +100,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
                 default_experiment=config.default_experiment,
                 dependency_recheck_interval=config.dependency_recheck_interval,
                 deletion_timeout=timedelta(seconds=config.deletion_timeout),
-                references=ReferencePolicy(
-                    cross_namespace=config.allow_cross_namespace_references,
-                    watched=frozenset(config.watch_namespaces) or None,
-                ),
+                references=references,
                 sinks_configured=bool(sinks),
                 deletion_recheck_interval=config.poll_interval,
             ),
@@ -116,6 +128,31 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         ),
         primary=runs,
         rate_limiter=ItemExponentialFailureRateLimiter(max_delay=EVENT_RETRY_MAX_DELAY),
+    )
+
+    mgr.add_controller(
+        "runconfiguration",
+        RunConfigurationReconciler(
+            run_configurations=run_configurations.store,
+            runs=runs.store,
+            kube=mgr.kube,
+            catalog=catalog,
+            recorder=mgr.event_recorder,
+            metrics=RunConfigurationMetrics(registry),
+            clock=mgr.clock,
+            settings=RunConfigurationSettings(
+                provider=config.provider,
+                default_experiment=config.default_experiment,
+                recheck_interval=config.dependency_recheck_interval,
+                references=references,
+                sinks_configured=bool(sinks),
+            ),
+        ),
+        primary=run_configurations,
+        watches=[
+            Watch(runs, owner_of),
+            Watch(run_configurations, runs_by(run_configurations.store, UPSTREAM_INDEX)),
+        ],
     )
 
     mgr.add_controller(

@@ -25,7 +25,9 @@ class KubeClient(Protocol):
 
     def get_or_none(self, resource: Resource, key: ObjectKey) -> Obj | None: ...
 
-    def create(self, resource: Resource, obj: Mapping[str, Any], *, namespace: str | None = None) -> Obj: ...
+    def create_if_absent(self, resource: Resource, obj: Mapping[str, Any]) -> Obj | None:
+        """Creates ``obj``, or returns None when an object of its name exists already."""
+        ...
 
     def patch_status(
         self,

@@ -13,11 +13,14 @@ from typing import Any
 from controller.keys import ObjectKey
 from controller.store import Store, namespaced_index_value
 from reconcilers.api.run import RunView, reference_target
+from reconcilers.api.runconfiguration import RunConfigurationView
 
 # Index of the Run cache: the RunConfiguration a Run belongs to, as "<namespace>/<name>".
 OWNER_INDEX = "runconfiguration/owner"
 # Index of the Run cache: the RunConfigurations a Run's parameters reference.
 REFERENCE_INDEX = "runconfiguration/referenced"
+# Index of the RunConfiguration cache: the RunConfigurations one references (parameters, triggers).
+UPSTREAM_INDEX = "runconfiguration/upstream"
 
 
 def owner_index(obj: Mapping[str, Any]) -> list[str]:
@@ -34,8 +37,15 @@ def reference_index(obj: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def upstream_index(obj: Mapping[str, Any]) -> list[str]:
+    rc = RunConfigurationView(obj)
+    return sorted(
+        {namespaced_index_value(*reference_target(reference, rc.namespace)) for reference in rc.referenced()}
+    )
+
+
 def runs_by(runs: Store, index: str) -> Callable[[Mapping[str, Any]], list[ObjectKey]]:
-    """Maps a RunConfiguration to the Runs that ``index`` relates it to."""
+    """Maps a RunConfiguration to the objects (Runs, or RunConfigurations) ``index`` relates it to."""
 
     def map_func(rc: Mapping[str, Any]) -> list[ObjectKey]:
         metadata = rc.get("metadata") or {}

@@ -18,6 +18,8 @@ from prometheus_client.registry import Collector
 from reconcilers.api.run import RunView
 from reconcilers.conditions import DEPENDENCIES_RESOLVED
 from reconcilers.run.resolve import UNRESOLVED_REASONS
+from reconcilers.runconfiguration.schedule import CONCURRENCY, DEADLINE, DOWNTIME
+from reconcilers.runconfiguration.triggers import TRIGGERS
 
 # Minutes to a day: pipelines run from seconds to many hours.
 RUN_DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
@@ -76,6 +78,27 @@ class RunMetrics:
             self.submissions.labels(result)
         for state in COMPLETION_STATES:
             self.completions.labels(state)
+
+
+class RunConfigurationMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.runs_created = Counter(
+            "kfp_operator_runconfiguration_runs_created_total",
+            "Runs created by RunConfigurations, by the trigger that caused them.",
+            ["trigger"],
+            registry=registry,
+        )
+        self.schedule_ticks_missed = Counter(
+            "kfp_operator_schedule_ticks_missed_total",
+            "Schedule ticks that created no Run: missed while no operator ran (downtime), later than "
+            "startingDeadlineSeconds (deadline), or skipped by concurrencyPolicy Forbid (concurrency).",
+            ["reason"],
+            registry=registry,
+        )
+        for trigger in TRIGGERS:
+            self.runs_created.labels(trigger)
+        for reason in (DOWNTIME, DEADLINE, CONCURRENCY):
+            self.schedule_ticks_missed.labels(reason)
 
 
 class RunCacheCollector(Collector):

@@ -25,6 +25,7 @@ RUN_NAMESPACE_PERMISSIONS = {
     f"get runs.{GROUP}",
     f"list runs.{GROUP}",
     f"watch runs.{GROUP}",
+    f"create runs.{GROUP}",
     f"patch runs.{GROUP}",
     f"delete runs.{GROUP}",
     f"get runs/status.{GROUP}",
@@ -35,6 +36,7 @@ RUN_NAMESPACE_PERMISSIONS = {
     f"watch runconfigurations.{GROUP}",
     f"get runconfigurations/status.{GROUP}",
     f"patch runconfigurations/status.{GROUP}",
+    f"update runconfigurations/finalizers.{GROUP}",
     "create events",
     "patch events",
 }
@@ -139,7 +141,9 @@ def test_the_service_account_is_refused_everything_else(
         "read configmaps": lambda: core.list_namespaced_config_map(namespace),
         "create pods": lambda: core.create_namespaced_pod(namespace, {"metadata": {"name": "p"}}),
         "list namespaces": lambda: core.list_namespace(),
-        "create runs": lambda: custom.create_namespaced_custom_object(GROUP, "v1alpha5", other, "runs", run),
+        "create runconfigurations": lambda: custom.create_namespaced_custom_object(
+            GROUP, "v1alpha5", other, "runconfigurations", {**run, "kind": "RunConfiguration"}
+        ),
         "update runs": lambda: custom.replace_namespaced_custom_object(
             GROUP, "v1alpha5", other, "runs", "r", run
         ),

@@ -62,8 +62,12 @@ class RecordingKube:
         found = self.objects.get((resource.plural, key))
         return copy.deepcopy(found) if found is not None else None
 
-    def create(self, resource: Resource, obj: Mapping[str, Any], *, namespace: str | None = None) -> Obj:
+    def create_if_absent(self, resource: Resource, obj: Mapping[str, Any]) -> Obj | None:
         self.requests.append(Request("create", resource.plural, copy.deepcopy(dict(obj))))
+        key = (resource.plural, key_func(obj))
+        if key in self.objects:
+            return None
+        self.objects[key] = copy.deepcopy(dict(obj))
         return copy.deepcopy(dict(obj))
 
     def patch_status(

@@ -1,0 +1,105 @@
+"""The desired status of a RunConfiguration, as pure functions.
+
+``status.latestRuns`` is not written here: the latest-run controller owns it. A merge patch of
+the difference leaves it alone.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from reconcilers.api.runconfiguration import RunConfigurationView
+from reconcilers.conditions import (
+    DEPENDENCIES_RESOLVED,
+    FALSE,
+    SYNCHRONIZED,
+    TRUE,
+    UNKNOWN,
+    Condition,
+    apply_conditions,
+)
+from reconcilers.run.resolve import Resolved, Waiting
+from reconcilers.timestamps import format_time
+
+# synchronizationState: Succeeded once spec.run resolves and its triggers are active.
+CREATING, UPDATING, SUCCEEDED, FAILED = "Creating", "Updating", "Succeeded", "Failed"
+
+
+def synchronized(
+    rc: RunConfigurationView,
+    *,
+    provider: str,
+    resolved: Resolved,
+    dependencies: Mapping[str, Any],
+    triggered: Mapping[str, Any],
+    last_schedule: datetime | None,
+    next_schedule: datetime | None,
+    now: datetime,
+) -> dict[str, Any]:
+    message = f"pipeline version {resolved.version.name}, experiment {resolved.experiment_name}"
+    if rc.schedules:
+        message += "; next tick " + (format_time(next_schedule) if next_schedule else "none")
+    return _with(
+        rc,
+        now,
+        [
+            Condition(SYNCHRONIZED, TRUE, SUCCEEDED, message),
+            Condition(DEPENDENCIES_RESOLVED, TRUE, "Resolved", message),
+        ],
+        synchronizationState=SUCCEEDED,
+        provider=provider,
+        observedPipelineVersion=resolved.version.name,
+        dependencies={"runConfigurations": dict(dependencies)} if dependencies else None,
+        lastScheduleTime=format_time(last_schedule) if last_schedule else rc.status.get("lastScheduleTime"),
+        nextScheduleTime=format_time(next_schedule) if next_schedule else None,
+        **triggered,
+    )
+
+
+def waiting(rc: RunConfigurationView, *, provider: str, waiting: Waiting, now: datetime) -> dict[str, Any]:
+    """spec.run cannot be resolved yet: no Runs are created, and the reason says what is missing."""
+    return _with(
+        rc,
+        now,
+        [
+            Condition(SYNCHRONIZED, UNKNOWN, waiting.reason, f"waiting: {waiting.message}"),
+            Condition(DEPENDENCIES_RESOLVED, FALSE, waiting.reason, waiting.message),
+        ],
+        synchronizationState=UPDATING if rc.status.get("observedPipelineVersion") else CREATING,
+        provider=provider,
+        dependencies={"runConfigurations": dict(waiting.dependencies)} if waiting.dependencies else None,
+        nextScheduleTime=None,
+    )
+
+
+def failed(
+    rc: RunConfigurationView, *, provider: str, reason: str, message: str, now: datetime
+) -> dict[str, Any]:
+    """The RunConfiguration cannot work as written (a bad schedule, a trigger cycle, ...)."""
+    return _with(
+        rc,
+        now,
+        [Condition(SYNCHRONIZED, FALSE, reason, message)],
+        synchronizationState=FAILED,
+        provider=provider,
+        nextScheduleTime=None,
+    )
+
+
+def _with(
+    rc: RunConfigurationView, now: datetime, conditions: Sequence[Condition], **fields: Any
+) -> dict[str, Any]:
+    status = copy.deepcopy(dict(rc.status))
+    for key, value in fields.items():
+        if value is None:
+            status.pop(key, None)
+        else:
+            status[key] = value
+    status["observedGeneration"] = rc.generation
+    status["conditions"] = apply_conditions(
+        rc.status.get("conditions"), conditions, generation=rc.generation, now=now
+    )
+    return status
