@@ -1,11 +1,13 @@
-"""The example world of the README: pipelines and an experiment in KFP, a RunConfiguration in the cluster.
+"""The example world of the README: pipelines and an experiment in KFP, RunConfigurations in the cluster.
 
 ``examples/run.yaml`` (the user's example Run) needs the ``penguin-pipeline``
 pipeline with version ``v1-abcdef``, the ``penguin-experiment`` experiment, and
 a RunConfiguration ``penguin-pipeline-example-generator-runconfiguration`` whose
-latest succeeded run has an ``examples`` artifact. The last is produced the real
-way: a Run of the ``example-generator`` pipeline that belongs to the
-RunConfiguration, which the operator completes. Everything here is idempotent.
+latest succeeded run has an ``examples`` artifact. That RunConfiguration runs the
+``example-generator`` pipeline every minute (and once when created); a second one,
+``penguin-pipeline-runconfiguration``, trains the penguin pipeline whenever the
+generator succeeds (taking ``EXAMPLES`` from it) or the pipeline gets a new version:
+the chain of RunConfigurations the seed describes. Everything here is idempotent.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import kubernetes
 from kfp_server_api.exceptions import ApiException
 
 from kfp_devstack.binaries import PROJECT_ROOT
-from reconcilers.api import GROUP, RUN_CONFIGURATION_LABEL, VERSION
+from reconcilers.api import GROUP, VERSION
 
 PIPELINES_DIR = PROJECT_ROOT / "examples" / "pipelines"
 
@@ -30,6 +32,7 @@ PENGUIN_EXPERIMENT = "penguin-experiment"
 EXAMPLE_GENERATOR = "example-generator"
 EXAMPLE_GENERATOR_VERSION = "v1"
 EXAMPLE_GENERATOR_RUN_CONFIGURATION = "penguin-pipeline-example-generator-runconfiguration"
+PENGUIN_RUN_CONFIGURATION = "penguin-pipeline-runconfiguration"
 
 
 def _equals(key: str, value: str) -> str:
@@ -91,62 +94,66 @@ class KfpExamples:
 
 
 def example_generator_run_configuration(namespace: str) -> dict[str, Any]:
+    """Generates examples every minute, and once right away (onChange: runSpec fires on creation)."""
+    return _run_configuration(
+        namespace,
+        EXAMPLE_GENERATOR_RUN_CONFIGURATION,
+        run={
+            "pipeline": f"{EXAMPLE_GENERATOR}:{EXAMPLE_GENERATOR_VERSION}",
+            "artifacts": [{"name": "examples", "path": "ExampleGen:examples"}],
+        },
+        triggers={"schedules": ["* * * * *"], "onChange": ["runSpec"]},
+    )
+
+
+def penguin_run_configuration(namespace: str) -> dict[str, Any]:
+    """Trains on the latest examples whenever the generator succeeds or the pipeline gets a version."""
+    return _run_configuration(
+        namespace,
+        PENGUIN_RUN_CONFIGURATION,
+        run={
+            "pipeline": PENGUIN_PIPELINE,
+            "experimentName": PENGUIN_EXPERIMENT,
+            "runtimeParameters": [
+                {"name": "TRAINING_RUNS", "value": "100"},
+                {
+                    "name": "EXAMPLES",
+                    "valueFrom": {
+                        "runConfigurationRef": {
+                            "name": EXAMPLE_GENERATOR_RUN_CONFIGURATION,
+                            "outputArtifact": "examples",
+                        }
+                    },
+                },
+            ],
+            "artifacts": [{"name": "serving-model", "path": "Pusher:pushed_model:0[pushed == 1]"}],
+        },
+        triggers={"runConfigurations": [EXAMPLE_GENERATOR_RUN_CONFIGURATION], "onChange": ["pipeline"]},
+    )
+
+
+def _run_configuration(
+    namespace: str, name: str, *, run: dict[str, Any], triggers: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "RunConfiguration",
-        "metadata": {"name": EXAMPLE_GENERATOR_RUN_CONFIGURATION, "namespace": namespace},
-        "spec": {
-            "run": {
-                "pipeline": f"{EXAMPLE_GENERATOR}:{EXAMPLE_GENERATOR_VERSION}",
-                "artifacts": [{"name": "examples", "path": "ExampleGen:examples"}],
-            }
-        },
-    }
-
-
-def run_of(run_configuration: dict[str, Any]) -> dict[str, Any]:
-    """A Run of a RunConfiguration, as the reference operator's triggers create them."""
-    metadata = run_configuration["metadata"]
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Run",
-        "metadata": {
-            "generateName": f"{metadata['name']}-",
-            "namespace": metadata["namespace"],
-            "labels": {RUN_CONFIGURATION_LABEL: metadata["name"]},
-            "ownerReferences": [
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "RunConfiguration",
-                    "name": metadata["name"],
-                    "uid": metadata["uid"],
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": run_configuration["spec"]["run"],
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"run": run, "triggers": triggers},
     }
 
 
 def load_cluster_examples(api_client: kubernetes.client.ApiClient, namespace: str = "default") -> None:
-    """Creates the example-generator RunConfiguration and, unless it has one, a Run of it."""
+    """Creates the two example RunConfigurations, unless they exist; the operator does the rest."""
     custom = kubernetes.client.CustomObjectsApi(api_client)
-    try:
-        rc = custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "runconfigurations", example_generator_run_configuration(namespace)
-        )
-    except kubernetes.client.ApiException as error:
-        if error.status != 409:
-            raise
-        rc = custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, "runconfigurations", EXAMPLE_GENERATOR_RUN_CONFIGURATION
-        )
-    has_run = custom.list_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "runs",
-        label_selector=f"{RUN_CONFIGURATION_LABEL}={EXAMPLE_GENERATOR_RUN_CONFIGURATION}",
-    )["items"]
-    if not has_run and not ((rc.get("status") or {}).get("latestRuns") or {}).get("succeeded"):
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "runs", run_of(rc))
+    for run_configuration in (
+        example_generator_run_configuration(namespace),
+        penguin_run_configuration(namespace),
+    ):
+        try:
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, "runconfigurations", run_configuration
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status != 409:
+                raise
