@@ -4,19 +4,27 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 DEV_DIR ?= .dev
 
-.PHONY: venv bins generate lint format test dev up down status pipelines bench
+.PHONY: prereqs venv bins generate lint format test dev up down status pipelines bench
+
+# Python 3.11+ and Go are all the machine needs; this says in one line which is missing.
+prereqs:
+	@bash hack/check-prereqs.sh python go
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@bash hack/check-prereqs.sh python
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e ".[test]"
 	touch $@
 
-# kube-apiserver, etcd, kubectl and helm, built from upstream Go modules and cached per version.
+# kube-apiserver, etcd, kubectl and helm, then nats-server and promtool, built from upstream Go
+# modules and cached per version (minutes the first time, instant after); prints their two directories.
 bins:
+	@bash hack/check-prereqs.sh go
 	bash hack/build-k8s-bins.sh
+	bash hack/build-tools.sh
 
 generate: venv
 	$(PYTHON) hack/gen_crds.py
@@ -33,7 +41,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: venv bins
+test: prereqs venv bins
 	$(VENV)/bin/pytest
 
 # The benchmarks (about 9 minutes): their own local stack and the real operator; see docs/performance.md.
@@ -43,7 +51,7 @@ bench: venv bins
 
 # The local stack (control plane, KFP emulator with MLMD, NATS) with the example pipelines,
 # then the operator in the foreground (Ctrl-C stops it; `make down` stops the stack).
-dev: venv bins up
+dev: prereqs venv bins up
 	$(VENV)/bin/kfp-devstack --dir $(DEV_DIR) examples
 	$(VENV)/bin/kfp-operator --config $(DEV_DIR)/operator.yaml --kubeconfig $(DEV_DIR)/kubeconfig
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test binaries (kube-apiserver, kubectl, etcd, helm) from upstream Go
 # modules pinned in hack/k8s-bins/go.{mod,sum} and hack/helm/go.{mod,sum}.
+# hack/build-tools.sh builds the other tools (nats-server, promtool) the same way;
+# hack/lib-gobins.sh holds what the two share.
 #
 # The result is cached in a user-level directory keyed by the versions and by a
 # hash of the module files and build flags, so a fresh clone on the same machine
@@ -16,12 +18,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 K8S_VERSION="v1.36.3"
 HELM_VERSION="v3.21.4"
 
-export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
-cache_root="${KFP_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kfp-operator}"
-# Keep Go's module and build caches beside the binaries so that a rebuild after a
-# version bump is incremental, whatever the caller's GOPATH is.
-export GOMODCACHE="${GOMODCACHE:-$cache_root/gomod}"
-export GOCACHE="${GOCACHE:-$cache_root/gobuild}"
+# shellcheck source=hack/lib-gobins.sh
+source "$here/lib-gobins.sh"
 
 minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
 k8s_ldflags="-s -w"
@@ -33,13 +31,10 @@ for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
   helm_ldflags+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
 done
 
-key="$(cat "$here/k8s-bins/go.mod" "$here/k8s-bins/go.sum" "$here/helm/go.mod" "$here/helm/go.sum" \
-  <(echo "$k8s_ldflags $helm_ldflags $(go env GOVERSION)") | sha256sum | cut -c1-12)"
+key="$(cache_key "$k8s_ldflags $helm_ldflags" \
+  "$here/k8s-bins/go.mod" "$here/k8s-bins/go.sum" "$here/helm/go.mod" "$here/helm/go.sum")"
 out="$cache_root/bin/$K8S_VERSION-helm$HELM_VERSION-$key"
 
-# Captures the output before matching: with pipefail, `cmd | grep -q` fails when grep
-# exits early and cmd gets SIGPIPE.
-reports() { local out; out="$("$@" 2>/dev/null)" && [[ "$out" == *"$REPLY_EXPECTED"* ]]; }
 have_expected_versions() {
   [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ] && [ -x "$out/kubectl" ] && [ -x "$out/helm" ] &&
     REPLY_EXPECTED="Kubernetes $K8S_VERSION" reports "$out/kube-apiserver" --version &&
@@ -53,10 +48,7 @@ if have_expected_versions; then
   exit 0
 fi
 
-mkdir -p "$cache_root/bin"
-tmp="$(mktemp -d "$cache_root/bin/.build-XXXXXX")"
-chmod 755 "$tmp"
-trap 'rm -rf "$tmp"' EXIT
+start_build "$out"
 log() { echo "[build-k8s-bins] $*" >&2; }
 start=$SECONDS
 
@@ -71,9 +63,7 @@ log "building etcd (the version Kubernetes $K8S_VERSION requires)"
 log "building helm $HELM_VERSION"
 (cd "$here/helm" && go mod download && go build -trimpath -ldflags "$helm_ldflags" -o "$tmp/helm" helm.sh/helm/v3/cmd/helm)
 
-rm -rf "$out"
-mv "$tmp" "$out"
-trap - EXIT
+finish_build "$out"
 have_expected_versions || { log "built binaries do not report the expected versions"; exit 1; }
 log "done in $((SECONDS - start))s: $out"
 echo "$out"

@@ -1,10 +1,15 @@
-"""Finding the control-plane binaries (kube-apiserver, etcd, kubectl, helm).
+"""Finding the binaries the local stack and the tests run.
 
-They are built from upstream Go modules by ``hack/build-k8s-bins.sh`` and cached
-per version in a user-level directory; the script is idempotent and prints the
-directory, so calling it is cheap once the binaries exist. ``KFP_DEVSTACK_BIN_DIR``
-points at a directory of ready binaries instead (for example in a container
-image, where the repository's ``hack/`` is absent).
+Two groups, each built from upstream Go modules by its own script and cached per
+version in a user-level directory:
+
+- ``hack/build-k8s-bins.sh``: kube-apiserver, etcd, kubectl, helm;
+- ``hack/build-tools.sh``: nats-server, promtool.
+
+The scripts are idempotent and print their directory, so calling them is cheap once
+the binaries exist. ``KFP_DEVSTACK_BIN_DIR`` points at one directory holding all the
+binaries instead (for example in a container image, where the repository's ``hack/``
+is absent).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from functools import cache
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BUILD_SCRIPT = PROJECT_ROOT / "hack" / "build-k8s-bins.sh"
+K8S_BUILD_SCRIPT = PROJECT_ROOT / "hack" / "build-k8s-bins.sh"
+TOOLS_BUILD_SCRIPT = PROJECT_ROOT / "hack" / "build-tools.sh"
 BIN_DIR_ENV = "KFP_DEVSTACK_BIN_DIR"
 
 
@@ -27,6 +33,9 @@ class BinariesUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class Binaries:
     directory: Path
+    """kube-apiserver, etcd, kubectl and helm."""
+    tools_directory: Path
+    """nats-server and promtool."""
 
     @property
     def kube_apiserver(self) -> Path:
@@ -44,16 +53,29 @@ class Binaries:
     def helm(self) -> Path:
         return self.directory / "helm"
 
+    @property
+    def nats_server(self) -> Path:
+        return self.tools_directory / "nats-server"
+
+    @property
+    def promtool(self) -> Path:
+        return self.tools_directory / "promtool"
+
 
 @cache
 def locate() -> Binaries:
     """Returns the binaries, building them first if needed (minutes when cold, instant when cached)."""
     override = os.environ.get(BIN_DIR_ENV)
     if override:
-        return Binaries(Path(override))
-    if not BUILD_SCRIPT.exists():
-        raise BinariesUnavailable(f"set {BIN_DIR_ENV}: {BUILD_SCRIPT} is not available to build them")
-    result = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
+        return Binaries(Path(override), Path(override))
+    return Binaries(_build(K8S_BUILD_SCRIPT), _build(TOOLS_BUILD_SCRIPT))
+
+
+def _build(script: Path) -> Path:
+    """Runs a build script (its progress goes to stderr) and returns the directory it prints."""
+    if not script.exists():
+        raise BinariesUnavailable(f"set {BIN_DIR_ENV}: {script} is not available to build them")
+    result = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False)
     if result.returncode != 0:
-        raise BinariesUnavailable(f"{BUILD_SCRIPT} failed with exit code {result.returncode}")
-    return Binaries(Path(result.stdout.strip().splitlines()[-1]))
+        raise BinariesUnavailable(f"{script} failed with exit code {result.returncode}")
+    return Path(result.stdout.strip().splitlines()[-1])

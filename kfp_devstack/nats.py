@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
 import subprocess
 from collections.abc import Callable
@@ -15,19 +14,8 @@ from typing import Any
 import nats
 from nats.js.errors import NotFoundError
 
-from kfp_devstack import processes
+from kfp_devstack import binaries, processes
 from kfp_devstack.processes import ProcessRecord
-
-
-class NatsUnavailable(RuntimeError):
-    """nats-server is not installed."""
-
-
-def nats_server_binary() -> str:
-    binary = shutil.which("nats-server")
-    if binary is None:
-        raise NatsUnavailable("nats-server is not installed (Debian: apt-get install nats-server)")
-    return binary
 
 
 @dataclass
@@ -46,7 +34,7 @@ class NatsServer(processes.ServerProcess):
             if self.port is None or new_port:
                 self.port = processes.free_port()
             return [
-                nats_server_binary(),
+                str(binaries.locate().nats_server),
                 "--addr=127.0.0.1",
                 f"--port={self.port}",
                 "--jetstream",

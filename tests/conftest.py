@@ -39,6 +39,13 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 
 
 @pytest.fixture(scope="session")
+def promtool() -> Path:
+    """promtool, built and cached like the control-plane binaries, so the tests that check rules
+    and metrics with it always run."""
+    return binaries.locate().promtool
+
+
+@pytest.fixture(scope="session")
 def api_client(control_plane: ControlPlane) -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient(control_plane.admin_configuration())
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from itertools import combinations
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.chart.dashboard import (
@@ -58,8 +56,7 @@ def test_the_dashboard_shows_every_run_metric() -> None:
 # ---- the queries -------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
-def test_every_query_is_valid_promql(tmp_path: Path) -> None:
+def test_every_query_is_valid_promql(tmp_path: Path, promtool: Path) -> None:
     rules = [
         {
             "record": f"dashboard:query{index}",
@@ -71,7 +68,7 @@ def test_every_query_is_valid_promql(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
 
     result = subprocess.run(
-        ["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=30, check=False
+        [str(promtool), "check", "rules", str(path)], capture_output=True, text=True, timeout=30, check=False
     )
 
     assert result.returncode == 0, result.stdout + result.stderr

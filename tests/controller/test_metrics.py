@@ -6,9 +6,9 @@ label sets and histogram bucket boundaries.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
@@ -154,8 +154,7 @@ def test_reconcilers_can_register_their_own_metrics() -> None:
     assert "kfp_operator_run_submissions_created" not in text
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
-def test_promtool_check_metrics_reports_nothing() -> None:
+def test_promtool_check_metrics_reports_nothing(promtool: Path) -> None:
     metrics = populated_metrics()
     server = MetricsServer("127.0.0.1:0", metrics.registry)
     server.start()
@@ -166,7 +165,12 @@ def test_promtool_check_metrics_reports_nothing() -> None:
         server.stop()
     assert "controller_runtime_reconcile_total" in text
     checked = subprocess.run(
-        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30, check=False
+        [str(promtool), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip() == "" and checked.stderr.strip() == ""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import signal
 import socket
 import subprocess
@@ -148,7 +147,9 @@ def holder(kube: Kube, namespace: str) -> str:
     return (lease(kube, namespace).get("spec") or {}).get("holderIdentity") or ""
 
 
-def test_the_operator_leads_serves_and_stops_cleanly(kube: Kube, namespace: str, operators: Any) -> None:
+def test_the_operator_leads_serves_and_stops_cleanly(
+    kube: Kube, namespace: str, operators: Any, promtool: Path
+) -> None:
     op = operators("solo")
     wait_until(
         lambda: holder(kube, namespace) == "solo", timeout=60, message=lambda: f"leadership\n{op.tail()}"
@@ -162,13 +163,17 @@ def test_the_operator_leads_serves_and_stops_cleanly(kube: Kube, namespace: str,
     assert op.master_status() == 1
     assert 'rest_client_requests_total{code="200",host="127.0.0.1:' in text
     assert "process_resident_memory_bytes" in text and "_created" not in text
-    if shutil.which("promtool"):
-        checked = subprocess.run(
-            ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
-        )
-        assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), (
-            checked.stdout + checked.stderr
-        )
+    checked = subprocess.run(
+        [str(promtool), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), (
+        checked.stdout + checked.stderr
+    )
 
     spec = lease(kube, namespace)["spec"]
     assert spec["leaseDurationSeconds"] == 15
