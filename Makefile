@@ -19,12 +19,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m pip install --quiet -e ".[test]"
 	touch $@
 
-# kube-apiserver, etcd, kubectl and helm, then nats-server and promtool, built from upstream Go
+# kube-apiserver, etcd, kubectl and helm, then nats-server, promtool and bexpr-eval, built from upstream Go
 # modules and cached per version (minutes the first time, instant after); prints their two directories.
 bins:
 	@bash hack/check-prereqs.sh go
 	bash hack/build-k8s-bins.sh
 	bash hack/build-tools.sh
+	bash hack/build-bexpr-eval.sh
 
 generate: venv
 	$(PYTHON) hack/gen_crds.py

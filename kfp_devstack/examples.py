@@ -63,8 +63,10 @@ class KfpExamples:
                 raise
             pipeline_id = None
         if pipeline_id is None:
-            pipeline_id = self._uploads.upload_pipeline(
-                str(spec_file), name=name, display_name=name
+            # Created without a version (an upload would add a default one named like the
+            # pipeline), so the named version is the only one and "latest" is never ambiguous.
+            pipeline_id = self._pipelines.pipeline_service_create_pipeline(
+                kfp_server_api.V2beta1Pipeline(name=name, display_name=name)
             ).pipeline_id
         versions = self._pipelines.pipeline_service_list_pipeline_versions(
             pipeline_id,
