@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # kube-apiserver, etcd, kubectl and helm, then nats-server, promtool and bexpr-eval, built from upstream Go
-# modules and cached per version (minutes the first time, instant after); prints their two directories.
+# modules and cached per version (minutes the first time, instant after); prints their directories.
 bins:
 	@bash hack/check-prereqs.sh go
 	bash hack/build-k8s-bins.sh

@@ -3,6 +3,7 @@ upstream triggers each create exactly one Run per cause; history, deletion and b
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,7 +67,7 @@ def test_a_schedule_creates_one_run_per_tick(world: World) -> None:
 
     ticks = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in scheduled_times(runs)]
     assert len(set(ticks)) == len(ticks) == len(runs)  # never two Runs for one tick
-    assert all(b - a == timedelta(seconds=2) for a, b in zip(ticks, ticks[1:], strict=False))
+    assert all(b - a == timedelta(seconds=2) for a, b in itertools.pairwise(ticks))
     assert all(r["metadata"]["labels"][TRIGGER_TYPE_LABEL] == "schedule" for r in runs)
     status = rc_status(world, "gen")
     assert status["synchronizationState"] == "Succeeded"
