@@ -23,7 +23,7 @@ from prometheus_client import generate_latest
 from controller.metrics import Metrics
 from kfp_operator.clients.kfp import KfpMetrics
 from kfp_operator.clients.mlmd import MlmdMetrics
-from reconcilers.run_metrics import RunCacheCollector, RunMetrics
+from reconcilers.run_metrics import RunCacheCollector, RunConfigurationMetrics, RunMetrics
 from tests.chart.chartlib import CHART
 from tests.support.objects import run
 
@@ -119,6 +119,7 @@ def operator_exposition() -> str:
     runs = RunMetrics(metrics.registry)
     runs.run_duration.labels("succeeded")
     runs.event_deliveries.labels("nats", "failed")
+    RunConfigurationMetrics(metrics.registry)
     waiting = run(status={"conditions": [{"type": "DependenciesResolved", "status": "False", "reason": "X"}]})
     metrics.registry.register(RunCacheCollector(lambda: [waiting]))
     return generate_latest(metrics.registry).decode()
