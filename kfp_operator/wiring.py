@@ -22,7 +22,7 @@ from controller.ratelimit import ItemExponentialFailureRateLimiter
 from controller.runner import Watch
 from kfp_operator.clients.kfp import KfpClient, KfpMetrics
 from kfp_operator.clients.kfp_catalog import CachedKfpCatalog
-from kfp_operator.clients.mlmd import MeteredMetadataStore, MlmdMetrics
+from kfp_operator.clients.mlmd import MlmdClient, MlmdMetrics
 from kfp_operator.clients.sinks import HttpSink, NatsSink
 from kfp_operator.settings import Config
 from reconcilers.api import RUN_CONFIGURATIONS, RUNS
@@ -65,7 +65,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
     registry.register(RunCacheCollector(runs.list))
 
     kfp = KfpClient(config.kfp, KfpMetrics(registry), pool_size=max(config.workers * 2, 10))
-    metadata = MeteredMetadataStore(config.mlmd.host, config.mlmd.port, MlmdMetrics(registry))
+    metadata = MlmdClient(config.mlmd.host, config.mlmd.port, MlmdMetrics(registry))
     sinks = _sinks(mgr, config)
     catalog = CachedKfpCatalog(kfp, ttl_seconds=min(CATALOG_TTL, config.dependency_recheck_interval / 2))
     references = ReferencePolicy(

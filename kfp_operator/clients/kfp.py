@@ -1,9 +1,10 @@
-"""The Kubeflow Pipelines API (v2beta1) as the operator uses it.
+"""The Kubeflow Pipelines API (v2beta1) as the operator uses it: JSON over HTTP, with urllib3.
 
-Calls go through the official ``kfp-server-api`` client (URL building, auth,
-parameter encoding), but responses are read as raw JSON: the generated models
-deserialise every nested field of every run into objects, which dominates the
-cost of the bulk poll, and the operator only needs a few fields.
+The operator makes a dozen calls whose paths, query parameters and JSON bodies are fixed by the
+API (``kfp-and-mlmd.md``), and reads a few fields of the answers. The generated ``kfp-server-api``
+package would add nothing but weight: it ships no wheel (so it cannot be installed from wheels
+alone, on every platform), and its models deserialise every nested field of every run, which
+dominated the cost of the bulk poll.
 
 Retries follow the Kubernetes client's rule (``controller.transport``): one layer
 per call. Inside a reconcile a call is made once and the work queue's per-item
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
-import kfp_server_api
 import tenacity
 import urllib3
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -57,37 +58,32 @@ class KfpMetrics:
 
 
 class KfpClient:
-    """Thin, metered, retrying access to the KFP API; one instance is shared by all workers."""
+    """Thin, metered access to the KFP API, retried where that is safe; shared by all workers."""
 
     def __init__(self, config: KfpConfig, metrics: KfpMetrics, *, pool_size: int = 16) -> None:
-        configuration = kfp_server_api.Configuration(host=config.endpoint.rstrip("/"))
+        self._base = config.endpoint.rstrip("/")
+        self._token_path = Path(config.token_path) if config.token_path else None
         # One retry policy, ours: urllib3 would otherwise retry connection errors underneath.
-        configuration.retries = False
-        configuration.connection_pool_maxsize = pool_size
-        if config.token_path:
-            token_path = Path(config.token_path)
-            configuration.api_key_prefix["authorization"] = "Bearer"
-
-            def refresh(conf: kfp_server_api.Configuration) -> None:
-                # The projected ServiceAccount token rotates; read it before every request.
-                conf.api_key["authorization"] = token_path.read_text().strip()
-
-            configuration.refresh_api_key_hook = refresh
-        api_client = kfp_server_api.ApiClient(configuration)
-        self._runs = kfp_server_api.RunServiceApi(api_client)
-        self._pipelines = kfp_server_api.PipelineServiceApi(api_client)
-        self._experiments = kfp_server_api.ExperimentServiceApi(api_client)
+        self._pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=pool_size,
+            retries=False,
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
+        )
         self._metrics = metrics
         self.multi_user = config.multi_user
+
+    def close(self) -> None:
+        self._pool.clear()
 
     # -- pipelines ---------------------------------------------------------------------------
 
     def get_pipeline_by_name(self, name: str, namespace: str) -> dict[str, Any] | None:
         return self._idempotent_or_none(
             "get_pipeline_by_name",
-            lambda **kw: self._pipelines.pipeline_service_get_pipeline_by_name(
-                name, namespace=self._namespace(namespace), **kw
-            ),
+            "GET",
+            f"/apis/v2beta1/pipelines/names/{_segment(name)}",
+            query={"namespace": self._namespace(namespace)},
         )
 
     def list_pipeline_versions(
@@ -100,9 +96,9 @@ class KfpClient:
     ) -> list[dict[str, Any]]:
         response = self._idempotent(
             "list_pipeline_versions",
-            lambda **kw: self._pipelines.pipeline_service_list_pipeline_versions(
-                pipeline_id, filter=_filter(filter), sort_by=sort_by, page_size=page_size, **kw
-            ),
+            "GET",
+            f"/apis/v2beta1/pipelines/{_segment(pipeline_id)}/versions",
+            query={"filter": _filter(filter), "sort_by": sort_by, "page_size": page_size or None},
         )
         versions: list[dict[str, Any]] = response.get("pipeline_versions", [])
         return versions
@@ -110,23 +106,23 @@ class KfpClient:
     def get_pipeline_version(self, pipeline_id: str, version_id: str) -> dict[str, Any] | None:
         return self._idempotent_or_none(
             "get_pipeline_version",
-            lambda **kw: self._pipelines.pipeline_service_get_pipeline_version(pipeline_id, version_id, **kw),
+            "GET",
+            f"/apis/v2beta1/pipelines/{_segment(pipeline_id)}/versions/{_segment(version_id)}",
         )
 
     # -- experiments -------------------------------------------------------------------------
 
     def get_experiment(self, experiment_id: str) -> dict[str, Any] | None:
         return self._idempotent_or_none(
-            "get_experiment",
-            lambda **kw: self._experiments.experiment_service_get_experiment(experiment_id, **kw),
+            "get_experiment", "GET", f"/apis/v2beta1/experiments/{_segment(experiment_id)}"
         )
 
     def list_experiments(self, *, filter: Mapping[str, Any], namespace: str) -> list[dict[str, Any]]:
         response = self._idempotent(
             "list_experiments",
-            lambda **kw: self._experiments.experiment_service_list_experiments(
-                filter=_filter(filter), namespace=self._namespace(namespace), **kw
-            ),
+            "GET",
+            "/apis/v2beta1/experiments",
+            query={"filter": _filter(filter), "namespace": self._namespace(namespace)},
         )
         experiments: list[dict[str, Any]] = response.get("experiments", [])
         return experiments
@@ -134,13 +130,13 @@ class KfpClient:
     # -- runs --------------------------------------------------------------------------------
 
     def create_run(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._call("create_run", lambda **kw: self._runs.run_service_create_run(dict(body), **kw))
+        return self._call("create_run", "POST", "/apis/v2beta1/runs", body=body)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        return self._idempotent_or_none("get_run", lambda **kw: self._runs.run_service_get_run(run_id, **kw))
+        return self._idempotent_or_none("get_run", "GET", f"/apis/v2beta1/runs/{_segment(run_id)}")
 
     def terminate_run(self, run_id: str) -> None:
-        self._idempotent("terminate_run", lambda **kw: self._runs.run_service_terminate_run(run_id, **kw))
+        self._idempotent("terminate_run", "POST", f"/apis/v2beta1/runs/{_segment(run_id)}:terminate")
 
     def list_runs(
         self,
@@ -159,17 +155,13 @@ class KfpClient:
         """
         token = ""
         while True:
-            query = {"page_token": token} if token else {"filter": _filter(filter), "sort_by": sort_by}
-            response = self._idempotent(
-                "list_runs",
-                lambda query=query, **kw: self._runs.run_service_list_runs(
-                    page_size=page_size,
-                    namespace=self._namespace(namespace) or None,
-                    experiment_id=experiment_id or None,
-                    **query,
-                    **kw,
-                ),
-            )
+            query: dict[str, Any] = {
+                "page_size": page_size,
+                "namespace": self._namespace(namespace),
+                "experiment_id": experiment_id,
+            }
+            query.update({"page_token": token} if token else {"filter": _filter(filter), "sort_by": sort_by})
+            response = self._idempotent("list_runs", "GET", "/apis/v2beta1/runs", query=query)
             yield from response.get("runs", [])
             token = response.get("next_page_token", "")
             if not token:
@@ -181,60 +173,99 @@ class KfpClient:
         # Single-user servers ignore namespaces; sending none keeps requests identical to the SDK's.
         return namespace if self.multi_user else ""
 
-    def _idempotent_or_none(self, operation: str, call: Callable[..., Any]) -> dict[str, Any] | None:
+    def _idempotent_or_none(
+        self, operation: str, method: str, path: str, *, query: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         try:
-            return self._idempotent(operation, call)
+            return self._idempotent(operation, method, path, query=query)
         except KfpError as error:
             if error.status == 404:
                 return None
             raise
 
-    def _idempotent(self, operation: str, call: Callable[..., Any]) -> dict[str, Any]:
+    def _idempotent(
+        self, operation: str, method: str, path: str, *, query: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         if not retries_enabled():
-            return self._call(operation, call)
+            return self._call(operation, method, path, query=query)
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, KfpError) and e.is_transient),
             stop=tenacity.stop_after_attempt(MAX_ATTEMPTS),
             wait=_retry_after_or_backoff,
             reraise=True,
         )
-        return retrying(self._call, operation, call)
+        return retrying(self._call, operation, method, path, query=query)
 
-    def _call(self, operation: str, call: Callable[..., Any]) -> dict[str, Any]:
+    def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         started = time.monotonic()
         code = "<error>"
+        url = self._base + path
+        fields = {k: str(v) for k, v in (query or {}).items() if v not in (None, "")}
+        if fields:
+            url += "?" + urlencode(fields)
         try:
-            response = call(_preload_content=False, _request_timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            response = self._pool.request(
+                method,
+                url,
+                body=json.dumps(body).encode() if body is not None else None,
+                headers=self._headers(),
+            )
             code = str(response.status)
             data = response.data
-            return json.loads(data) if data else {}
-        except kfp_server_api.ApiException as error:
-            code = str(error.status)
-            raise KfpError(
-                operation, error.status, _error_message(error), _retry_after(error.headers)
-            ) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise KfpError(operation, None, f"{type(error).__name__}: {error}") from None
         finally:
             self._metrics.requests.labels(operation, code).inc()
             self._metrics.duration.labels(operation).observe(time.monotonic() - started)
+        if not 200 <= response.status < 300:
+            raise KfpError(
+                operation,
+                response.status,
+                _error_message(response.status, data),
+                _retry_after(response.headers),
+            )
+        decoded: dict[str, Any] = json.loads(data) if data else {}
+        return decoded
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if self._token_path is not None:
+            # The projected ServiceAccount token rotates: read it before every request.
+            headers["Authorization"] = f"Bearer {self._token_path.read_text().strip()}"
+        return headers
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
 
 
 def _filter(predicates: Mapping[str, Any] | None) -> str | None:
     return json.dumps(predicates) if predicates else None
 
 
-def _error_message(error: kfp_server_api.ApiException) -> str:
+def _error_message(status: int, data: bytes) -> str:
     """The short, user-facing message of a ``google.rpc.Status`` body, else the raw body."""
-    body = error.body.decode(errors="replace") if isinstance(error.body, bytes) else str(error.body or "")
+    body = data.decode(errors="replace")
     try:
-        status = json.loads(body)
+        decoded = json.loads(body)
     except ValueError:
-        return f"HTTP {error.status}: {body[:500] or error.reason}"
-    details = status.get("details") or []
-    message = (details[0].get("message") if details else None) or status.get("message")
-    message = message or status.get("error_message") or body[:500]
-    return f"HTTP {error.status}: {message}"
+        return f"HTTP {status}: {body[:500]}"
+    if not isinstance(decoded, dict):
+        return f"HTTP {status}: {body[:500]}"
+    details = decoded.get("details") or []
+    message = (
+        details[0].get("message") if details and isinstance(details[0], dict) else None
+    ) or decoded.get("message")
+    message = message or decoded.get("error_message") or body[:500]
+    return f"HTTP {status}: {message}"
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:

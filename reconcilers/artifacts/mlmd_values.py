@@ -23,12 +23,21 @@ Maps are built in key order, so that the order ``any``/``all`` go through them i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
-from google.protobuf import struct_pb2
-from ml_metadata.proto import metadata_store_pb2
+__all__ = ["MISSING", "MlmdValue", "python_properties", "python_value"]
 
-__all__ = ["MISSING", "python_properties", "python_value"]
+
+class MlmdValue(Protocol):
+    """An ``ml_metadata.Value`` message (any protobuf class generated or built from MLMD's proto)."""
+
+    def WhichOneof(self, oneof_group: str) -> str | None: ...
+
+    int_value: int
+    double_value: float
+    string_value: str
+    struct_value: Any
 
 
 class _Missing:
@@ -40,13 +49,13 @@ MISSING = _Missing()
 """What python_value returns for a value the reference left out of the properties."""
 
 
-def python_properties(properties: Mapping[str, metadata_store_pb2.Value]) -> dict[str, object]:
+def python_properties(properties: Mapping[str, MlmdValue]) -> dict[str, object]:
     """Convert an artifact's ``custom_properties`` to plain Python values (see the module docstring)."""
     converted = {name: python_value(properties[name]) for name in sorted(properties)}
     return {name: value for name, value in converted.items() if value is not MISSING}
 
 
-def python_value(value: metadata_store_pb2.Value) -> object:
+def python_value(value: MlmdValue) -> object:
     """Convert one MLMD property value to a plain Python value, or MISSING."""
     kind = value.WhichOneof("value")
     if kind == "int_value":
@@ -62,15 +71,18 @@ def python_value(value: metadata_store_pb2.Value) -> object:
 
 # Recursion over structs is bounded: protobuf refuses to parse messages nested more than 100
 # levels deep, and MLMD values arrive parsed from the wire.
-def _json_object(struct: struct_pb2.Struct) -> dict[str, object]:
-    return {key: _json_value(struct.fields[key]) for key in sorted(struct.fields)}
+# google.protobuf Struct, ListValue and Value messages, read by their fields.
+def _json_object(struct: Any) -> dict[str, object]:
+    fields: Mapping[str, Any] = struct.fields
+    return {key: _json_value(fields[key]) for key in sorted(fields)}
 
 
-def _json_list(values: struct_pb2.ListValue) -> list[object]:
-    return [_json_value(inner) for inner in values.values]
+def _json_list(values: Any) -> list[object]:
+    items: Iterable[Any] = values.values
+    return [_json_value(inner) for inner in items]
 
 
-def _json_value(value: struct_pb2.Value) -> object:
+def _json_value(value: Any) -> object:
     kind = value.WhichOneof("kind")
     if kind == "number_value":
         return value.number_value

@@ -25,28 +25,28 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ml_metadata.proto import metadata_store_pb2 as mlpb
-
 from reconcilers.api.run import Artifact, OutputArtifactSpec
+from reconcilers.artifacts import records
 from reconcilers.artifacts.filter import FilterEvaluationError
-from reconcilers.artifacts.mlmd_values import python_properties
 from reconcilers.artifacts.path import ArtifactPath, parse_artifact_path
 
 RUN_CONTEXT_TYPE = "system.PipelineRun"
 TASK_EXECUTION_TYPES = frozenset({"system.ContainerExecution", "system.ImporterExecution"})
-FINISHED_STATES = frozenset({mlpb.Execution.COMPLETE, mlpb.Execution.CACHED})
+FINISHED_STATES = frozenset({records.COMPLETE, records.CACHED})
 
 
 class MetadataReader(Protocol):
-    """The ML Metadata reads artifact resolution needs (``ml_metadata.MetadataStore`` has them)."""
+    """The ML Metadata reads artifact resolution needs (``kfp_operator.clients.mlmd`` has them)."""
 
-    def get_context_by_type_and_name(self, type_name: str, context_name: str) -> mlpb.Context | None: ...
+    def get_context_id(self, type_name: str, context_name: str) -> int | None:
+        """The id of the context of that type and name, or None when there is none (yet)."""
+        ...
 
-    def get_executions_by_context(self, context_id: int) -> list[mlpb.Execution]: ...
+    def get_executions_by_context(self, context_id: int) -> list[records.Execution]: ...
 
-    def get_events_by_execution_ids(self, execution_ids: Iterable[int]) -> list[mlpb.Event]: ...
+    def get_events_by_execution_ids(self, execution_ids: Iterable[int]) -> list[records.Event]: ...
 
-    def get_artifacts_by_id(self, artifact_ids: Iterable[int]) -> list[mlpb.Artifact]: ...
+    def get_artifacts_by_id(self, artifact_ids: Iterable[int]) -> list[records.Artifact]: ...
 
 
 class RunMetadataNotFound(LookupError):
@@ -57,9 +57,9 @@ class RunMetadataNotFound(LookupError):
 class RunMetadata:
     """The ML Metadata records of one run that artifact paths are resolved against."""
 
-    executions: Sequence[mlpb.Execution]
-    events: Sequence[mlpb.Event]
-    artifacts: Mapping[int, mlpb.Artifact]
+    executions: Sequence[records.Execution]
+    events: Sequence[records.Event]
+    artifacts: Mapping[int, records.Artifact]
 
 
 @dataclass(frozen=True)
@@ -72,19 +72,17 @@ class Unresolved:
 
 def read_run_metadata(store: MetadataReader, run_id: str, components: Iterable[str]) -> RunMetadata:
     """Reads what is needed to resolve paths of ``components``: four calls, whatever the count."""
-    context = store.get_context_by_type_and_name(RUN_CONTEXT_TYPE, run_id)
-    if context is None:
+    context_id = store.get_context_id(RUN_CONTEXT_TYPE, run_id)
+    if context_id is None:
         raise RunMetadataNotFound(f"ML Metadata has no {RUN_CONTEXT_TYPE} context named {run_id}")
     wanted = set(components)
     executions = [
-        e for e in store.get_executions_by_context(context.id) if _task_names(e) & wanted or not wanted
+        e for e in store.get_executions_by_context(context_id) if _task_names(e) & wanted or not wanted
     ]
     if not executions:
         return RunMetadata(executions=[], events=[], artifacts={})
     events = [
-        e
-        for e in store.get_events_by_execution_ids([e.id for e in executions])
-        if e.type == mlpb.Event.OUTPUT
+        e for e in store.get_events_by_execution_ids([e.id for e in executions]) if e.type == records.OUTPUT
     ]
     artifacts = {a.id: a for a in store.get_artifacts_by_id(sorted({e.artifact_id for e in events}))}
     return RunMetadata(executions=executions, events=events, artifacts=artifacts)
@@ -118,9 +116,9 @@ def _resolve_one(path: ArtifactPath, metadata: RunMetadata) -> tuple[str | None,
         (
             e
             for e in metadata.events
-            if e.execution_id == execution.id and e.path.steps and e.path.steps[0].key == path.output
+            if e.execution_id == execution.id and e.path and e.path[0] == path.output
         ),
-        key=lambda e: (e.path.steps[1].index if len(e.path.steps) > 1 else 0, e.artifact_id),
+        key=lambda e: (_step_index(e), e.artifact_id),
     )
     if not outputs:
         return None, f"task {path.component} has no output {path.output}"
@@ -133,13 +131,13 @@ def _resolve_one(path: ArtifactPath, metadata: RunMetadata) -> tuple[str | None,
     artifact = metadata.artifacts.get(outputs[path.index].artifact_id)
     if artifact is None:
         return None, f"artifact {reference} (id {outputs[path.index].artifact_id}) is not in ML Metadata"
-    if artifact.state != mlpb.Artifact.LIVE:
-        return None, f"artifact {reference} is {mlpb.Artifact.State.Name(artifact.state)}, not LIVE"
+    if artifact.state != records.LIVE:
+        return None, f"artifact {reference} is {artifact.state}, not LIVE"
     if not artifact.uri:
         return None, f"artifact {reference} has no URI"
     if path.filter is not None:
         try:
-            matched = path.filter.evaluate(python_properties(artifact.custom_properties))
+            matched = path.filter.evaluate(artifact.properties)
         except FilterEvaluationError as error:
             return None, f"artifact {reference} does not match [{path.filter}]: {error}"
         if not matched:
@@ -147,23 +145,20 @@ def _resolve_one(path: ArtifactPath, metadata: RunMetadata) -> tuple[str | None,
     return artifact.uri, ""
 
 
-def _latest_execution(component: str, executions: Sequence[mlpb.Execution]) -> mlpb.Execution | None:
-    finished = [
-        e for e in executions if e.type in TASK_EXECUTION_TYPES and e.last_known_state in FINISHED_STATES
-    ]
+def _step_index(event: records.Event) -> int:
+    """The index step of a TFX event path (``[key, index]``); KFP v2 writes the key only."""
+    second = event.path[1] if len(event.path) > 1 else 0
+    return second if isinstance(second, int) else 0
+
+
+def _latest_execution(component: str, executions: Sequence[records.Execution]) -> records.Execution | None:
+    finished = [e for e in executions if e.type in TASK_EXECUTION_TYPES and e.state in FINISHED_STATES]
     for key in ("task_name", "display_name"):
-        matching = [e for e in finished if _property(e, key) == component]
+        matching = [e for e in finished if e.strings.get(key, "") == component]
         if matching:
             return max(matching, key=lambda e: e.id)
     return None
 
 
-def _task_names(execution: mlpb.Execution) -> set[str]:
-    return {_property(execution, "task_name"), _property(execution, "display_name")} - {""}
-
-
-def _property(execution: mlpb.Execution, key: str) -> str:
-    # Reading a missing key from a proto map would insert a default; test membership first.
-    if key not in execution.custom_properties:
-        return ""
-    return str(execution.custom_properties[key].string_value)
+def _task_names(execution: records.Execution) -> set[str]:
+    return {execution.strings.get("task_name", ""), execution.strings.get("display_name", "")} - {""}

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ml_metadata.proto import metadata_store_pb2 as mlpb
 from prometheus_client import CollectorRegistry
 
 from controller.clock import FakeClock
 from controller.keys import ObjectKey, key_func
 from controller.resource import Resource
 from controller.store import Store
+from reconcilers.artifacts import records
 from reconcilers.clients import DeliveryFailed, KfpError
 from reconcilers.run.resolve import PipelineVersion
 from reconcilers.run_metrics import RunMetrics
@@ -223,48 +223,48 @@ class FakeCatalog:
 
 
 class FakeMetadata:
-    """ML Metadata: runs by KFP run id, each a list of (task, output, uri, custom properties)."""
+    """ML Metadata: for each KFP run id, the outputs its tasks wrote, as resolution reads them."""
 
     def __init__(self) -> None:
-        self.runs: dict[str, list[tuple[str, str, str, dict[str, int]]]] = {}
         self.calls: list[str] = []
         self._ids = itertools.count(1)
-        self._executions: dict[int, list[mlpb.Execution]] = {}
-        self._events: list[mlpb.Event] = []
-        self._artifacts: dict[int, mlpb.Artifact] = {}
+        self._contexts: dict[str, int] = {}
+        self._executions: dict[int, list[records.Execution]] = {}
+        self._events: list[records.Event] = []
+        self._artifacts: dict[int, records.Artifact] = {}
 
     def add_output(self, run_id: str, task: str, output: str, uri: str, **properties: int) -> None:
-        context_id = abs(hash(run_id)) % 10_000 + 1
-        execution = mlpb.Execution(
-            id=next(self._ids), type="system.ContainerExecution", last_known_state=mlpb.Execution.COMPLETE
+        context_id = self._contexts.setdefault(run_id, next(self._ids))
+        execution = records.Execution(
+            id=next(self._ids),
+            type="system.ContainerExecution",
+            state=records.COMPLETE,
+            strings={"task_name": task},
         )
-        execution.custom_properties["task_name"].string_value = task
-        artifact = mlpb.Artifact(id=next(self._ids), uri=uri, state=mlpb.Artifact.LIVE)
-        for name, value in properties.items():
-            artifact.custom_properties[name].int_value = value
-        event = mlpb.Event(execution_id=execution.id, artifact_id=artifact.id, type=mlpb.Event.OUTPUT)
-        event.path.steps.add().key = output
+        artifact = records.Artifact(
+            id=next(self._ids),
+            uri=uri,
+            state=records.LIVE,
+            properties={k: float(v) for k, v in properties.items()},
+        )
         self._executions.setdefault(context_id, []).append(execution)
-        self._events.append(event)
+        self._events.append(records.Event(execution.id, artifact.id, records.OUTPUT, (output,)))
         self._artifacts[artifact.id] = artifact
-        self.runs.setdefault(run_id, []).append((task, output, uri, properties))
 
-    def get_context_by_type_and_name(self, type_name: str, context_name: str) -> mlpb.Context | None:
+    def get_context_id(self, type_name: str, context_name: str) -> int | None:
         self.calls.append("GetContextByTypeAndName")
-        if context_name not in self.runs:
-            return None
-        return mlpb.Context(id=abs(hash(context_name)) % 10_000 + 1, name=context_name)
+        return self._contexts.get(context_name)
 
-    def get_executions_by_context(self, context_id: int) -> list[mlpb.Execution]:
+    def get_executions_by_context(self, context_id: int) -> list[records.Execution]:
         self.calls.append("GetExecutionsByContext")
         return list(self._executions.get(context_id, []))
 
-    def get_events_by_execution_ids(self, execution_ids: Any) -> list[mlpb.Event]:
+    def get_events_by_execution_ids(self, execution_ids: Any) -> list[records.Event]:
         self.calls.append("GetEventsByExecutionIDs")
         ids = set(execution_ids)
         return [e for e in self._events if e.execution_id in ids]
 
-    def get_artifacts_by_id(self, artifact_ids: Any) -> list[mlpb.Artifact]:
+    def get_artifacts_by_id(self, artifact_ids: Any) -> list[records.Artifact]:
         self.calls.append("GetArtifactsByID")
         return [self._artifacts[i] for i in artifact_ids if i in self._artifacts]
 

@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-from ml_metadata.proto import metadata_store_pb2 as mlpb
-
 from reconcilers.api.run import Artifact, OutputArtifactSpec
+from reconcilers.artifacts import records
 from reconcilers.artifacts.resolve import RunMetadata, read_run_metadata, resolve_artifacts
 
 
-def execution(eid: int, task: str, display: str | None = None, state=mlpb.Execution.COMPLETE):
-    e = mlpb.Execution(id=eid, type="system.ContainerExecution", last_known_state=state)
-    e.custom_properties["task_name"].string_value = task
-    e.custom_properties["display_name"].string_value = display or task
-    return e
+def execution(
+    eid: int, task: str, display: str | None = None, state: str = records.COMPLETE
+) -> records.Execution:
+    strings = {"task_name": task, "display_name": display or task}
+    return records.Execution(id=eid, type="system.ContainerExecution", state=state, strings=strings)
 
 
-def output(eid: int, aid: int, key: str, index: int | None = None) -> mlpb.Event:
-    event = mlpb.Event(execution_id=eid, artifact_id=aid, type=mlpb.Event.OUTPUT)
-    event.path.steps.add().key = key
-    if index is not None:
-        event.path.steps.add().index = index
-    return event
+def output(eid: int, aid: int, key: str, index: int | None = None) -> records.Event:
+    path: tuple[str | int, ...] = (key,) if index is None else (key, index)
+    return records.Event(execution_id=eid, artifact_id=aid, type=records.OUTPUT, path=path)
 
 
-def artifact(aid: int, uri: str, state=mlpb.Artifact.LIVE, **properties) -> mlpb.Artifact:
-    a = mlpb.Artifact(id=aid, uri=uri, state=state)
-    for key, value in properties.items():
-        if isinstance(value, int):
-            a.custom_properties[key].int_value = value
-        else:
-            a.custom_properties[key].string_value = value
-    return a
+def artifact(aid: int, uri: str, state: str = records.LIVE, **properties: object) -> records.Artifact:
+    # Properties as filters see them: MLMD integers arrive as floats (see mlmd_values).
+    seen = {k: float(v) if isinstance(v, int) else v for k, v in properties.items()}
+    return records.Artifact(id=aid, uri=uri, state=state, properties=seen)
 
 
 PUSHER = RunMetadata(
@@ -92,7 +84,7 @@ def test_component_matches_the_task_key_first_then_the_display_name() -> None:
 
 def test_the_latest_finished_execution_of_a_retried_task_is_used() -> None:
     metadata = RunMetadata(
-        executions=[execution(1, "t"), execution(2, "t"), execution(3, "t", state=mlpb.Execution.FAILED)],
+        executions=[execution(1, "t"), execution(2, "t"), execution(3, "t", state="FAILED")],
         events=[output(1, 10, "o"), output(2, 20, "o"), output(3, 30, "o")],
         artifacts={
             10: artifact(10, "s3://first"),
@@ -142,7 +134,7 @@ def test_a_deleted_artifact_or_one_without_a_uri_is_not_resolved_but_keeps_its_i
         executions=[execution(1, "t")],
         events=[output(1, 10, "o"), output(1, 11, "o"), output(1, 12, "o"), output(1, 13, "o")],
         artifacts={
-            10: artifact(10, "s3://gone", state=mlpb.Artifact.DELETED),
+            10: artifact(10, "s3://gone", state="DELETED"),
             11: artifact(11, "s3://live"),
             12: artifact(12, ""),
         },
@@ -164,9 +156,9 @@ class RecordingStore:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def get_context_by_type_and_name(self, type_name, context_name):
+    def get_context_id(self, type_name, context_name):
         self.calls.append("context")
-        return mlpb.Context(id=7, name=context_name) if context_name == "run-1" else None
+        return 7 if context_name == "run-1" else None
 
     def get_executions_by_context(self, context_id):
         self.calls.append("executions")
