@@ -22,6 +22,8 @@ from kfp_devstack.processes import ProcessRecord
 class NatsServer(processes.ServerProcess):
     work_dir: Path
     port: int | None = None
+    # Further nats-server flags, for example ``--auth=TOKEN`` or ``--tlscert=...``
+    options: tuple[str, ...] = ()
     process: ProcessRecord | None = None
     _child: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -39,6 +41,7 @@ class NatsServer(processes.ServerProcess):
                 f"--port={self.port}",
                 "--jetstream",
                 f"--store_dir={self.work_dir / 'jetstream'}",
+                *self.options,
             ]
 
         self._child, self.process = processes.start_until_ready(

@@ -13,6 +13,8 @@ class with ``section(...)``), then regenerate the two files.
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,12 +26,14 @@ from controller.settings.loading import ConfigError
 from controller.settings.runtime import RuntimeSettings
 from controller.settings.schema import KeySpec, keys_of, section, setting
 from controller.settings.values import (
+    InvalidValue,
     parse_bool,
     parse_dns_label,
     parse_duration,
     parse_int,
     parse_str,
     parse_url,
+    url_origin,
 )
 
 __all__ = [
@@ -47,6 +51,66 @@ __all__ = [
 ]
 
 ENV_PREFIX = "KFP_OPERATOR_"
+# The NATS sink's name in status, metrics and Events.
+NATS_SINK = "nats"
+_SINK_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_SINK_FIELDS = {
+    "name": "name",
+    "url": "url",
+    "urlFile": "url_file",
+    "headersFile": "headers_file",
+    "caFile": "ca_file",
+}
+
+
+def parse_http_sinks(value: Any) -> tuple[HttpSinkConfig, ...]:
+    """HTTP sinks: a list of entries ``{name, url | urlFile, headersFile, caFile}`` or bare URLs.
+
+    In flags and environment variables the list is JSON, or comma-separated bare URLs. Errors
+    never show a URL with its user information or query.
+    """
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text) if text.startswith("[") else [u for u in text.split(",") if u.strip()]
+        except ValueError:
+            raise InvalidValue("is not a JSON list of sinks") from None
+    if not isinstance(value, list):
+        raise InvalidValue("is not a list of sinks")
+    sinks = tuple(_http_sink(item, index) for index, item in enumerate(value))
+    names = [sink.name for sink in sinks]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise InvalidValue(
+            f"sink names must be unique; repeated: {', '.join(duplicates)}"
+            " (a bare URL is named by its scheme, host and port: name sinks on one host)"
+        )
+    return sinks
+
+
+def _http_sink(item: Any, index: int) -> HttpSinkConfig:
+    where = f"sink {index}"
+    if isinstance(item, str):
+        url = parse_url("http", "https")(item)
+        return HttpSinkConfig(name=url_origin(url), url=url)
+    if not isinstance(item, dict):
+        raise InvalidValue(f"{where} is neither a URL nor a mapping")
+    unknown = sorted(set(item) - set(_SINK_FIELDS))
+    if unknown:
+        raise InvalidValue(f"{where} has unknown field(s) {', '.join(unknown)}")
+    fields = {_SINK_FIELDS[key]: parse_str(raw).strip() for key, raw in item.items()}
+    name = fields.get("name", "")
+    if not _SINK_NAME.fullmatch(name) or name == NATS_SINK or len(name) > 63:
+        raise InvalidValue(
+            f"{where}: name {name!r} is not a name (letters, digits, -, _, .; not {NATS_SINK!r})"
+        )
+    if bool(fields.get("url")) == bool(fields.get("url_file")):
+        raise InvalidValue(f"sink {name}: exactly one of url and urlFile must be set")
+    if fields.get("url"):
+        fields["url"] = parse_url("http", "https")(fields["url"])
+    return HttpSinkConfig(**fields)
 
 
 @dataclass(frozen=True)
@@ -70,6 +134,16 @@ class KfpConfig:
         "Whether KFP runs in multi-user mode (namespaced resources).",
         default=False,
     )
+    ca_file: str = setting(
+        "caFile",
+        parse_str,
+        "The CA bundle an https endpoint's certificate is checked against; empty uses the system's.",
+        default="",
+    )
+    cert_file: str = setting(
+        "certFile", parse_str, "A client certificate to present to KFP (with kfp.keyFile).", default=""
+    )
+    key_file: str = setting("keyFile", parse_str, "The key of kfp.certFile.", default="")
 
 
 @dataclass(frozen=True)
@@ -78,6 +152,17 @@ class MlmdConfig:
         "host", parse_str, "Host of the ML Metadata gRPC service.", default="metadata-grpc-service.kubeflow"
     )
     port: int = setting("port", parse_int(1, 65535), "Port of the ML Metadata gRPC service.", default=8080)
+    tls: bool = setting("tls", parse_bool, "Connect to ML Metadata with TLS.", default=False)
+    ca_file: str = setting(
+        "caFile", parse_str, "The CA bundle ML Metadata's certificate is checked against (TLS).", default=""
+    )
+    cert_file: str = setting(
+        "certFile",
+        parse_str,
+        "A client certificate to present to ML Metadata (with mlmd.keyFile).",
+        default="",
+    )
+    key_file: str = setting("keyFile", parse_str, "The key of mlmd.certFile.", default="")
 
 
 @dataclass(frozen=True)
@@ -94,15 +179,39 @@ class NatsConfig:
     jetstream: bool = setting(
         "jetstream", parse_bool, "Publish through JetStream and wait for the acknowledgement.", default=False
     )
+    creds_file: str = setting(
+        "credsFile", parse_str, "A NATS credentials file (JWT and NKey seed) to connect with.", default=""
+    )
+    nkey_seed_file: str = setting(
+        "nkeySeedFile", parse_str, "A file holding an NKey seed to authenticate with.", default=""
+    )
+    token_file: str = setting(
+        "tokenFile", parse_str, "A file holding a token to authenticate with.", default=""
+    )
+    ca_file: str = setting(
+        "caFile", parse_str, "The CA bundle the server's certificate is checked against (TLS).", default=""
+    )
+
+
+@dataclass(frozen=True)
+class HttpSinkConfig:
+    """One CloudEvents HTTP sink. Its ``name`` is how status, metrics, Events and logs refer to it."""
+
+    name: str
+    url: str = ""
+    url_file: str = ""  # a file holding the URL (from a Secret), read at each delivery
+    headers_file: str = ""  # a file of "Name: value" lines (from a Secret), read at each delivery
+    ca_file: str = ""  # the CA bundle the sink's certificate is checked against; empty: the system's
 
 
 @dataclass(frozen=True)
 class HttpSinksConfig:
-    sinks: tuple[str, ...] = setting(
+    sinks: tuple[HttpSinkConfig, ...] = setting(
         "sinks",
-        parse_url("http", "https", each=True),
-        "CloudEvents HTTP endpoints run-completion events are POSTed to (comma-separated in "
-        "flags and environment variables).",
+        parse_http_sinks,
+        "CloudEvents HTTP sinks run-completion events are POSTed to: a list of {name, url or urlFile, "
+        "headersFile, caFile} (JSON in flags and environment variables). A bare URL is a sink named "
+        "by its scheme, host and port; a URL with a secret belongs in urlFile.",
         default=(),
     )
 

@@ -22,7 +22,7 @@ from controller.ratelimit import ItemExponentialFailureRateLimiter
 from controller.runner import Watch
 from kfp_operator.clients.kfp import KfpClient, KfpMetrics
 from kfp_operator.clients.kfp_catalog import CachedKfpCatalog
-from kfp_operator.clients.mlmd import MlmdClient, MlmdMetrics
+from kfp_operator.clients.mlmd import MlmdClient, MlmdMetrics, channel_credentials
 from kfp_operator.clients.sinks import HttpSink, NatsSink
 from kfp_operator.settings import Config
 from reconcilers.api import RUN_CONFIGURATIONS, RUNS
@@ -65,7 +65,15 @@ def add_controllers(mgr: Manager, config: Config) -> None:
     registry.register(RunCacheCollector(runs.list))
 
     kfp = KfpClient(config.kfp, KfpMetrics(registry), pool_size=max(config.workers * 2, 10))
-    metadata = MlmdClient(config.mlmd.host, config.mlmd.port, MlmdMetrics(registry))
+    mlmd = config.mlmd
+    metadata = MlmdClient(
+        mlmd.host,
+        mlmd.port,
+        MlmdMetrics(registry),
+        credentials=channel_credentials(
+            tls=mlmd.tls, ca_file=mlmd.ca_file, cert_file=mlmd.cert_file, key_file=mlmd.key_file
+        ),
+    )
     sinks = _sinks(mgr, config)
     catalog = CachedKfpCatalog(kfp, ttl_seconds=min(CATALOG_TTL, config.dependency_recheck_interval / 2))
     references = ReferencePolicy(
@@ -192,8 +200,8 @@ def _sinks(mgr: Manager, config: Config) -> list[HttpSink | NatsSink]:
     events = config.events
     sinks: list[HttpSink | NatsSink] = []
     if events.nats.url:
-        sinks.append(NatsSink(events.nats.url, events.nats.subject, jetstream=events.nats.jetstream))
-    sinks.extend(HttpSink(url) for url in events.http.sinks)
+        sinks.append(NatsSink(events.nats))
+    sinks.extend(HttpSink(sink) for sink in events.http.sinks)
     for sink in sinks:
         mgr.add_runnable(_Closing(sink), needs_leader=False)
     return sinks

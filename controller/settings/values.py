@@ -172,8 +172,28 @@ def parse_str_list(value: Any) -> tuple[str, ...]:
     raise InvalidValue(f"{_show(value)} is not a list of strings")
 
 
+def url_origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``: nothing of it that may be a secret.
+
+    Webhook URLs often carry their secret in the path (``/services/T0/B0/XXXX``), the user
+    information or the query; the origin holds none of them.
+    """
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    try:
+        port = f":{parsed.port}" if parsed.port else ""
+    except ValueError:
+        port = ""
+    return f"{parsed.scheme}://{host}{port}" if parsed.scheme else "<not a URL>"
+
+
 def parse_url(*schemes: str, optional: bool = False, each: bool = False) -> Parser:
-    """A URL with one of ``schemes`` and a host; ``each`` parses a list of them."""
+    """A URL with one of ``schemes`` and a host; ``each`` parses a list of them.
+
+    Error messages show the URL without user information or query, which may hold secrets.
+    """
 
     def one(value: Any) -> str:
         text = parse_str(value).strip()
@@ -181,7 +201,7 @@ def parse_url(*schemes: str, optional: bool = False, each: bool = False) -> Pars
             return ""
         parsed = urlparse(text)
         if parsed.scheme not in schemes or not parsed.netloc:
-            raise InvalidValue(f"{_show(text)} is not a URL ({'|'.join(schemes)}://host...)")
+            raise InvalidValue(f"{_show(url_origin(text))} is not a URL ({'|'.join(schemes)}://host...)")
         return text
 
     def many(value: Any) -> tuple[str, ...]:

@@ -69,6 +69,10 @@ class KfpClient:
             maxsize=pool_size,
             retries=False,
             timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=config.ca_file or None,  # None: the system's CA bundle
+            cert_file=config.cert_file or None,
+            key_file=config.key_file or None,
         )
         self._metrics = metrics
         self.multi_user = config.multi_user

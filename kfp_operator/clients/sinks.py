@@ -5,15 +5,22 @@ events and reconciles wait behind it. The NATS sink keeps one connection that
 reconnects in the background and refuses to publish while disconnected; HTTP
 sinks use short timeouts. Failed deliveries are retried by the caller's work
 queue with backoff.
+
+A sink is known by its name. Its address may hold credentials (``user:password@``,
+``?token=``), so neither its URL nor the text of a client library's error (which often
+quotes the URL) ever reaches a log line, an Event, a metric label or a status: errors are
+described by their kind, and the server by its host and port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 from collections.abc import Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -21,6 +28,8 @@ import structlog
 import urllib3
 from nats.aio.client import Client as NatsClient
 
+from controller.settings.values import url_origin
+from kfp_operator.settings import NATS_SINK, HttpSinkConfig, NatsConfig
 from reconcilers.clients import DeliveryFailed
 
 log = structlog.get_logger(__name__)
@@ -35,23 +44,66 @@ def encode(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
 
 
-class HttpSink:
-    """POSTs the event in CloudEvents structured mode; any 2xx is an acknowledgement."""
+# What a failed HTTP delivery was, in words that cannot carry the URL.
+_HTTP_FAILURES: tuple[tuple[type[Exception], str], ...] = (
+    (urllib3.exceptions.SSLError, "TLS handshake failed"),
+    # (NewConnectionError is a kind of ConnectTimeoutError: it goes first)
+    (urllib3.exceptions.NewConnectionError, "cannot connect"),
+    (urllib3.exceptions.ConnectTimeoutError, "connection timed out"),
+    (urllib3.exceptions.ReadTimeoutError, "no answer in time"),
+    (urllib3.exceptions.ProtocolError, "connection broken"),
+)
 
-    def __init__(self, url: str, pool: urllib3.PoolManager | None = None) -> None:
-        self.url = url
-        self.name = f"http:{url}"
-        self._pool = pool or urllib3.PoolManager(retries=False, timeout=HTTP_TIMEOUT)
+
+def describe_http_failure(error: Exception) -> str:
+    cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason else error
+    for kind, words in _HTTP_FAILURES:
+        if isinstance(cause, kind):
+            return words
+    return type(cause).__name__
+
+
+class HttpSink:
+    """POSTs the event in CloudEvents structured mode; any 2xx is an acknowledgement.
+
+    The URL and the extra headers (for example ``Authorization``) may come from files mounted
+    from a Secret; they are read at each delivery, so a rotated credential is used at once.
+    """
+
+    def __init__(self, config: HttpSinkConfig, pool: urllib3.PoolManager | None = None) -> None:
+        self.name = config.name
+        self._config = config
+        self._pool = pool or urllib3.PoolManager(
+            retries=False,
+            timeout=HTTP_TIMEOUT,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=config.ca_file or None,  # None: the system's CA bundle
+        )
 
     def publish(self, event: Mapping[str, Any]) -> None:
         try:
+            url, headers = self._address()
             response = self._pool.request(
-                "POST", self.url, body=encode(event), headers={"Content-Type": CLOUDEVENTS_JSON}
+                "POST", url, body=encode(event), headers={**headers, "Content-Type": CLOUDEVENTS_JSON}
             )
+        except OSError as error:
+            raise DeliveryFailed(
+                f"{self.name}: cannot read its url or headers file ({error.strerror})"
+            ) from None
         except urllib3.exceptions.HTTPError as error:
-            raise DeliveryFailed(f"{self.name}: {type(error).__name__}: {error}") from None
+            raise DeliveryFailed(f"{self.name}: {describe_http_failure(error)}") from None
         if not 200 <= response.status < 300:
             raise DeliveryFailed(f"{self.name}: HTTP {response.status}")
+
+    def _address(self) -> tuple[str, dict[str, str]]:
+        url = self._config.url or Path(self._config.url_file).read_text().strip()
+        headers: dict[str, str] = {}
+        if self._config.headers_file:
+            for line in Path(self._config.headers_file).read_text().splitlines():
+                key, colon, value = line.partition(":")
+                if colon and key.strip():
+                    headers[key.strip()] = value.strip()
+        return url, headers
 
     def close(self) -> None:
         self._pool.clear()
@@ -63,19 +115,35 @@ class NatsSink:
     JetStream publishes carry the event id as ``Nats-Msg-Id``, so the stream drops a
     redelivered event within its duplicate window. nats-py is asyncio-based: it runs
     on a private event loop in a daemon thread, and callers block on its futures.
+    Credentials come from files (a creds file, an NKey seed, a token) or the URL; TLS is
+    used for ``tls://`` URLs and whenever a CA bundle is given.
     """
 
-    name = "nats"
+    name = NATS_SINK
 
-    def __init__(self, url: str, subject: str, *, jetstream: bool) -> None:
-        self.url = url
-        self.subject = subject
-        self.jetstream = jetstream
+    def __init__(self, config: NatsConfig) -> None:
+        self._config = config
+        self.subject = config.subject
+        self.jetstream = config.jetstream
+        self.server = url_origin(config.url)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats-sink", daemon=True)
         self._thread.start()
         self._client: NatsClient | None = None
         self._connecting = asyncio.run_coroutine_threadsafe(self._connect(), self._loop)
+
+    def _options(self) -> dict[str, Any]:
+        config = self._config
+        options: dict[str, Any] = {}
+        if config.creds_file:
+            options["user_credentials"] = config.creds_file
+        if config.nkey_seed_file:
+            options["nkeys_seed"] = config.nkey_seed_file
+        if config.token_file:
+            options["token"] = Path(config.token_file).read_text().strip()
+        if config.ca_file:
+            options["tls"] = ssl.create_default_context(cafile=config.ca_file)
+        return options
 
     async def _connect(self) -> None:
         # Keeps trying until the server is reachable; afterwards nats-py reconnects by itself.
@@ -83,29 +151,32 @@ class NatsSink:
         while True:
             try:
                 self._client = await nats.connect(
-                    self.url,
+                    self._config.url,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
                     connect_timeout=2,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
+                    **self._options(),
                 )
-                log.info("connected to NATS", url=self.url)
+                log.info("connected to NATS", server=self.server)
                 return
             except Exception as error:  # (any failure to connect means: try again)
-                log.warning("cannot connect to NATS; retrying", url=self.url, error=str(error))
+                log.warning(
+                    "cannot connect to NATS; retrying", server=self.server, error=type(error).__name__
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
     async def _on_error(self, error: Exception) -> None:
-        log.warning("NATS connection error", url=self.url, error=str(error))
+        log.warning("NATS connection error", server=self.server, error=type(error).__name__)
 
     async def _on_disconnected(self) -> None:
-        log.warning("disconnected from NATS", url=self.url)
+        log.warning("disconnected from NATS", server=self.server)
 
     async def _on_reconnected(self) -> None:
-        log.info("reconnected to NATS", url=self.url)
+        log.info("reconnected to NATS", server=self.server)
 
     @property
     def is_connected(self) -> bool:
@@ -114,15 +185,15 @@ class NatsSink:
 
     def publish(self, event: Mapping[str, Any]) -> None:
         if not self.is_connected:
-            raise DeliveryFailed(f"nats: not connected to {self.url}")
+            raise DeliveryFailed(f"{self.name}: not connected to {self.server}")
         future = asyncio.run_coroutine_threadsafe(self._publish(event), self._loop)
         try:
             future.result(timeout=PUBLISH_TIMEOUT + 1)
         except (FutureTimeout, TimeoutError):
             future.cancel()
-            raise DeliveryFailed(f"nats: no acknowledgement within {PUBLISH_TIMEOUT}s") from None
+            raise DeliveryFailed(f"{self.name}: no acknowledgement within {PUBLISH_TIMEOUT}s") from None
         except Exception as error:  # (nats-py raises many types; all mean "not delivered")
-            raise DeliveryFailed(f"nats: {type(error).__name__}: {error}") from None
+            raise DeliveryFailed(f"{self.name}: {type(error).__name__}") from None
 
     async def _publish(self, event: Mapping[str, Any]) -> None:
         assert self._client is not None
@@ -145,6 +216,6 @@ class NatsSink:
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=PUBLISH_TIMEOUT)
         except Exception as error:  # (closing is best effort)
-            log.debug("closing the NATS connection failed", error=str(error))
+            log.debug("closing the NATS connection failed", error=type(error).__name__)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=PUBLISH_TIMEOUT)

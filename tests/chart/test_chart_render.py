@@ -213,10 +213,10 @@ def test_config_map_is_a_valid_operator_configuration(values: dict[str, Any], tm
         assert loaded.kfp.token_path == TOKEN_PATH
         assert loaded.watch_namespaces == ("team-a", "team-b")
         assert loaded.events.nats.url == "nats://nats.nats:4222"
-        assert loaded.events.http.sinks == (
-            "http://events.example.svc/ingest",
-            "https://hooks.example.com/kfp",
-        )
+        assert [(sink.name, sink.url) for sink in loaded.events.http.sinks] == [
+            ("http://events.example.svc", "http://events.example.svc/ingest"),
+            ("https://hooks.example.com", "https://hooks.example.com/kfp"),
+        ]
         assert loaded.run_completion_ttl == 24 * 3600
 
 
@@ -238,12 +238,26 @@ SAMPLES: dict[str, Any] = {
     "kfp.endpoint": "https://kfp.example.com",
     "kfp.tokenPath": "/var/run/kfp/jwt",
     "kfp.multiUser": True,
+    "kfp.caFile": "/etc/kfp-tls/ca.crt",
+    "kfp.certFile": "/etc/kfp-tls/tls.crt",
+    "kfp.keyFile": "/etc/kfp-tls/tls.key",
     "mlmd.host": "mlmd.example",
     "mlmd.port": 9090,
+    "mlmd.tls": True,
+    "mlmd.caFile": "/etc/mlmd-tls/ca.crt",
+    "mlmd.certFile": "/etc/mlmd-tls/tls.crt",
+    "mlmd.keyFile": "/etc/mlmd-tls/tls.key",
     "events.nats.url": "tls://nats.example:4222",
     "events.nats.subject": "runs",
     "events.nats.jetstream": True,
-    "events.http.sinks": ["https://hooks.example.com/a"],
+    "events.nats.credsFile": "/etc/nats/user.creds",
+    "events.nats.nkeySeedFile": "/etc/nats/seed.nk",
+    "events.nats.tokenFile": "/etc/nats/token",
+    "events.nats.caFile": "/etc/nats/ca.crt",
+    "events.http.sinks": [
+        "https://hooks.example.com/a",
+        {"name": "audit", "urlFile": "/etc/sinks/audit/url", "headersFile": "/etc/sinks/audit/headers"},
+    ],
     "leaderElection.enabled": False,
     "leaderElection.namespace": "ops",
     "leaderElection.name": "kfp-lease",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from controller.settings.values import parse_go_duration
 from kfp_operator import settings as cfg
 from kfp_operator.__main__ import main
-from kfp_operator.settings import Config, ConfigError
+from kfp_operator.settings import Config, ConfigError, HttpSinkConfig
 
 EXAMPLE = Path(cfg.__file__).parent / "config.example.yaml"
 
@@ -41,11 +42,22 @@ BAD_VALUES = {
     "kfp.endpoint": "ml-pipeline:8888",
     "kfp.tokenPath": {"a": 1},
     "kfp.multiUser": "maybe",
+    "kfp.caFile": ["ca.pem"],
+    "kfp.certFile": {"file": "tls.crt"},
+    "kfp.keyFile": ["tls.key"],
     "mlmd.host": ["h"],
     "mlmd.port": 70000,
+    "mlmd.tls": "perhaps",
+    "mlmd.caFile": ["ca.pem"],
+    "mlmd.certFile": {"file": "tls.crt"},
+    "mlmd.keyFile": ["tls.key"],
     "events.nats.url": "http://nats:4222",
     "events.nats.subject": ["events"],
     "events.nats.jetstream": "sometimes",
+    "events.nats.credsFile": ["user.creds"],
+    "events.nats.nkeySeedFile": {"seed": 1},
+    "events.nats.tokenFile": ["token"],
+    "events.nats.caFile": ["ca.pem"],
     "events.http.sinks": ["http://ok", "ftp://not-ok"],
     "leaderElection.enabled": "yes please",
     "leaderElection.namespace": "Bad_Namespace",
@@ -128,7 +140,10 @@ def test_values_from_flags_and_environment_are_parsed() -> None:
     assert config.watch_namespaces == ("a", "b")
     assert config.run_completion_ttl == 5400.0
     assert config.kube.qps == -1.0
-    assert config.events.http.sinks == ("http://one/", "https://two/x")
+    assert config.events.http.sinks == (
+        HttpSinkConfig(name="http://one", url="http://one/"),
+        HttpSinkConfig(name="https://two", url="https://two/x"),
+    )
     assert config.events.nats.jetstream is True
     assert config.poll_interval == 0.25
     assert config.mlmd.port == 9090
@@ -143,7 +158,7 @@ def test_file_values_are_read_from_yaml(tmp_path: Path) -> None:
     config = cfg.load(cfg.read_file(path))
     assert config.run_completion_ttl == 86400.0
     assert config.kfp.endpoint == "https://kfp.example"
-    assert config.events.http.sinks == ("http://a",)
+    assert config.events.http.sinks == (HttpSinkConfig(name="http://a", url="http://a"),)
     assert config.watch_namespaces == ("team-a", "team-b")
     assert config.leader_election.enabled is False
     assert config.value("kfp.endpoint") == "https://kfp.example"
@@ -252,3 +267,42 @@ def test_the_configuration_docs_name_every_key() -> None:
     text = (Path(cfg.__file__).parents[1] / "docs" / "configuration.md").read_text()
     missing = [key for key in cfg.key_names() if f"`{key}`" not in text]
     assert not missing, f"docs/configuration.md does not document {missing}"
+
+
+def test_http_sinks_are_named_and_take_their_secrets_from_files() -> None:
+    sinks = [
+        {"name": "audit", "urlFile": "/etc/sinks/audit/url", "headersFile": "/etc/sinks/audit/headers"},
+        {"name": "dashboard", "url": "https://dash.example/events", "caFile": "/etc/ca/ca.crt"},
+    ]
+    assert cfg.load({"events.http.sinks": sinks}).events.http.sinks == (
+        HttpSinkConfig(
+            name="audit", url_file="/etc/sinks/audit/url", headers_file="/etc/sinks/audit/headers"
+        ),
+        HttpSinkConfig(name="dashboard", url="https://dash.example/events", ca_file="/etc/ca/ca.crt"),
+    )
+    as_json = cfg.load({}, {"KFP_OPERATOR_EVENTS_HTTP_SINKS": json.dumps(sinks)})
+    assert as_json.events.http.sinks[0].name == "audit"
+
+
+@pytest.mark.parametrize(
+    ("sinks", "message"),
+    [
+        ([{"name": "a", "url": "http://x", "urlFile": "/u"}], "sink a: exactly one of url and urlFile"),
+        ([{"name": "a"}], "sink a: exactly one of url and urlFile"),
+        ([{"name": "nats", "url": "http://x"}], "is not a name"),
+        ([{"name": "has space", "url": "http://x"}], "is not a name"),
+        ([{"name": "a", "url": "http://x", "token": "t"}], "unknown field(s) token"),
+        ([{"name": "a", "url": "http://x"}, {"name": "a", "url": "http://y"}], "repeated: a"),
+        (
+            ["https://u:pw@hooks.example/T0/s3cr3t?k=tok", "https://hooks.example/other"],
+            "repeated: https://hooks.example ",
+        ),
+        (["ftp://u:pw@files.example/s3cr3t?k=tok"], '"ftp://files.example" is not a URL'),
+    ],
+)
+def test_bad_http_sinks_are_refused_without_showing_secrets(sinks: list[object], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        cfg.load({"events.http.sinks": sinks})
+    assert message in str(raised.value)
+    for secret in ("pw", "s3cr3t", "tok"):
+        assert secret not in str(raised.value).replace("token", "")

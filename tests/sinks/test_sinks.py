@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,9 +14,11 @@ import nats
 import pytest
 
 from kfp_devstack.nats import NatsServer
+from kfp_devstack.pki import ensure_pki
 from kfp_devstack.processes import free_port
 from kfp_devstack.waiting import wait_until
 from kfp_operator.clients.sinks import HttpSink, NatsSink
+from kfp_operator.settings import HttpSinkConfig, NatsConfig
 from reconcilers.clients import DeliveryFailed
 
 EVENT = {"specversion": "1.0", "id": "e-1", "type": "org.kubeflow.pipelines.run-completion", "data": {"x": 1}}
@@ -27,6 +30,14 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server.start()
     yield server
     server.stop()
+
+
+def nats_sink(url: str, subject: str, *, jetstream: bool) -> NatsSink:
+    return NatsSink(NatsConfig(url=url, subject=subject, jetstream=jetstream))
+
+
+def http_sink(url: str, **options: str) -> HttpSink:
+    return HttpSink(HttpSinkConfig(name="receiver", url=url, **options))
 
 
 def stream_messages(url: str, subject: str) -> list[dict]:
@@ -54,7 +65,7 @@ def create_stream(url: str, subject: str) -> None:
 
 def test_jetstream_publish_is_acknowledged_and_deduplicated_by_event_id(nats_server) -> None:
     create_stream(nats_server.url, "events")
-    sink = NatsSink(nats_server.url, "events", jetstream=True)
+    sink = nats_sink(nats_server.url, "events", jetstream=True)
     try:
         wait_until(lambda: sink.is_connected, timeout=10, message="the sink to connect")
 
@@ -67,7 +78,7 @@ def test_jetstream_publish_is_acknowledged_and_deduplicated_by_event_id(nats_ser
 
 
 def test_publishing_without_a_stream_fails(nats_server) -> None:
-    sink = NatsSink(nats_server.url, "nostream", jetstream=True)
+    sink = nats_sink(nats_server.url, "nostream", jetstream=True)
     try:
         wait_until(lambda: sink.is_connected, timeout=10, message="the sink to connect")
 
@@ -79,7 +90,7 @@ def test_publishing_without_a_stream_fails(nats_server) -> None:
 
 def test_a_down_server_fails_fast_and_the_sink_recovers_when_it_is_back(nats_server) -> None:
     create_stream(nats_server.url, "events")
-    sink = NatsSink(nats_server.url, "events", jetstream=True)
+    sink = nats_sink(nats_server.url, "events", jetstream=True)
     try:
         wait_until(lambda: sink.is_connected, timeout=10, message="the sink to connect")
         port = nats_server.port
@@ -100,7 +111,7 @@ def test_a_down_server_fails_fast_and_the_sink_recovers_when_it_is_back(nats_ser
 
 def test_a_sink_that_starts_before_the_server_connects_later(tmp_path: Path) -> None:
     server = NatsServer(work_dir=tmp_path / "nats", port=free_port())
-    sink = NatsSink(server.url, "events", jetstream=False)
+    sink = nats_sink(server.url, "events", jetstream=False)
     try:
         with pytest.raises(DeliveryFailed):
             sink.publish(EVENT)
@@ -113,12 +124,12 @@ def test_a_sink_that_starts_before_the_server_connects_later(tmp_path: Path) -> 
 
 
 class Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[str, bytes]] = []
+    received: list[tuple[str, dict[str, str], bytes]] = []
     status = 202
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.received.append((self.headers["Content-Type"], body))
+        Receiver.received.append((self.path, dict(self.headers), body))
         self.send_response(Receiver.status)
         self.end_headers()
 
@@ -138,17 +149,116 @@ def receiver() -> Iterator[str]:
 
 
 def test_http_sink_posts_a_structured_cloudevent(receiver: str) -> None:
-    HttpSink(receiver).publish(EVENT)
+    http_sink(receiver).publish(EVENT)
 
-    content_type, body = Receiver.received[0]
-    assert content_type.startswith("application/cloudevents+json")
+    _, headers, body = Receiver.received[0]
+    assert headers["Content-Type"].startswith("application/cloudevents+json")
     assert json.loads(body) == EVENT
 
 
 def test_http_sink_fails_on_an_error_status_and_on_a_refused_connection(receiver: str) -> None:
     Receiver.status = 503
     with pytest.raises(DeliveryFailed, match="HTTP 503"):
-        HttpSink(receiver).publish(EVENT)
+        http_sink(receiver).publish(EVENT)
 
-    with pytest.raises(DeliveryFailed):
-        HttpSink(f"http://127.0.0.1:{free_port()}/events").publish(EVENT)
+    with pytest.raises(DeliveryFailed, match="cannot connect"):
+        http_sink(f"http://127.0.0.1:{free_port()}/events").publish(EVENT)
+
+
+def test_http_sink_reads_its_url_and_headers_from_files_at_each_delivery(
+    receiver: str, tmp_path: Path
+) -> None:
+    url_file, headers_file = tmp_path / "url", tmp_path / "headers"
+    url_file.write_text(receiver + "?token=first\n")
+    headers_file.write_text("Authorization: Bearer one\nX-Team: ml\n")
+    sink = HttpSink(HttpSinkConfig(name="receiver", url_file=str(url_file), headers_file=str(headers_file)))
+
+    sink.publish(EVENT)
+    url_file.write_text(receiver + "?token=rotated")
+    headers_file.write_text("Authorization: Bearer two\n")
+    sink.publish(EVENT)
+
+    (first_path, first, _), (second_path, second, _) = Receiver.received
+    assert (first_path, first["Authorization"], first["X-Team"]) == (
+        "/events?token=first",
+        "Bearer one",
+        "ml",
+    )
+    assert (second_path, second["Authorization"]) == ("/events?token=rotated", "Bearer two")
+
+
+def test_http_sink_failures_never_quote_the_url(receiver: str, tmp_path: Path) -> None:
+    port = free_port()
+    secret_url = f"http://user:hunter2@127.0.0.1:{port}/hooks/s3cr3t?token=t0k3n"
+    with pytest.raises(DeliveryFailed) as refused:
+        http_sink(secret_url).publish(EVENT)
+    with pytest.raises(DeliveryFailed) as unreadable:
+        HttpSink(HttpSinkConfig(name="receiver", url_file=str(tmp_path / "absent"))).publish(EVENT)
+
+    for failure in (refused.value, unreadable.value):
+        assert str(failure).startswith("receiver: ")
+        for secret in ("hunter2", "s3cr3t", "t0k3n", str(port)):
+            assert secret not in str(failure)
+        assert failure.__cause__ is None and failure.__suppress_context__
+
+
+def test_nats_sink_authenticates_with_a_token_file_and_logs_no_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = NatsServer(work_dir=tmp_path / "nats", options=("--auth=s3cr3t-token",))
+    server.start()
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cr3t-token\n")
+    wrong = NatsSink(NatsConfig(url=f"nats://wrong-token@127.0.0.1:{server.port}", subject="events"))
+    sink = NatsSink(NatsConfig(url=server.url, subject="events", token_file=str(token_file)))
+    try:
+        wait_until(lambda: sink.is_connected, timeout=10, message="the sink to connect with its token")
+        sink.publish(EVENT)
+        assert not wrong.is_connected
+    finally:
+        wrong.close()
+        sink.close()
+        server.stop()
+    logs = capsys.readouterr()
+    assert "s3cr3t-token" not in logs.out + logs.err
+    assert "wrong-token" not in logs.out + logs.err
+
+
+def test_nats_sink_speaks_tls_to_a_server_signed_by_its_ca(tmp_path: Path) -> None:
+    pki = ensure_pki(tmp_path / "pki")
+    server = NatsServer(
+        work_dir=tmp_path / "nats",
+        options=("--tls", f"--tlscert={pki.serving_cert}", f"--tlskey={pki.serving_key}"),
+    )
+    server.start()
+    trusted = NatsSink(
+        NatsConfig(url=f"tls://127.0.0.1:{server.port}", subject="events", ca_file=str(pki.ca_cert))
+    )
+    untrusted = NatsSink(NatsConfig(url=f"tls://127.0.0.1:{server.port}", subject="events"))
+    try:
+        wait_until(lambda: trusted.is_connected, timeout=10, message="the sink to connect over TLS")
+        trusted.publish(EVENT)
+        with pytest.raises(DeliveryFailed, match="not connected"):
+            untrusted.publish(EVENT)  # the system's CAs do not know the server's certificate
+    finally:
+        trusted.close()
+        untrusted.close()
+        server.stop()
+
+
+def test_http_sink_checks_the_receivers_certificate_against_its_ca_file(tmp_path: Path) -> None:
+    pki = ensure_pki(tmp_path / "pki")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.serving_cert, pki.serving_key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    Receiver.received, Receiver.status = [], 202
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/events"
+    try:
+        http_sink(url, ca_file=str(pki.ca_cert)).publish(EVENT)
+        with pytest.raises(DeliveryFailed, match="TLS handshake failed"):
+            http_sink(url).publish(EVENT)  # the system's CAs do not know the receiver
+        assert len(Receiver.received) == 1
+    finally:
+        server.shutdown()

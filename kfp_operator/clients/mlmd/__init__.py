@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -77,6 +78,21 @@ def _messages() -> dict[str, Any]:
 
 
 _RPCS = ("GetContextByTypeAndName", "GetExecutionsByContext", "GetEventsByExecutionIDs", "GetArtifactsByID")
+
+
+def channel_credentials(
+    *, tls: bool, ca_file: str = "", cert_file: str = "", key_file: str = ""
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials for the channel (a CA bundle, an optional client certificate), or None."""
+    if not tls:
+        return None
+
+    def read(path: str) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(ca_file), private_key=read(key_file), certificate_chain=read(cert_file)
+    )
 
 
 class MlmdClient:
