@@ -85,11 +85,25 @@ class ListQuery:
     cursor: tuple[Any, str] | None = None
 
     def same_criteria(self, other: ListQuery) -> bool:
+        """The server's check: a token's filter went through JSON, so its int64 values came back as
+        float64, and ``reflect.DeepEqual`` never finds them equal to the request's: a filter with a
+        number or timestamp never matches its own token (docs/emulator.md §5)."""
         return (
             self.sort_field == other.sort_field
             and self.descending == other.descending
+            and not _has_number(self.conditions)
             and _filter_json(self.listable, self.conditions) == _filter_json(other.listable, other.conditions)
         )
+
+
+def _has_number(conditions: Sequence[Condition]) -> bool:
+    def numeric(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    return any(
+        any(numeric(v) for v in c.value) if isinstance(c.value, tuple) else numeric(c.value)
+        for c in conditions
+    )
 
 
 @dataclass
