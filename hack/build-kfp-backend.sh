@@ -33,9 +33,13 @@ ARGO_VERSION="v4.0.5"
 # third_party/ml-metadata is a module of the same repository, not served by the proxy either.
 MOD_EDITS="-replace github.com/kubeflow/pipelines/third_party/ml-metadata=./third_party/ml-metadata
 -replace github.com/argoproj/argo-workflows/v4=github.com/argoproj/argo-workflows/v4@$ARGO_VERSION"
-# No cgo: the SQLite driver it would enable is never used (the stack runs MySQL), and a build
-# without it needs no C compiler and is faster.
-export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false"
+# cgo: the API server's storage code names the SQLite driver's error types, which exist only in
+# its cgo build (the stack runs MySQL, but the package must compile). Needs a C compiler.
+export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=1 GOFLAGS="-mod=mod -buildvcs=false"
+command -v "$(go env CC)" >/dev/null || {
+  echo "[build-kfp-backend] a C compiler ($(go env CC)) is needed: apt-get install gcc" >&2
+  exit 1
+}
 LDFLAGS="-s -w"
 
 cache_root="${KFP_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kfp-operator}"

@@ -26,13 +26,14 @@ TERMINATED_MESSAGE = "Step exceeded its deadline"
 def workflow_status(run: Run, *, terminated: bool = False) -> dict[str, Any] | None:
     """The status for the run's Workflow, or None while it has not started."""
     nodes = workflow_nodes(run)
-    if not nodes:
+    phase = _ARGO_PHASE.get(RunState(run.state), "Running")
+    if not nodes and phase == "Running":
         return None
     workflow = run.progress.workflow_name
-    phase = _ARGO_PHASE.get(RunState(run.state), "Running")
     status: dict[str, Any] = {
         "phase": phase,
-        "startedAt": format_timestamp(run.progress.running_since),
+        # A run terminated before it started fails at once, with no nodes.
+        "startedAt": format_timestamp(run.progress.running_since or run.finished_at),
         "finishedAt": format_timestamp(run.finished_at) if phase != "Running" else None,
         "progress": f"{_done(run)}/{len(run.progress.tasks)}",
         "nodes": {node_id(workflow, node.name): _node(workflow, node) for node in nodes},

@@ -18,6 +18,9 @@ import pytest
 from kfp_devstack.emulator import Scenario, Task
 from tests.emulator.helpers import PENGUIN_PARAMETERS, raw_call, unique
 
+# Run against both KFP backends: the emulator's API and the real KFP API server.
+pytestmark = pytest.mark.contract
+
 # The official specification (kubeflow/pipelines, Apache 2.0), kept beside the tests.
 SWAGGER = Path(__file__).resolve().parent / "data" / "kfp_api_v2beta1.swagger.json"
 

@@ -11,6 +11,9 @@ from kfp_server_api.exceptions import ApiException
 
 from tests.emulator.helpers import error_body, raw_call, unique
 
+# Run against both KFP backends: the emulator's API and the real KFP API server.
+pytestmark = pytest.mark.contract
+
 
 @pytest.fixture
 def family(kfp):
@@ -260,9 +263,11 @@ def test_runs_filter_on_state_with_v2_names(kfp, penguin, ctl):
 
     ctl.script_pipeline(penguin.name, Scenario(hold_pending=True))
     run = kfp.create_run(penguin.pipeline_id, display_name=unique("held"))
+    kfp.wait_until_reported(run.run_id)
+    active = ["RUNTIME_STATE_UNSPECIFIED", "PENDING", "RUNNING"]
     pending = _filter(
         {"key": "run_id", "operation": "EQUALS", "string_value": run.run_id},
-        {"key": "state", "operation": "IN", "string_values": {"values": ["PENDING", "RUNNING"]}},
+        {"key": "state", "operation": "IN", "string_values": {"values": active}},
     )
     succeeded = _filter(
         {"key": "run_id", "operation": "EQUALS", "string_value": run.run_id},

@@ -8,6 +8,9 @@ from kfp_server_api.exceptions import ApiException
 
 from tests.emulator.helpers import EXAMPLE_GENERATOR_YAML, PENGUIN_YAML, error_body, raw_call, unique
 
+# Run against both KFP backends: the emulator's API and the real KFP API server.
+pytestmark = pytest.mark.contract
+
 
 def test_upload_creates_a_pipeline_and_a_first_version_named_alike(kfp):
     name = unique("penguin-pipeline")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.emulator.helpers import raw_call, unique
+
+# Run against both KFP backends: the emulator's API and the real KFP API server.
+pytestmark = pytest.mark.contract
 
 
 def test_an_unknown_field_in_a_body_is_a_400_naming_it(emulator):
