@@ -161,11 +161,11 @@ class ApiServer:
         if route is None:
             if request.path.startswith("/apis/"):
                 self._calls.record(f"{request.method} {request.path}")
-                if self._fallback is not None:
+                if self._fallback is not None:  # the real server answers, wrong methods included
                     exchange.send_response_object(self._fallback(request))
                     return
             if path_matched:
-                exchange.send_json(405, errors.gateway(Code.UNIMPLEMENTED, "Method Not Allowed").body())
+                exchange.send_json(501, errors.gateway(Code.UNIMPLEMENTED, "Method Not Allowed").body())
             else:
                 exchange.send_json(404, errors.gateway(Code.NOT_FOUND, "Not Found").body())
             return

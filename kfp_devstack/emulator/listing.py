@@ -406,9 +406,22 @@ def _decode_token(listable: Listable, page_token: str, page_size: int) -> ListQu
         conditions = _conditions_from_filter_json(listable, token.get("Filter"))
         cursor = (token["SortByFieldValue"], str(token["KeyFieldValue"]))
         descending = bool(token.get("IsDesc", False))
-    except (ValueError, KeyError, TypeError, binascii.Error) as err:
-        raise invalid_input_with_cause("Invalid package token", str(err)) from None
+    except binascii.Error:
+        raise invalid_input_with_cause(
+            "Invalid page token", f"illegal base64 data at input byte {_bad_base64_byte(page_token)}"
+        ) from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise invalid_input_with_cause("Invalid page token", str(err)) from None
     return ListQuery(listable, conditions, sort_field, descending, page_size, cursor)
+
+
+def _bad_base64_byte(text: str) -> int:
+    """Where Go's base64 decoder gives up: the first byte outside the alphabet, else the padding."""
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+    for index, char in enumerate(text):
+        if char not in alphabet and not (char == "=" and index >= len(text.rstrip("=")) and index >= 2):
+            return index
+    return len(text) - len(text) % 4
 
 
 def _conditions_from_filter_json(listable: Listable, groups: Any) -> tuple[Condition, ...]:

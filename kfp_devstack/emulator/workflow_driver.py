@@ -17,6 +17,16 @@ What the server does to a Workflow is followed too:
   CANCELING;
 * retry writes the Workflow back with phase Running: the shadow is retried;
 * delete deletes the Workflow: the shadow goes.
+
+Pace. The agent queues a Workflow's report one second after a change, and every further
+change before the report doubles that delay (its work queue's exponential rate limiter,
+reset only once a report is done), so a burst of patches is reported tens of seconds
+late. The driver therefore writes a Workflow's status at most once per
+``REPORT_GAP_SECONDS`` after any change to it (its own patches, or the server's). Within
+a phase the latest status wins, but every phase the run passes through is written, in
+order: in a cluster a run is Running for minutes, so its history always shows it. The
+agent's first report of a new Workflow (no phase) comes before the first status, and
+its report of a terminated one (CANCELING) before the failure.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -38,11 +49,14 @@ from kfp_devstack.emulator.progression import RunEngine
 from kfp_devstack.emulator.store import Store
 from kfp_devstack.emulator.timestamps import parse_timestamp
 from kfp_devstack.emulator.workflow_status import workflow_status
+from kfp_devstack.waiting import WaitTimeout, wait_until
 
 LOG = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflows"
 RUN_ID_LABEL = "pipeline/runid"
+_ADOPT_SECONDS = 10.0  # how long a Workflow's run may take to appear on the server
+REPORT_GAP_SECONDS = 1.25  # the agent's first requeue delay (1 s) and a margin
 _WATCH_SECONDS = 60
 _RETRY_SECONDS = 1.0
 _API = "/apis/v2beta1"
@@ -77,7 +91,9 @@ class WorkflowDriver:
         self._stopping = threading.Event()
         # run id -> the status last written (or about to be), and the statuses still to write.
         self._published: dict[str, dict[str, Any] | None] = {}
-        self._to_publish: dict[str, tuple[str, dict[str, Any]]] = {}
+        # run id -> (workflow, statuses to write in order: one per phase, the latest of each).
+        self._to_publish: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        self._last_change: dict[str, float] = {}  # workflow name -> when it last changed (monotonic)
         self._terminated: set[str] = set()
         self._publishing = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -109,7 +125,12 @@ class WorkflowDriver:
             return
         self._published[run.run_id] = status
         with self._publishing:
-            self._to_publish[run.run_id] = (run.progress.workflow_name, status)
+            name, queued = self._to_publish.get(run.run_id, (run.progress.workflow_name, []))
+            if queued and queued[-1]["phase"] == status["phase"]:
+                queued[-1] = status
+            else:
+                queued.append(status)
+            self._to_publish[run.run_id] = (name, queued)
             self._publishing.notify_all()
 
     def find_run(self, run_id: str) -> Run | None:
@@ -166,6 +187,11 @@ class WorkflowDriver:
         run_id = workflow["metadata"].get("labels", {}).get(RUN_ID_LABEL)
         if not run_id:
             return
+        with self._publishing:
+            self._last_change.setdefault(workflow["metadata"]["name"], time.monotonic())
+            if event != "ADDED":  # a listing's ADDED is no change: it may be old news
+                self._last_change[workflow["metadata"]["name"]] = time.monotonic()
+            self._publishing.notify_all()
         try:
             if event == "DELETED":
                 self._forget(run_id, workflow)
@@ -186,9 +212,18 @@ class WorkflowDriver:
             with self._store.lock:
                 if run_id in self._store.runs:
                     return
-            real = self._kfp.get(f"/runs/{run_id}")
-            if real is None:
-                return  # deleted meanwhile
+            # The server creates the Workflow first and stores the run right after: wait for it.
+            try:
+                real = wait_until(
+                    lambda: self._kfp.get(f"/runs/{run_id}"), timeout=_ADOPT_SECONDS, interval=0.05
+                )
+            except WaitTimeout:
+                LOG.warning(
+                    "workflow %s has no run %s on the server: left alone",
+                    workflow["metadata"]["name"],
+                    run_id,
+                )
+                return
             spec, pipeline_name = self._pipeline_of(real)
             created_at = parse_timestamp(real["created_at"])
             runtime_config = real.get("runtime_config", {})
@@ -257,6 +292,7 @@ class WorkflowDriver:
                 return
             engine.forget(run_id)
             self._store.delete_run(run_id)
+            self._last_change.pop(workflow["metadata"]["name"], None)
             self._published.pop(run_id, None)
             self._terminated.discard(run_id)
 
@@ -265,11 +301,39 @@ class WorkflowDriver:
     def _publish_loop(self) -> None:
         while not self._stopping.is_set():
             with self._publishing:
-                while not self._to_publish and not self._stopping.is_set():
-                    self._publishing.wait(1.0)
-                batch, self._to_publish = self._to_publish, {}
+                batch = self._due()
+                while not batch and not self._stopping.is_set():
+                    self._publishing.wait(self._next_due_in())
+                    batch = self._due()
+                for name, _ in batch.values():
+                    self._last_change[name] = time.monotonic()
             for run_id, (name, status) in batch.items():
-                self._patch(run_id, name, status)
+                try:
+                    self._patch(run_id, name, status)
+                except Exception:
+                    LOG.exception("writing the status of workflow %s failed", name)
+                    with self._store.lock:
+                        self._published.pop(run_id, None)
+
+    def _due(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """The next status of each Workflow that has been quiet for the gap, taken off the list."""
+        now = time.monotonic()
+        due: dict[str, tuple[str, dict[str, Any]]] = {}
+        for run_id, (name, queued) in list(self._to_publish.items()):
+            if now >= self._last_change.get(name, 0.0) + REPORT_GAP_SECONDS:
+                due[run_id] = (name, queued.pop(0))
+                if not queued:
+                    del self._to_publish[run_id]
+        return due
+
+    def _next_due_in(self) -> float:
+        if not self._to_publish:
+            return 1.0
+        now = time.monotonic()
+        soonest = min(
+            self._last_change.get(name, 0.0) + REPORT_GAP_SECONDS for name, _ in self._to_publish.values()
+        )
+        return max(0.01, min(1.0, soonest - now))
 
     def _patch(self, run_id: str, name: str, status: dict[str, Any]) -> None:
         labels = {"workflows.argoproj.io/phase": status["phase"]}
@@ -280,17 +344,14 @@ class WorkflowDriver:
             try:
                 # The CRD has no status subresource: the status is patched on the object itself,
                 # all of it at once (the server re-reads the Workflow on a terminal report).
-                self._api.api_client.call_api(
-                    f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}",
-                    "PATCH",
-                    path_params={"namespace": self._namespace, "name": name},
-                    header_params={
-                        "Content-Type": "application/merge-patch+json",
-                        "Accept": "application/json",
-                    },
-                    body=body,
-                    auth_settings=["BearerToken"],
-                    _preload_content=False,
+                self._api.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    self._namespace,
+                    PLURAL,
+                    name,
+                    body,
+                    _content_type="application/merge-patch+json",
                 )
                 return
             except kubernetes.client.ApiException as err:

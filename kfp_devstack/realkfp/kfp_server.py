@@ -38,6 +38,8 @@ from kfp_devstack.processes import ProcessRecord
 
 BUILD_SCRIPT = PROJECT_ROOT / "hack" / "build-kfp-backend.sh"
 BIN_DIR_ENV = "KFP_DEVSTACK_KFP_BIN_DIR"
+KFP_TAG = "2.17.0"
+KFP_COMMIT = "7b70c7b95f6832772efd6fd0029a4024491a0f44"
 NAMESPACE = "kubeflow"
 BUCKET = "mlpipeline"
 DATABASE = "mlpipeline"
@@ -145,6 +147,9 @@ class KfpApiServer(processes.ServerProcess):
             "HOME": str(home),
             "KUBECONFIG": str(self.kubeconfig),
             "POD_NAMESPACE": NAMESPACE,
+            # What healthz answers; the release images set them.
+            "COMMIT_SHA": KFP_COMMIT,
+            "TAG_NAME": KFP_TAG,
             "ML_PIPELINE_VISUALIZATIONSERVER_SERVICE_HOST": "127.0.0.1",
             "ML_PIPELINE_VISUALIZATIONSERVER_SERVICE_PORT": "1",
         }

@@ -113,7 +113,7 @@ class MariaDbServer(processes.ServerProcess):
                 # KFP's config asks for this; the server would otherwise cut long GROUP_CONCATs.
                 "--group-concat-max-len=4194304",
                 "--character-set-server=utf8mb4",
-                "--collation-server=utf8mb4_general_ci",
+                "--collation-server=utf8mb4_uca1400_ai_ci",  # nearest to MySQL 8's utf8mb4_0900_ai_ci
             ]
 
         self._child, self.process = processes.start_until_ready(

@@ -27,7 +27,7 @@ def test_a_held_task_keeps_the_run_running_until_released(kfp, penguin, ctl):
 
     held = ctl.wait_for_task(run.run_id, "Pusher", "RUNNING")
     assert held["held"] is True
-    assert kfp.runs.run_service_get_run(run.run_id).state == "RUNNING"
+    kfp.wait_for_state(run.run_id, ["RUNNING"])
 
     assert ctl.release(run.run_id, "Pusher") == ["pusher"]
     assert kfp.wait_until_finished(run.run_id).state == "SUCCEEDED"
