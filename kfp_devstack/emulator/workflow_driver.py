@@ -94,6 +94,7 @@ class WorkflowDriver:
         # run id -> (workflow, statuses to write in order: one per phase, the latest of each).
         self._to_publish: dict[str, tuple[str, list[dict[str, Any]]]] = {}
         self._last_change: dict[str, float] = {}  # workflow name -> when it last changed (monotonic)
+        self._written_phase: dict[str, str] = {}  # run id -> the phase of the status last written
         self._terminated: set[str] = set()
         self._publishing = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -279,7 +280,15 @@ class WorkflowDriver:
             if deadline == 0 and active and run.state != RunState.CANCELING:
                 self._terminated.add(run.run_id)
                 engine.terminate(run)
-            elif run.state == RunState.FAILED and phase == "Running" and deadline != 0:
+            elif (
+                # Retry: the server writes a Workflow we left Failed back as Running (echoes of our own
+                # Running statuses, written late by the pacing, are not that).
+                run.state == RunState.FAILED
+                and phase == "Running"
+                and deadline != 0
+                and self._written_phase.get(run.run_id) in ("Failed", "Error")
+            ):
+                self._written_phase.pop(run.run_id, None)
                 self._terminated.discard(run.run_id)
                 self._published.pop(run.run_id, None)
                 engine.retry(run)
@@ -295,6 +304,7 @@ class WorkflowDriver:
             self._last_change.pop(workflow["metadata"]["name"], None)
             self._published.pop(run_id, None)
             self._terminated.discard(run_id)
+            self._written_phase.pop(run_id, None)
 
     # --- writing the statuses ---------------------------------------------------------------------
 
@@ -353,6 +363,7 @@ class WorkflowDriver:
                     body,
                     _content_type="application/merge-patch+json",
                 )
+                self._written_phase[run_id] = status["phase"]
                 return
             except kubernetes.client.ApiException as err:
                 if err.status == 404:

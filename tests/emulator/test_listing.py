@@ -101,7 +101,11 @@ def test_in_matches_any_of_the_values(kfp, family):
 
 def test_is_substring_is_a_like_without_escaping(kfp, family):
     prefix, _ = family
-    underscore_is_a_wildcard = {"key": "display_name", "operation": "IS_SUBSTRING", "string_value": "-a_"}
+    underscore_is_a_wildcard = {
+        "key": "display_name",
+        "operation": "IS_SUBSTRING",
+        "string_value": f"{prefix}-a_",
+    }
 
     assert _names(kfp, _in_family(prefix), underscore_is_a_wildcard) == sorted(
         [f"{prefix}-a b", f"{prefix}-a_c", f"{prefix}-alpha"]

@@ -94,15 +94,20 @@ def test_a_run_goes_pending_unspecified_running_succeeded(kfp, penguin, emulator
     assert raw["finished_at"] <= raw["state_history"][-1]["update_time"]
 
 
-def test_task_details_mirror_the_argo_nodes_once_running(kfp, penguin):
+def test_task_details_mirror_the_argo_nodes_once_running(kfp, penguin, kfp_backend):
     run = kfp.wait_until_finished(kfp.create_run(penguin.pipeline_id).run_id)
 
+    # One task per Argo node; their order is the server's (the real one lists them by task id).
     names = [task.display_name for task in run.run_details.task_details]
-    assert names[1:3] == ["root-driver", "root"]
+    assert {"root-driver", "root"} <= set(names)
+    assert sum(1 for name in names if name.startswith("penguin-pipeline-")) == 1  # the workflow's own
     for key in ("trainer", "evaluator", "pusher"):
         assert {f"{key}-driver", key} <= set(names)
     assert names.count("executor") == 3
-    assert all(task.state == "SUCCEEDED" for task in run.run_details.task_details)
+    unfinished = [(t.display_name, t.state) for t in run.run_details.task_details if t.state != "SUCCEEDED"]
+    if kfp_backend == "emulator":
+        # The real server sometimes keeps task details of a finished run RUNNING (docs/emulator.md §15.4).
+        assert unfinished == []
 
 
 def test_a_client_supplied_run_id_is_honoured(emulator, penguin):
