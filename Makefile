@@ -3,8 +3,11 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 DEV_DIR ?= .dev
+# The KFP API server of `make dev` / `make up`: the emulator's own, or KFP=real (built from source).
+KFP ?= emulator
+KFP_BACKEND_PREREQ := $(if $(filter real,$(KFP)),kfp-backend)
 
-.PHONY: prereqs venv bins generate lint format test dev up down status pipelines bench
+.PHONY: prereqs venv bins kfp-backend generate lint format test dev up down status pipelines bench
 
 # Python 3.11+ and Go are all the machine needs; this says in one line which is missing.
 prereqs:
@@ -27,6 +30,10 @@ bins:
 	bash hack/build-tools.sh
 	bash hack/build-bexpr-eval.sh
 
+# The real KFP API server and persistence agent, built from source and cached per version.
+kfp-backend:
+	bash hack/build-kfp-backend.sh
+
 generate: venv
 	$(PYTHON) hack/gen_crds.py
 	$(PYTHON) hack/gen_config_docs.py
@@ -42,7 +49,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: prereqs venv bins
+test: prereqs venv bins kfp-backend
 	$(VENV)/bin/pytest
 
 # The benchmarks (about 9 minutes): their own local stack and the real operator; see docs/performance.md.
@@ -52,12 +59,12 @@ bench: venv bins
 
 # The local stack (control plane, KFP emulator with MLMD, NATS) with the example pipelines,
 # then the operator in the foreground (Ctrl-C stops it; `make down` stops the stack).
-dev: prereqs venv bins up
+dev: prereqs venv bins $(KFP_BACKEND_PREREQ) up
 	$(VENV)/bin/kfp-devstack --dir $(DEV_DIR) examples
 	$(VENV)/bin/kfp-operator --config $(DEV_DIR)/operator.yaml --kubeconfig $(DEV_DIR)/kubeconfig
 
-up: venv bins
-	$(VENV)/bin/kfp-devstack --dir $(DEV_DIR) up
+up: venv bins $(KFP_BACKEND_PREREQ)
+	$(VENV)/bin/kfp-devstack --dir $(DEV_DIR) up --kfp $(KFP)
 
 down: venv
 	$(VENV)/bin/kfp-devstack --dir $(DEV_DIR) down

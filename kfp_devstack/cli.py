@@ -1,6 +1,7 @@
 """``kfp-devstack``: start, stop and inspect the local stack.
 
 kfp-devstack up        start (or resume) the control plane, the KFP emulator with MLMD, and NATS
+                       (--kfp real: the real KFP API server, built from source, behind the emulator)
 kfp-devstack status    say what runs where
 kfp-devstack down      stop exactly the processes ``up`` started (data is kept)
 """
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 from kfp_devstack.nats import print_events
-from kfp_devstack.stack import EVENTS_SUBJECT, Stack
+from kfp_devstack.stack import EVENTS_SUBJECT, KFP_BACKENDS, Stack
 
 DEFAULT_ROOT = Path(".dev")
 
@@ -23,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start what is not running")
     up.add_argument("--no-kfp", action="store_true", help="without the KFP emulator and MLMD")
+    up.add_argument(
+        "--kfp",
+        choices=KFP_BACKENDS,
+        default="emulator",
+        help="the KFP API server: the emulator's own, or the real one (built from source) behind it",
+    )
     up.add_argument("--no-nats", action="store_true", help="without NATS")
     commands.add_parser("examples", help="load the example pipelines, experiment and RunConfiguration")
     events = commands.add_parser("events", help="print the run-completion events published to NATS")
@@ -34,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.dir.resolve()
     if args.command == "up":
         stack = Stack.load(root)
-        stack.up(with_kfp=not args.no_kfp, with_nats=not args.no_nats)
+        stack.up(with_kfp=not args.no_kfp, with_nats=not args.no_nats, kfp_backend=args.kfp)
         _print_status(stack)
         print(f"\nexport KUBECONFIG={stack.kubeconfig} PATH={stack.bin_dir}:$PATH")
         print(f"operator configuration: {stack.operator_config}")

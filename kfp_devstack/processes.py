@@ -149,6 +149,8 @@ def start_until_ready(
     ready: Callable[[], bool],
     *,
     timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
     """Starts a server and waits until ``ready()``.
 
@@ -157,7 +159,7 @@ def start_until_ready(
     picks new ports (the first attempt gets ``argv_for(False)``).
     """
     for attempt in range(START_ATTEMPTS):
-        child, record = start(name, argv_for(attempt > 0), log)
+        child, record = start(name, argv_for(attempt > 0), log, env=env, cwd=cwd)
         try:
             wait_until(
                 lambda child=child, record=record: ensure_alive(child, record) or ready(),

@@ -23,11 +23,14 @@ from kfp_devstack.emulator import EmulatorControl, Scenario
 from kfp_devstack.examples import PENGUIN_PIPELINE, KfpExamples, load_cluster_examples
 from kfp_devstack.nats import NatsServer, ensure_stream
 from kfp_devstack.processes import ProcessRecord
+from kfp_devstack.realkfp import RealKfpBackend
+from kfp_devstack.realkfp.kfp_server import KfpApiServer
 
 STATE_FILE = "state.json"
 # The JetStream stream that keeps run-completion events, so `nats` consumers can read them later.
 EVENTS_STREAM = "EVENTS"
 EVENTS_SUBJECT = "events"
+KFP_BACKENDS = ("emulator", "real")
 
 
 @dataclass
@@ -39,6 +42,7 @@ class KfpEmulatorProcess(processes.ServerProcess):
     port: int | None = None
     mlmd_port: int | None = None
     process: ProcessRecord | None = None
+    real_kfp_url: str | None = None  # in front of a real KFP API server (docs/emulator.md §15)
     _child: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -49,7 +53,15 @@ class KfpEmulatorProcess(processes.ServerProcess):
     def endpoints_file(self) -> Path:
         return self.state_dir / "endpoints.json"
 
-    def start(self, extra_args: list[str] | None = None) -> None:
+    def start(self, extra_args: list[str] | None = None, *, kubeconfig: Path | None = None) -> None:
+        if self.real_kfp_url is not None:
+            assert kubeconfig is not None
+            extra_args = [
+                *(extra_args or []),
+                f"--real-kfp-url={self.real_kfp_url}",
+                f"--kubeconfig={kubeconfig}",
+            ]
+
         def argv(new_ports: bool) -> list[str]:
             if self.port is None or new_ports:
                 self.port, self.mlmd_port = processes.free_port(), processes.free_port()
@@ -77,6 +89,7 @@ class KfpEmulatorProcess(processes.ServerProcess):
             "port": self.port,
             "mlmdPort": self.mlmd_port,
             "process": self.process.to_json(),
+            "realKfpUrl": self.real_kfp_url,
         }
 
     @classmethod
@@ -87,6 +100,7 @@ class KfpEmulatorProcess(processes.ServerProcess):
             port=data["port"],
             mlmd_port=data["mlmdPort"],
             process=ProcessRecord.from_json(data["process"]),
+            real_kfp_url=data.get("realKfpUrl"),
         )
 
 
@@ -98,6 +112,7 @@ class Stack:
     control_plane: ControlPlane | None = None
     kfp: KfpEmulatorProcess | None = None
     nats: NatsServer | None = None
+    real_kfp: RealKfpBackend | None = None  # with `up --kfp real`: the real server behind the emulator
 
     @property
     def state_file(self) -> Path:
@@ -123,6 +138,8 @@ class Stack:
             stack.kfp = KfpEmulatorProcess.from_json(state["kfp"])
         if "nats" in state:
             stack.nats = NatsServer.from_json(state["nats"])
+        if "realKfp" in state:
+            stack.real_kfp = RealKfpBackend.from_json(state["realKfp"])
         return stack
 
     def save(self) -> None:
@@ -133,6 +150,10 @@ class Stack:
             state["kfp"] = self.kfp.to_json()
         if self.nats is not None and self.nats.is_running():
             state["nats"] = self.nats.to_json()
+        if self.real_kfp is not None and any(
+            p is not None and p.is_running() for _, p in self.real_kfp.components()
+        ):
+            state["realKfp"] = self.real_kfp.to_json()
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
@@ -140,13 +161,17 @@ class Stack:
     def bin_dir(self) -> Path:
         return self.root / "bin"
 
-    def up(self, *, with_kfp: bool = True, with_nats: bool = True) -> None:
+    def up(self, *, with_kfp: bool = True, with_nats: bool = True, kfp_backend: str = "emulator") -> None:
+        """Starts what is not running; ``kfp_backend="real"`` puts the real KFP server behind the
+        emulator (and switches a running stack over, keeping the control plane and NATS)."""
+        if kfp_backend not in KFP_BACKENDS:
+            raise ValueError(f"kfp_backend must be one of {', '.join(KFP_BACKENDS)}")
         self.root.mkdir(parents=True, exist_ok=True)
         self._link_tools()
         try:
             self._up_control_plane()
             if with_kfp:
-                self._up_kfp()
+                self._up_kfp(real=kfp_backend == "real")
             if with_nats:
                 self._up_nats()
         finally:
@@ -160,6 +185,12 @@ class Stack:
             if component is not None and component.is_running():
                 component.stop()
                 stopped.append(name)
+        if self.real_kfp is not None:
+            stopped += [
+                name for name, part in self.real_kfp.components() if part is not None and part.is_running()
+            ]
+            self.real_kfp.stop()
+            self.real_kfp = None
         if self.control_plane is not None and self.control_plane.is_running():
             self.control_plane.stop()
             stopped.append("control plane")
@@ -198,6 +229,16 @@ class Stack:
                     f"{self.kfp.process.pid if self.kfp.process else '-'} log {self.kfp.log}",
                 )
             )
+        if self.real_kfp is not None:
+            for name, part in self.real_kfp.components():
+                if part is not None:
+                    pid = part.process.pid if part.process else "-"
+                    where = f"port {part.port}" if hasattr(part, "port") else ""
+                    if isinstance(part, KfpApiServer):
+                        where = f"{part.url} (behind kfp-emulator)"
+                    rows.append(
+                        (name, "running" if part.is_running() else "stopped", f"{where} pid {pid}".strip())
+                    )
         if self.nats is not None:
             rows.append(
                 (
@@ -259,12 +300,28 @@ class Stack:
         self.kubeconfig.write_text(cp.kubeconfig.read_text())
         self.kubeconfig.chmod(0o600)
 
-    def _up_kfp(self) -> None:
+    def _up_kfp(self, *, real: bool) -> None:
+        real_url = self._up_real_kfp() if real else None
         if self.kfp is not None and self.kfp.is_running():
-            return
+            if self.kfp.real_kfp_url == real_url:
+                return
+            self.kfp.stop()  # switching backends: the emulator starts again in front of the other one
+        if not real and self.real_kfp is not None:
+            self.real_kfp.stop()
+            self.real_kfp = None
         if self.kfp is None:
             self.kfp = KfpEmulatorProcess(state_dir=self.root / "kfp", log=self.root / "logs" / "kfp.log")
-        self.kfp.start()
+        self.kfp.real_kfp_url = real_url
+        # Each backend keeps its own emulator state (scenarios, shadow runs, ML Metadata).
+        self.kfp.state_dir = self.root / ("kfp-real" if real else "kfp")
+        self.kfp.start(kubeconfig=self.kubeconfig)
+
+    def _up_real_kfp(self) -> str:
+        assert self.control_plane is not None
+        if self.real_kfp is None:
+            self.real_kfp = RealKfpBackend(self.root / "real-kfp", self.kubeconfig)
+        self.real_kfp.start(self.control_plane)
+        return self.real_kfp.url
 
     def _up_nats(self) -> None:
         if self.nats is not None and self.nats.is_running():

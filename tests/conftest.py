@@ -19,6 +19,9 @@ import pytest
 
 from kfp_devstack import binaries
 from kfp_devstack.controlplane import ControlPlane
+from tests.support.real_kfp import real_kfp, real_kfp_backend
+
+__all__ = ["real_kfp", "real_kfp_backend"]  # session fixtures of the real KFP API server
 
 TMPFS = Path("/dev/shm")
 

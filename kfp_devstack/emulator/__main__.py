@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cancel-seconds", type=float, default=0.2, help="time a terminated run is CANCELING"
     )
+    parser.add_argument(
+        "--real-kfp-url",
+        help="a real KFP API server to stand in front of; its Workflows are driven (docs/emulator.md §15)",
+    )
+    parser.add_argument("--kubeconfig", type=Path, help="the real KFP server's cluster (with --real-kfp-url)")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser.parse_args(argv)
 
@@ -72,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             pending_seconds=args.pending_seconds,
             task_seconds=args.task_seconds,
             cancel_seconds=args.cancel_seconds,
+            real_kfp_url=args.real_kfp_url,
+            kubeconfig=args.kubeconfig,
         )
     except ValueError as err:
         LOG.error("%s", err)

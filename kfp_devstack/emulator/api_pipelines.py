@@ -15,6 +15,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 from kfp_devstack.emulator import errors
 from kfp_devstack.emulator.errors import ApiError, UploadError
@@ -22,7 +23,7 @@ from kfp_devstack.emulator.listing import PIPELINE_VERSIONS, PIPELINES, parse_li
 from kfp_devstack.emulator.models import Pipeline, PipelineVersion
 from kfp_devstack.emulator.multipart import UploadedFile
 from kfp_devstack.emulator.pipeline_files import PipelineFileError, fetch_package, read_pipeline_file
-from kfp_devstack.emulator.pipeline_spec import PipelineSpec, PipelineSpecError
+from kfp_devstack.emulator.pipeline_spec import PipelineSpec, PipelineSpecError, UnknownTemplateFormat
 from kfp_devstack.emulator.rendering import render_list, render_pipeline, render_pipeline_version
 from kfp_devstack.emulator.request_decoding import PIPELINE, PIPELINE_VERSION, decode_body
 from kfp_devstack.emulator.store import Store
@@ -139,10 +140,15 @@ class PipelineService:
         return pipeline
 
     def get(self, pipeline_id: str) -> dict[str, Any]:
-        try:
-            return render_pipeline(self.fetch(pipeline_id))
-        except ApiError as err:
-            raise err.wrap("Failed to get a pipeline") from None
+        with self._store.lock:
+            pipeline = self._store.pipelines.get(pipeline_id)
+        if pipeline is None:
+            raise (
+                errors.not_found("Pipeline", pipeline_id)
+                .wrap(f"Failed to get a pipeline with id {pipeline_id}")
+                .wrap(f"Failed to get a pipeline {pipeline_id}. Check error stack")
+            )
+        return render_pipeline(pipeline)
 
     def get_by_name(self, name: str, namespace: str) -> dict[str, Any]:
         namespace = self._tenancy.namespace(namespace)
@@ -187,6 +193,16 @@ class PipelineService:
 
     def create_version(self, pipeline_id: str, raw_body: bytes) -> dict[str, Any]:
         body = decode_body(PIPELINE_VERSION, raw_body)
+        if not body.get("pipeline_id"):
+            # The server reads the parent from the body's version, not from the path.
+            raise errors.invalid_input("Failed to create a pipeline version. Parent pipeline id is empty")
+        pipeline_id = body["pipeline_id"]
+        url = (body.get("package_url") or {}).get("pipeline_url", "")
+        if url and "pipeline_spec" not in body and urlparse(url).scheme != "https":
+            # The server fetches only https URLs (from allowed domains, checked before anything else).
+            raise errors.invalid_input("Pipeline URL validation failed").wrap(
+                "Failed to create a pipeline version. Check error stack"
+            )
         try:
             self.fetch(pipeline_id)
             spec = _version_spec(body)
@@ -288,6 +304,8 @@ class PipelineService:
 def _parse_upload(upload: UploadedFile, failure: str) -> PipelineSpec:
     try:
         return PipelineSpec.from_yaml(read_pipeline_file(upload.file_name, upload.content))
+    except UnknownTemplateFormat as err:  # the server's template check comes first, unwrapped
+        raise UploadError(400, str(err)) from None
     except (PipelineFileError, PipelineSpecError, UnicodeDecodeError) as err:
         raise UploadError(400, f"{failure}: {err}") from None
 

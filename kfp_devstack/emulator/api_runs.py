@@ -60,7 +60,7 @@ class RunService:
 
     def create(self, raw_body: bytes) -> dict[str, Any]:
         body = decode_body(RUN, raw_body)
-        if "plugins_output" in body:
+        if body.get("plugins_output"):  # an empty map is no value in proto: it passes
             raise errors.bad_request(
                 "plugins_output is server-owned and populated exclusively via plugin lifecycle hooks",
                 "plugins_output must not be set by the client",

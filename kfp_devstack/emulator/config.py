@@ -20,6 +20,11 @@ class EmulatorConfig:
     task_seconds: float = 0.5  # how long a task runs unless scripted otherwise
     cancel_seconds: float = 0.2  # how long a terminated run stays CANCELING
     pipeline_root: str | None = None  # default: <state_dir>/pipeline-root
+    # Real-backend mode (docs/emulator.md §15): a real KFP API server serves the KFP API behind
+    # this emulator, and the run engine drives its Workflows on the cluster of this kubeconfig.
+    real_kfp_url: str | None = None
+    kubeconfig: Path | None = None
+    kfp_namespace: str = "kubeflow"
 
     def __post_init__(self) -> None:
         if not _is_loopback(self.host):
@@ -28,6 +33,15 @@ class EmulatorConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         object.__setattr__(self, "state_dir", Path(self.state_dir).resolve())
+        if self.real_kfp_url is not None:
+            if self.kubeconfig is None:
+                raise ValueError("a real KFP backend needs the kubeconfig of its cluster")
+            if self.multi_user:
+                raise ValueError("a real KFP backend is single-user here")
+
+    @property
+    def real_backend(self) -> bool:
+        return self.real_kfp_url is not None
 
     @property
     def default_pipeline_root(self) -> str:

@@ -42,6 +42,7 @@ class ControlApi:
         kfp_calls: CallCounter,
         mlmd_calls: CallCounter,
         mlmd: MetadataGrpcService,
+        find_run: Callable[[str], Run | None] | None = None,
     ) -> None:
         self._store = store
         self._scenarios = scenarios
@@ -50,6 +51,8 @@ class ControlApi:
         self._kfp_calls = kfp_calls
         self._mlmd_calls = mlmd_calls
         self._mlmd = mlmd
+        # With a real backend a run's shadow may not exist yet: finding it adopts its Workflow.
+        self._find_run = find_run or self._stored_run
 
     def register(self, router: Router) -> None:
         routes: list[tuple[str, str, Callable[[Request], Response]]] = [
@@ -103,6 +106,7 @@ class ControlApi:
         task = _json_body(request).get("task")
         if task is not None and not isinstance(task, str):
             raise _ControlError(400, "task must be a task key or display name")
+        self._find_run(request.params["run_id"])
         with _task_errors():
             return Response(200, {"released": self._engine.release(request.params["run_id"], task)})
 
@@ -110,6 +114,7 @@ class ControlApi:
         task = _json_body(request).get("task")
         if not isinstance(task, str) or not task:
             raise _ControlError(400, "name the task to fail")
+        self._find_run(request.params["run_id"])
         with _task_errors():
             return Response(200, {"failed": self._engine.fail(request.params["run_id"], task)})
 
@@ -129,10 +134,13 @@ class ControlApi:
             }
             return Response(200, {"run_id": run.run_id, "state": run.state, "tasks": tasks})
 
+    def _stored_run(self, run_id: str) -> Run | None:
+        with self._store.lock:
+            return self._store.runs.get(run_id)
+
     def _run(self, request: Request) -> Run:
         run_id = request.params["run_id"]
-        with self._store.lock:
-            run = self._store.runs.get(run_id)
+        run = self._find_run(run_id)
         if run is None:
             raise _ControlError(404, f"run {run_id} not found")
         return run

@@ -18,16 +18,22 @@ from kfp_devstack.emulator.mlmd_service import MetadataGrpcService
 from kfp_devstack.emulator.mlmd_store import EmbeddedMetadataStore
 from kfp_devstack.emulator.mlmd_writer import MetadataWriter
 from kfp_devstack.emulator.progression import RunEngine
+from kfp_devstack.emulator.proxy import KfpProxy
 from kfp_devstack.emulator.scenario_book import ScenarioBook
 from kfp_devstack.emulator.scenarios import Scenario
 from kfp_devstack.emulator.store import Store
 from kfp_devstack.emulator.tenancy import Tenancy
+from kfp_devstack.emulator.workflow_driver import WorkflowDriver
 
 LOG = logging.getLogger(__name__)
 
 
 class Emulator:
     """A KFP v2beta1 API server and an MLMD gRPC service on loopback, with runs that progress.
+
+    With ``config.real_kfp_url`` a real KFP API server answers the KFP API through this
+    emulator (which still counts calls and injects faults), and the run engine drives the
+    Workflows that server creates instead of runs of its own (docs/emulator.md §15).
 
     ``start()`` opens (or reopens) the state directory and starts serving; ``stop()``
     stops serving and closes the state. Runs that were in progress when an emulator
@@ -39,6 +45,7 @@ class Emulator:
         self._api: ApiServer | None = None
         self._mlmd: MetadataGrpcService | None = None
         self._engine: RunEngine | None = None
+        self._driver: WorkflowDriver | None = None
         self._store: Store | None = None
 
     @property
@@ -72,13 +79,17 @@ class Emulator:
         scenarios = ScenarioBook(
             store, Scenario(pending_seconds=config.pending_seconds, task_seconds=config.task_seconds)
         )
+        driver = self._driver = self._workflow_driver(store)
         engine = self._engine = RunEngine(
             store,
             scenarios,
             MetadataWriter(metadata),
             default_pipeline_root=config.default_pipeline_root,
             cancel_seconds=config.cancel_seconds,
+            observer=driver.observe if driver is not None else None,
         )
+        if driver is not None:
+            driver.attach(engine)
         experiments = ExperimentService(store, tenancy)
         pipelines = PipelineService(store, tenancy)
         runs = RunService(store, tenancy, experiments, pipelines, engine, scenarios)
@@ -88,6 +99,11 @@ class Emulator:
         add_kfp_routes(
             router, experiments=experiments, pipelines=pipelines, runs=runs, multi_user=config.multi_user
         )
+        fallback = None
+        if config.real_kfp_url is not None:
+            # The real server answers every KFP call; the routes stay for counting and faults.
+            fallback = KfpProxy(config.real_kfp_url).forward
+            router = router.forwarding(fallback)
         ControlApi(
             store=store,
             scenarios=scenarios,
@@ -96,6 +112,7 @@ class Emulator:
             kfp_calls=kfp_calls,
             mlmd_calls=mlmd_calls,
             mlmd=mlmd,
+            find_run=driver.find_run if driver is not None else None,
         ).register(router)
         authenticator = (
             Authenticator(config.accepted_tokens, config.token_file) if config.multi_user else None
@@ -107,21 +124,35 @@ class Emulator:
             faults=faults,
             calls=kfp_calls,
             authenticator=authenticator,
+            fallback=fallback,
         )
         mlmd.start()
         engine.start()
+        if driver is not None:
+            driver.start()
         api.start()
+
+    def _workflow_driver(self, store: Store) -> WorkflowDriver | None:
+        config = self.config
+        if config.real_kfp_url is None:
+            return None
+        assert config.kubeconfig is not None
+        return WorkflowDriver(
+            store, kfp_url=config.real_kfp_url, kubeconfig=config.kubeconfig, namespace=config.kfp_namespace
+        )
 
     def stop(self) -> None:
         if self._api is not None:
             self._api.stop()
+        if self._driver is not None:
+            self._driver.stop()
         if self._engine is not None:
             self._engine.stop()
         if self._mlmd is not None:
             self._mlmd.stop()
         if self._store is not None:
             self._store.close()
-        self._api = self._engine = self._mlmd = self._store = None
+        self._api = self._engine = self._mlmd = self._store = self._driver = None
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -45,6 +45,7 @@ class Request:
     headers: Mapping[str, str]  # lower-cased names
     body: bytes
     params: Mapping[str, str] = field(default_factory=dict)
+    raw_query: str = ""  # as sent, for forwarding (the server unescapes filters twice)
 
     def arg(self, name: str, default: str = "") -> str:
         values = self.query.get(name)
@@ -52,9 +53,17 @@ class Request:
 
 
 @dataclass(frozen=True)
+class RawBody:
+    """A body sent as is, such as a real server's answer passed through."""
+
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
 class Response:
     status: int
-    payload: Any
+    payload: Any  # JSON-serialisable, or RawBody
 
 
 Handler = Callable[[Request], Response]
@@ -95,6 +104,17 @@ class Router:
             return route, {name: unquote(value) for name, value in match.groupdict().items()}, True
         return None, {}, path_matched
 
+    def forwarding(self, handler: Handler) -> Router:
+        """The same routes with every KFP handler replaced by ``handler`` (control routes kept)."""
+        router = Router()
+        router._routes = [
+            route
+            if route.kind == "control"
+            else Route(route.method, route.template, route.kind, handler, route.pattern)
+            for route in self._routes
+        ]
+        return router
+
 
 class ApiServer:
     def __init__(
@@ -106,8 +126,10 @@ class ApiServer:
         faults: FaultBook,
         calls: CallCounter,
         authenticator: Authenticator | None,
+        fallback: Handler | None = None,
     ) -> None:
         self._router = router
+        self._fallback = fallback  # answers unrouted KFP paths (a real server behind a proxy)
         self._faults = faults
         self._calls = calls
         self._authenticator = authenticator
@@ -139,12 +161,23 @@ class ApiServer:
         if route is None:
             if request.path.startswith("/apis/"):
                 self._calls.record(f"{request.method} {request.path}")
+                if self._fallback is not None:  # the real server answers, wrong methods included
+                    exchange.send_response_object(self._fallback(request))
+                    return
             if path_matched:
-                exchange.send_json(405, errors.gateway(Code.UNIMPLEMENTED, "Method Not Allowed").body())
+                exchange.send_json(501, errors.gateway(Code.UNIMPLEMENTED, "Method Not Allowed").body())
             else:
                 exchange.send_json(404, errors.gateway(Code.NOT_FOUND, "Not Found").body())
             return
-        request = Request(request.method, request.path, request.query, request.headers, request.body, params)
+        request = Request(
+            request.method,
+            request.path,
+            request.query,
+            request.headers,
+            request.body,
+            params,
+            request.raw_query,
+        )
         if route.kind == "control":
             exchange.send_response_object(self._run(route, request))
             return
@@ -222,6 +255,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             query=parse_qs(url.query, keep_blank_values=True),
             headers={name.lower(): value for name, value in self.headers.items()},
             body=body,
+            raw_query=url.query,
         )
         self.server.app.handle(self, request)
 
@@ -239,12 +273,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def send_response_object(self, response: Response) -> None:
-        self.send_json(response.status, response.payload)
+        if isinstance(response.payload, RawBody):
+            self.send_bytes(response.status, response.payload.data, response.payload.content_type)
+        else:
+            self.send_json(response.status, response.payload)
 
     def send_json(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        self.send_bytes(status, json.dumps(payload, separators=(",", ":")).encode(), "application/json")
+
+    def send_bytes(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

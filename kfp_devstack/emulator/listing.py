@@ -85,11 +85,25 @@ class ListQuery:
     cursor: tuple[Any, str] | None = None
 
     def same_criteria(self, other: ListQuery) -> bool:
+        """The server's check: a token's filter went through JSON, so its int64 values came back as
+        float64, and ``reflect.DeepEqual`` never finds them equal to the request's: a filter with a
+        number or timestamp never matches its own token (docs/emulator.md §5)."""
         return (
             self.sort_field == other.sort_field
             and self.descending == other.descending
+            and not _has_number(self.conditions)
             and _filter_json(self.listable, self.conditions) == _filter_json(other.listable, other.conditions)
         )
+
+
+def _has_number(conditions: Sequence[Condition]) -> bool:
+    def numeric(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    return any(
+        any(numeric(v) for v in c.value) if isinstance(c.value, tuple) else numeric(c.value)
+        for c in conditions
+    )
 
 
 @dataclass
@@ -392,9 +406,22 @@ def _decode_token(listable: Listable, page_token: str, page_size: int) -> ListQu
         conditions = _conditions_from_filter_json(listable, token.get("Filter"))
         cursor = (token["SortByFieldValue"], str(token["KeyFieldValue"]))
         descending = bool(token.get("IsDesc", False))
-    except (ValueError, KeyError, TypeError, binascii.Error) as err:
-        raise invalid_input_with_cause("Invalid package token", str(err)) from None
+    except binascii.Error:
+        raise invalid_input_with_cause(
+            "Invalid page token", f"illegal base64 data at input byte {_bad_base64_byte(page_token)}"
+        ) from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise invalid_input_with_cause("Invalid page token", str(err)) from None
     return ListQuery(listable, conditions, sort_field, descending, page_size, cursor)
+
+
+def _bad_base64_byte(text: str) -> int:
+    """Where Go's base64 decoder gives up: the first byte outside the alphabet, else the padding."""
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+    for index, char in enumerate(text):
+        if char not in alphabet and not (char == "=" and index >= len(text.rstrip("=")) and index >= 2):
+            return index
+    return len(text) - len(text) % 4
 
 
 def _conditions_from_filter_json(listable: Listable, groups: Any) -> tuple[Condition, ...]:

@@ -140,6 +140,7 @@ class RunProgress(_Record):
     submitted_at: float  # precise creation time; the PENDING period counts from here
     tasks: dict[str, TaskProgress]
     pending_released: bool = False
+    agent_reported: bool = False  # the persistence agent has reported the phase-less Workflow
     running_since: int = 0
     canceling_since: float | None = None
     canceling_reported: bool = False

@@ -44,6 +44,13 @@ class PipelineSpecError(ValueError):
     """The document is not a KFP v2 pipeline spec the emulator can run."""
 
 
+class UnknownTemplateFormat(PipelineSpecError):
+    """Neither an Argo workflow nor a pipeline spec: no document has ``pipelineInfo``."""
+
+    def __init__(self) -> None:
+        super().__init__("unknown template format")
+
+
 class ParameterError(ValueError):
     """Runtime parameters do not satisfy the spec (the server answers 400)."""
 
@@ -123,6 +130,8 @@ class PipelineSpec:
         spec = documents[0]
         if isinstance(spec, Mapping) and spec.get("kind") == "Workflow":
             raise PipelineSpecError("Argo workflows (KFP v1 pipelines) are not supported by the emulator")
+        if not any(isinstance(document, Mapping) and "pipelineInfo" in document for document in documents):
+            raise UnknownTemplateFormat()
         platform = documents[1] if len(documents) > 1 else None
         return cls(spec, platform)
 

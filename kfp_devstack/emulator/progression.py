@@ -1,12 +1,15 @@
 """The run engine: moves runs through their states over time and writes MLMD as they go.
 
-A run is PENDING for its scenario's ``pending_seconds`` (or until released), then
-RUNNING: the root driver's MLMD records are written, and the tasks run one after
-another in topological order, each for its scripted time (or until released), then
-succeed or fail. The run ends SUCCEEDED when every task has, FAILED at the first
-failed task. Times of day on the API are whole seconds; the engine's deadlines are
-precise wall-clock seconds kept with the run, so a restarted emulator picks up where
-it stopped (an overdue task simply finishes at once).
+A run is PENDING at creation. The persistence agent's first report of its new
+Workflow, which has no phase yet, takes the state away (RUNTIME_STATE_UNSPECIFIED,
+a history entry without a state); the run stays so for its scenario's
+``pending_seconds`` (or until released), then is RUNNING: the root driver's MLMD
+records are written, and the tasks run one after another in topological order, each
+for its scripted time (or until released), then succeed or fail. The run ends
+SUCCEEDED when every task has, FAILED at the first failed task. Times of day on the
+API are whole seconds; the engine's deadlines are precise wall-clock seconds kept with
+the run, so a restarted emulator picks up where it stopped (an overdue task simply
+finishes at once).
 
 Mirroring the real server (docs/emulator.md §6):
 
@@ -39,7 +42,8 @@ from kfp_devstack.emulator.store import Store
 
 LOG = logging.getLogger(__name__)
 
-_ACTIVE_STATES = frozenset({RunState.PENDING, RunState.RUNNING, RunState.CANCELING})
+_ACTIVE_STATES = frozenset({RunState.PENDING, RunState.UNSPECIFIED, RunState.RUNNING, RunState.CANCELING})
+NOT_STARTED_STATES = frozenset({RunState.PENDING, RunState.UNSPECIFIED})
 _RETRY_AFTER_ERROR_SECONDS = 1.0
 _IDLE_WAKEUP_SECONDS = 1.0
 
@@ -66,6 +70,7 @@ class RunEngine:
         default_pipeline_root: str,
         cancel_seconds: float,
         clock: Callable[[], float] = time.time,
+        observer: Callable[[Run], None] | None = None,
     ) -> None:
         self._store = store
         self._scenarios = scenarios
@@ -73,6 +78,8 @@ class RunEngine:
         self._default_pipeline_root = default_pipeline_root
         self._cancel_seconds = cancel_seconds
         self._clock = clock
+        # Told of every active run after each pass over it, under the store's lock: it must be quick.
+        self._observer = observer
         self._wakeup = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -149,7 +156,7 @@ class RunEngine:
             run = self._run(run_id)
             progress = run.progress
             if task_name is None:
-                if run.state == RunState.PENDING and not progress.pending_released:
+                if run.state in NOT_STARTED_STATES and not progress.pending_released:
                     progress.pending_released = True
                     released.append("pending")
                 for task in progress.tasks.values():
@@ -220,6 +227,8 @@ class RunEngine:
                 except Exception:
                     LOG.exception("advancing run %s failed; retrying shortly", run_id)
                     deadline = self._clock() + _RETRY_AFTER_ERROR_SECONDS
+                if self._observer is not None:
+                    self._observer(run)
                 if run.state not in _ACTIVE_STATES:
                     self._active.discard(run_id)
                 if deadline is not None and (next_deadline is None or deadline < next_deadline):
@@ -231,7 +240,12 @@ class RunEngine:
         if run.state == RunState.CANCELING:
             return self._advance_canceling(run, now)
         progress = run.progress
-        if run.state == RunState.PENDING:
+        if run.state in NOT_STARTED_STATES:
+            if not progress.agent_reported:
+                # The agent reports the new Workflow before it has a phase (docs/emulator.md §6).
+                run.record_state(RunState.UNSPECIFIED, int(now))
+                progress.agent_reported = True
+                self._store.save_run(run)
             scenario = self._scenarios.for_run(run)
             if not progress.pending_released:
                 if scenario.hold_pending:

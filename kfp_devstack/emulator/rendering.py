@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kfp_devstack.emulator.models import Experiment, Pipeline, PipelineVersion, Run
+from kfp_devstack.emulator.models import Experiment, Pipeline, PipelineVersion, Run, RunState, StateChange
 from kfp_devstack.emulator.pipeline_spec import PipelineSpec
 from kfp_devstack.emulator.task_details import render_task_details
 from kfp_devstack.emulator.timestamps import format_timestamp
@@ -85,15 +85,20 @@ def render_run(run: Run, spec: PipelineSpec) -> dict[str, Any]:
     body["created_at"] = format_timestamp(run.created_at)
     body["scheduled_at"] = format_timestamp(run.scheduled_at)
     body["finished_at"] = format_timestamp(run.finished_at)
-    body["state"] = run.state
+    if run.state != RunState.UNSPECIFIED:  # the zero value of the enum is left out
+        body["state"] = run.state
     task_details = render_task_details(run)
     if task_details:
         body["run_details"] = {"task_details": task_details}
-    body["state_history"] = [
-        {"update_time": format_timestamp(change.update_time), "state": change.state}
-        for change in run.state_history
-    ]
+    body["state_history"] = [_render_state_change(change) for change in run.state_history]
     _put(body, "plugins_input", run.plugins_input)
+    return body
+
+
+def _render_state_change(change: StateChange) -> dict[str, Any]:
+    body: dict[str, Any] = {"update_time": format_timestamp(change.update_time)}
+    if change.state != RunState.UNSPECIFIED:
+        body["state"] = change.state
     return body
 
 

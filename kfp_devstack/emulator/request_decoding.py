@@ -306,7 +306,9 @@ def _decode_message(message: Message, data: dict[str, Any]) -> dict[str, Any]:
             oneofs_seen[field.oneof] = field.name
         if field.repeated:
             if not isinstance(value, list):
-                raise DecodeError(f"invalid value for repeated field {wire_name}: {_short(value)}", wire_name)
+                raise DecodeError(
+                    f"invalid value for repeated field {field.json_name}: {_short(value)}", wire_name
+                )
             result[field.name] = [_decode_value(field, item, wire_name) for item in value]
         else:
             result[field.name] = _decode_value(field, value, wire_name)
@@ -314,6 +316,8 @@ def _decode_message(message: Message, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decode_value(field: Field, value: Any, wire_name: str) -> Any:
+    # protojson names the field by its JSON name in value errors, whichever name was sent.
+    wire_name = field.json_name
     kind = field.kind
     if kind == "string":
         if not isinstance(value, str):

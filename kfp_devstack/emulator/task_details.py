@@ -20,7 +20,7 @@ from kfp_devstack.emulator.timestamps import format_timestamp
 
 
 @dataclass(frozen=True)
-class _Node:
+class WorkflowNode:
     name: str  # the Argo node name, unique within the workflow
     display_name: str
     state: str
@@ -30,13 +30,21 @@ class _Node:
 
 
 def render_task_details(run: Run) -> list[dict[str, Any]] | None:
+    nodes = workflow_nodes(run)
+    if not nodes:
+        return None
+    return [_render(run, run.progress.workflow_name, node) for node in nodes]
+
+
+def workflow_nodes(run: Run) -> list[WorkflowNode]:
+    """The Argo nodes of the run's workflow so far: none until it has been reported running."""
     progress = run.progress
     if not progress.running_since:
-        return None
+        return []
     workflow = progress.workflow_name
     run_state = _node_state(run.state)
     started, finished = progress.running_since, run.finished_at
-    task_nodes: list[_Node] = []
+    task_nodes: list[WorkflowNode] = []
     for task in progress.tasks.values():
         if task.started_at is None:
             continue
@@ -44,18 +52,20 @@ def render_task_details(run: Run) -> list[dict[str, Any]] | None:
         task_started, task_finished = int(task.started_at), int(task.finished_at or 0)
         state = _task_state(task)
         task_nodes += [
-            _Node(f"{base}-driver", f"{task.key}-driver", RunState.SUCCEEDED, task_started, task_started),
-            _Node(base, task.key, state, task_started, task_finished, (f"{base}.executor",)),
-            _Node(f"{base}.executor", "executor", state, task_started, task_finished),
+            WorkflowNode(
+                f"{base}-driver", f"{task.key}-driver", RunState.SUCCEEDED, task_started, task_started
+            ),
+            WorkflowNode(base, task.key, state, task_started, task_finished, (f"{base}.executor",)),
+            WorkflowNode(f"{base}.executor", "executor", state, task_started, task_finished),
         ]
-    root_driver = _Node(f"{workflow}.root-driver", "root-driver", RunState.SUCCEEDED, started, started)
+    root_driver = WorkflowNode(f"{workflow}.root-driver", "root-driver", RunState.SUCCEEDED, started, started)
     dag_children = tuple(node.name for node in task_nodes if not node.name.endswith(".executor"))
-    dag = _Node(f"{workflow}.root", "root", run_state, started, finished, dag_children)
-    top = _Node(workflow, workflow, run_state, started, finished, (root_driver.name, dag.name))
-    return [_render(run, workflow, node) for node in (top, root_driver, dag, *task_nodes)]
+    dag = WorkflowNode(f"{workflow}.root", "root", run_state, started, finished, dag_children)
+    top = WorkflowNode(workflow, workflow, run_state, started, finished, (root_driver.name, dag.name))
+    return [top, root_driver, dag, *task_nodes]
 
 
-def _render(run: Run, workflow: str, node: _Node) -> dict[str, Any]:
+def _render(run: Run, workflow: str, node: WorkflowNode) -> dict[str, Any]:
     history = [{"update_time": format_timestamp(node.started), "state": RunState.RUNNING}]
     if node.state != RunState.RUNNING:
         history.append({"update_time": format_timestamp(node.finished or node.started), "state": node.state})
@@ -70,11 +80,11 @@ def _render(run: Run, workflow: str, node: _Node) -> dict[str, Any]:
         "state_history": history,
     }
     if node.children:
-        detail["child_tasks"] = [{"pod_name": _node_id(workflow, child)} for child in node.children]
+        detail["child_tasks"] = [{"pod_name": node_id(workflow, child)} for child in node.children]
     return detail
 
 
-def _node_id(workflow: str, node_name: str) -> str:
+def node_id(workflow: str, node_name: str) -> str:
     # Argo node ids are the workflow name plus a hash of the node name.
     return workflow if node_name == workflow else f"{workflow}-{zlib.crc32(node_name.encode())}"
 

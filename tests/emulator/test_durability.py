@@ -5,7 +5,7 @@ from __future__ import annotations
 from kfp_server_api import V2beta1Experiment
 
 from kfp_devstack.emulator import EmulatorControl, Scenario, Task
-from tests.emulator.helpers import Kfp, connect_mlmd, unique
+from tests.emulator.helpers import UNSPECIFIED, Kfp, connect_mlmd, history_of, unique
 
 
 def test_objects_and_a_running_run_survive_a_restart(start_emulator, tmp_path):
@@ -31,7 +31,7 @@ def test_objects_and_a_running_run_survive_a_restart(start_emulator, tmp_path):
     )
     finished = kfp.wait_until_finished(run.run_id)
     assert finished.state == "SUCCEEDED"
-    assert [change.state for change in finished.state_history] == ["PENDING", "RUNNING", "SUCCEEDED"]
+    assert history_of(finished) == ["PENDING", UNSPECIFIED, "RUNNING", "SUCCEEDED"]
 
     mlmd = connect_mlmd(second)
     context = mlmd.get_context_by_type_and_name("system.PipelineRun", run.run_id)

@@ -10,6 +10,9 @@ from kfp_server_api.exceptions import ApiException
 
 from tests.emulator.helpers import error_body, raw_call, unique
 
+# Run against both KFP backends: the emulator's API and the real KFP API server.
+pytestmark = pytest.mark.contract
+
 
 def _by_name(name: str) -> str:
     return json.dumps({"predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": name}]})

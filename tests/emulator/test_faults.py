@@ -14,6 +14,9 @@ from kfp_devstack.emulator import Fault
 from kfp_devstack.waiting import wait_until
 from tests.emulator.helpers import PENGUIN_YAML, error_body, unique
 
+# Run against both KFP backends: the emulator's API and the real KFP API server.
+pytestmark = pytest.mark.contract
+
 
 def test_an_error_fault_answers_the_next_n_calls_with_the_real_body(kfp, ctl, penguin):
     ctl.inject_fault(Fault.error("GET", "/apis/v2beta1/pipelines/{pipeline_id}", 503, times=2))

@@ -15,6 +15,9 @@ from ml_metadata.proto import metadata_store_service_pb2_grpc as sgrpc
 
 from kfp_devstack.emulator import Scenario
 
+# Run against both KFP backends: the emulator's API and the real KFP API server.
+pytestmark = pytest.mark.contract
+
 PUSHED = [{"pushed": True, "pushed_version": "v7"}, {"pushed": False}]
 
 

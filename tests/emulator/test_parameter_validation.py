@@ -7,6 +7,9 @@ from kfp_server_api.exceptions import ApiException
 
 from tests.emulator.helpers import TYPED_PARAMETERS_YAML, error_body, unique
 
+# Run against both KFP backends: the emulator's API and the real KFP API server.
+pytestmark = pytest.mark.contract
+
 VALID = {
     "count": 3,
     "ratio": 0.5,

@@ -55,7 +55,9 @@ def test_a_completion_while_the_operator_was_down_is_recorded_after_restart(worl
     assert first.stop() == 0
 
     world.release_held_task(run_id, "Pusher")
-    wait_until(lambda: world.kfp_run(run_id)["state"] == "SUCCEEDED", timeout=TIMEOUT, message="the KFP run")
+    wait_until(
+        lambda: world.kfp_run(run_id).get("state") == "SUCCEEDED", timeout=TIMEOUT, message="the KFP run"
+    )
     world.start_operator()
 
     status = world.wait_run(name, delivered, "completed and published")

@@ -38,9 +38,9 @@ def test_deleting_an_active_run_terminates_it_in_kfp(world: World) -> None:
 
     world.wait_gone(name)
     wait_until(
-        lambda: world.kfp_run(run_id)["state"] == "FAILED", timeout=TIMEOUT, message="KFP to stop the run"
+        lambda: world.kfp_run(run_id).get("state") == "FAILED", timeout=TIMEOUT, message="KFP to stop the run"
     )
-    states = [entry["state"] for entry in world.kfp_run(run_id)["state_history"]]
+    states = [entry.get("state") for entry in world.kfp_run(run_id)["state_history"]]
     assert states[-2:] == ["CANCELING", "FAILED"]
     world.wait_event(name, "Terminated")
     assert operator.metric("kfp_operator_kfp_terminations_total") == 1

@@ -1,0 +1,52 @@
+"""Session fixtures for the real KFP API server (KFP 2.17.0, built from source).
+
+``real_kfp`` is an :class:`Emulator` standing in front of the real server: its ``url``
+serves the KFP API (answered by the real server, counted and faultable by the
+emulator), its ``mlmd_host``/``mlmd_port`` the ML Metadata the driven runs write, and
+``EmulatorControl(real_kfp.url)`` scripts runs as with the emulator alone. It is started
+once per test session, on the session's control plane; tests keep out of each other's
+way as with the shared emulator (unique pipeline names, their own experiments).
+
+Imported by ``tests/conftest.py`` so that every test directory can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from kfp_devstack.controlplane import ControlPlane
+from kfp_devstack.emulator import Emulator, EmulatorConfig
+from kfp_devstack.realkfp import RealKfpBackend
+
+# The run engine's pace with the real server: the agent's report of the phase-less Workflow
+# comes within a few hundred milliseconds, and each step is one Workflow patch and one report.
+REAL_KFP_TIMINGS = {"pending_seconds": 0.5, "task_seconds": 0.1, "cancel_seconds": 0.5}
+
+
+@pytest.fixture(scope="session")
+def real_kfp_backend(
+    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealKfpBackend]:
+    """MariaDB, moto's S3, the KFP API server and persistence agent, on the session's control plane."""
+    backend = RealKfpBackend(tmp_path_factory.mktemp("real-kfp"), control_plane.kubeconfig)
+    try:
+        yield backend.start(control_plane)
+    finally:
+        backend.stop()
+
+
+@pytest.fixture(scope="session")
+def real_kfp(
+    real_kfp_backend: RealKfpBackend, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Emulator]:
+    """The real KFP API server behind an emulator that drives its Workflows (docs/emulator.md §15)."""
+    config = EmulatorConfig(
+        state_dir=tmp_path_factory.mktemp("real-kfp-emulator"),
+        real_kfp_url=real_kfp_backend.url,
+        kubeconfig=control_plane.kubeconfig,
+        **REAL_KFP_TIMINGS,
+    )
+    with Emulator(config) as running:
+        yield running
