@@ -1,4 +1,5 @@
-"""Fixtures of the Run lifecycle tests: one NATS server per session, a fresh emulator per test."""
+"""Fixtures of the Run lifecycle tests: one NATS server per session, a fresh emulator per test
+(or the session's real KFP API server, for the tests marked to run on both backends)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import kubernetes
 import pytest
 
 from kfp_devstack.controlplane import ControlPlane
-from kfp_devstack.emulator import Emulator, EmulatorConfig
+from kfp_devstack.emulator import Emulator, EmulatorConfig, EmulatorControl
 from kfp_devstack.nats import NatsServer, ensure_stream
 from tests.lifecycle.harness import EVENTS_STREAM, World
 
@@ -27,7 +28,19 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 
 
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Emulator]:
+def emulator(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """A fresh emulator, or, for tests parametrised with ``on_both_backends``, the real KFP API
+    server of the session behind its emulator (shared: scripts and faults are cleared after)."""
+    if getattr(request, "param", "emulator") == "real":
+        real: Emulator = request.getfixturevalue("real_kfp")
+        yield real
+        control = EmulatorControl(real.url)
+        control.clear_faults()
+        for key in control.scenarios():
+            if key.startswith("pipeline:"):
+                control.script_pipeline(key.removeprefix("pipeline:"), None)
+        control.script_default(None)
+        return
     with Emulator(EmulatorConfig(state_dir=tmp_path / "kfp", **FAST)) as running:
         yield running
 

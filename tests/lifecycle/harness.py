@@ -20,6 +20,7 @@ from typing import Any
 import kfp_server_api
 import kubernetes
 import nats
+import pytest
 import yaml
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -40,7 +41,14 @@ from kfp_devstack.waiting import wait_until
 from reconcilers.api import GROUP, VERSION
 
 EVENTS_STREAM = "EVENTS"
+
+# Runs the test once on a fresh emulator and once on the session's real KFP API server.
+on_both_backends = pytest.mark.parametrize("emulator", ["emulator", "real"], indirect=True)
 TIMEOUT = 60.0  # generous: the operator, the emulator and the API server share two cores
+
+
+class PortTaken(Exception):
+    """The operator exited because its metrics or health port was taken meanwhile."""
 
 
 class OperatorProcess:
@@ -58,16 +66,29 @@ class OperatorProcess:
         self.env = dict(env or {})
         self.kubeconfig = kubeconfig
         self.work_dir = work_dir
+        self.config_file = work_dir / f"operator-{uuid.uuid4().hex[:6]}.yaml"
+        self.log = self.config_file.with_suffix(".log")
+        self.process: subprocess.Popen[bytes] | None = None
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.config["metrics"] = {"bindAddress": f"127.0.0.1:{self.metrics_port}"}
         self.config["health"] = {"bindAddress": f"127.0.0.1:{self.health_port}"}
-        self.config_file = work_dir / f"operator-{uuid.uuid4().hex[:6]}.yaml"
         self.config_file.write_text(yaml.safe_dump(self.config))
-        self.log = self.config_file.with_suffix(".log")
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
+        """Starts the operator and waits until it leads. A port found free may be taken by another
+        process before the operator binds it; then it starts again on other ports."""
+        for _ in range(3):
+            try:
+                return self._start()
+            except PortTaken:
+                self._choose_ports()
+        return self._start()
+
+    def _start(self) -> OperatorProcess:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [
@@ -89,6 +110,8 @@ class OperatorProcess:
     def _leading(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
+            if "Address already in use" in self.tail(5):
+                raise PortTaken()
             raise AssertionError(f"the operator exited with {self.process.returncode}:\n{self.tail()}")
         try:
             return self.metric("leader_election_master_status") == 1 or not self.config.get(
@@ -211,8 +234,19 @@ class World:
         self.ctl.release(run_id, task)
 
     def kfp_runs(self) -> list[dict[str, Any]]:
-        response = self.kfp_runs_api.run_service_list_runs(page_size=200, _preload_content=False)
-        return json.loads(response.data).get("runs", [])
+        """The KFP runs of this test's Runs (named ``<namespace>/<name>``), also when the KFP API
+        server is shared with other tests."""
+        runs: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            response = self.kfp_runs_api.run_service_list_runs(
+                page_size=200, page_token=token, _preload_content=False
+            )
+            page = json.loads(response.data)
+            runs += [r for r in page.get("runs", []) if r["display_name"].startswith(f"{self.namespace}/")]
+            token = page.get("next_page_token", "")
+            if not token:
+                return runs
 
     def kfp_run(self, run_id: str) -> dict[str, Any]:
         return json.loads(self.kfp_runs_api.run_service_get_run(run_id, _preload_content=False).data)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from kfp_devstack.emulator import Scenario, Task
 from kfp_devstack.waiting import wait_until
 from reconcilers.api import RUN_CONFIGURATION_LABEL
 from reconcilers.completion_event.event import event_id
-from tests.lifecycle.harness import TIMEOUT, World
+from tests.lifecycle.harness import TIMEOUT, World, on_both_backends
 
 SPEC = {
     "pipeline": "penguin-pipeline:v1-abcdef",
@@ -47,6 +49,7 @@ def test_a_failed_run_completes_as_failed_and_leaves_its_run_configuration_alone
     world.wait_events(name, lambda events: ("Warning", "Failed") in [(t, r) for t, r, _ in events], "Failed")
 
 
+@on_both_backends
 def test_a_completion_while_the_operator_was_down_is_recorded_after_restart(world: World) -> None:
     prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
     first = world.start_operator()
@@ -135,3 +138,36 @@ def test_a_completion_waits_for_ml_metadata_when_it_is_unavailable(world: World)
     world.ctl.mlmd_up()
     status = world.wait_completed(name)
     assert status["artifacts"][0]["name"] == "model"
+
+
+def test_more_runs_than_one_page_finishing_between_two_polls_are_all_completed_by_the_poll(
+    world: World,
+) -> None:
+    # KFP answers at most 200 runs a page; the operator must follow the page token (alone, as
+    # the real server refuses it with the filter again) rather than leave the rest to the
+    # safety check, which here would not come for ten minutes.
+    count = 210
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    operator = world.start_operator(pollInterval="20s", safetyCheckInterval="10m", workers=8)
+    names = [world.create_run(SPEC) for _ in range(count)]
+    run_ids = [world.wait_submitted(name)["providerId"].removeprefix("kfp:") for name in names]
+    for run_id in run_ids:
+        world.ctl.wait_for_task(run_id, "Pusher", "RUNNING", timeout=TIMEOUT)
+
+    # Right after a poll, so that all of them finish before the next one.
+    polls = operator.metric("kfp_operator_kfp_requests_total", operation="list_runs")
+    wait_until(
+        lambda: operator.metric("kfp_operator_kfp_requests_total", operation="list_runs") > polls,
+        timeout=TIMEOUT,
+        message="a poll",
+    )
+    lists_before = operator.metric("kfp_operator_kfp_requests_total", operation="list_runs")
+    reads_before = operator.metric("kfp_operator_kfp_requests_total", operation="get_run")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda run_id: world.ctl.release(run_id, "Pusher"), run_ids))
+
+    for name in names:
+        assert world.wait_completed(name)["completionState"] == "Succeeded"
+    assert operator.metric("kfp_operator_kfp_requests_total", operation="get_run") == reads_before
+    assert operator.metric("kfp_operator_kfp_requests_total", operation="list_runs") >= lists_before + 2
+    assert operator.metric("kfp_operator_kfp_requests_total", operation="list_runs", code="400") == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from kfp_devstack.emulator import Fault, Scenario, Task
 from kfp_devstack.nats import NatsServer, ensure_stream
 from kfp_devstack.waiting import wait_until
-from tests.lifecycle.harness import EVENTS_STREAM, GROUP, TIMEOUT, VERSION, World
+from tests.lifecycle.harness import EVENTS_STREAM, GROUP, TIMEOUT, VERSION, World, on_both_backends
 
 SPEC = {
     "pipeline": "penguin-pipeline:v1-abcdef",
@@ -28,6 +28,7 @@ def delete(world: World, name: str) -> None:
     world.custom.delete_namespaced_custom_object(GROUP, VERSION, world.namespace, "runs", name)
 
 
+@on_both_backends
 def test_deleting_an_active_run_terminates_it_in_kfp(world: World) -> None:
     prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
     operator = world.start_operator()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kfp_devstack.emulator import Fault
 from kfp_devstack.waiting import wait_until
-from tests.lifecycle.harness import TIMEOUT, World
+from tests.lifecycle.harness import TIMEOUT, World, on_both_backends
 
 SPEC = {
     "pipeline": "penguin-pipeline:v1-abcdef",
@@ -40,6 +40,7 @@ def test_a_crash_between_create_and_status_write_is_adopted_after_restart(world:
     assert second.metric("kfp_operator_run_submissions_total", result="created") == 0
 
 
+@on_both_backends
 def test_a_create_whose_response_is_lost_is_found_by_its_marker(world: World) -> None:
     prepare(world)
     world.ctl.inject_fault(Fault.drop_response(*CREATE_RUN, times=1))
