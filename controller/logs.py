@@ -134,3 +134,6 @@ def configure_logging(level: str = "info", fmt: str = "", stream: TextIO | None 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(LEVELS[level])
+    # urllib3's debug lines quote each request's path and query, where webhook and signed URLs
+    # carry their credentials; the clients log their requests' outcomes themselves.
+    logging.getLogger("urllib3").setLevel(max(LEVELS[level], logging.INFO))

@@ -48,8 +48,10 @@ class UploadedPipeline:
 class KfpExamples:
     """Uploads pipelines and creates experiments through the KFP API (any KFP, emulated or real)."""
 
-    def __init__(self, url: str) -> None:
-        client = kfp_server_api.ApiClient(kfp_server_api.Configuration(host=url.rstrip("/")))
+    def __init__(self, url: str, *, ca_file: Path | None = None) -> None:
+        configuration = kfp_server_api.Configuration(host=url.rstrip("/"))
+        configuration.ssl_ca_cert = str(ca_file) if ca_file is not None else None
+        client = kfp_server_api.ApiClient(configuration)
         self._pipelines = kfp_server_api.PipelineServiceApi(client)
         self._uploads = kfp_server_api.PipelineUploadServiceApi(client)
         self._experiments = kfp_server_api.ExperimentServiceApi(client)

@@ -25,6 +25,11 @@ class EmulatorConfig:
     real_kfp_url: str | None = None
     kubeconfig: Path | None = None
     kfp_namespace: str = "kubeflow"
+    # TLS: with a certificate and key, the KFP API and ML Metadata are served over TLS only;
+    # with a client CA as well, clients must present a certificate it signed (mutual TLS).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
     def __post_init__(self) -> None:
         if not _is_loopback(self.host):
@@ -33,11 +38,19 @@ class EmulatorConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         object.__setattr__(self, "state_dir", Path(self.state_dir).resolve())
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and its key")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("a client CA needs TLS (a certificate and key)")
         if self.real_kfp_url is not None:
             if self.kubeconfig is None:
                 raise ValueError("a real KFP backend needs the kubeconfig of its cluster")
             if self.multi_user:
                 raise ValueError("a real KFP backend is single-user here")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def real_backend(self) -> bool:

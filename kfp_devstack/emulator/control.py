@@ -13,8 +13,10 @@ ctl.calls()["POST /apis/v2beta1/runs"]
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -33,10 +35,12 @@ class ControlError(RuntimeError):
 
 
 class EmulatorControl:
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 10.0, ca_file: Path | None = None) -> None:
+        """``ca_file`` is the CA an emulator serving TLS is checked against."""
         parts = urlsplit(base_url)
         self._base = f"{parts.scheme}://{parts.netloc}/emulator/v1"
         self._timeout = timeout
+        self._tls = ssl.create_default_context(cafile=ca_file) if ca_file is not None else None
 
     # --- scenarios ----------------------------------------------------------------------------
 
@@ -127,7 +131,7 @@ class EmulatorControl:
             self._base + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+            with urllib.request.urlopen(request, timeout=self._timeout, context=self._tls) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as err:
             payload = err.read()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import ssl
+
+import grpc
 
 from kfp_devstack.emulator.api_experiments import ExperimentService
 from kfp_devstack.emulator.api_pipelines import PipelineService
@@ -51,7 +54,7 @@ class Emulator:
     @property
     def url(self) -> str:
         api = self._require(self._api)
-        return f"http://{api.host}:{api.port}"
+        return f"{api.scheme}://{api.host}:{api.port}"
 
     @property
     def mlmd_host(self) -> str:
@@ -93,7 +96,9 @@ class Emulator:
         experiments = ExperimentService(store, tenancy)
         pipelines = PipelineService(store, tenancy)
         runs = RunService(store, tenancy, experiments, pipelines, engine, scenarios)
-        mlmd = self._mlmd = MetadataGrpcService(metadata, mlmd_calls, config.host, config.mlmd_port)
+        mlmd = self._mlmd = MetadataGrpcService(
+            metadata, mlmd_calls, config.host, config.mlmd_port, _grpc_credentials(config)
+        )
 
         router = Router()
         add_kfp_routes(
@@ -125,6 +130,7 @@ class Emulator:
             calls=kfp_calls,
             authenticator=authenticator,
             fallback=fallback,
+            tls=_ssl_context(config),
         )
         mlmd.start()
         engine.start()
@@ -165,3 +171,25 @@ class Emulator:
         if part is None:
             raise RuntimeError("the emulator is not running")
         return part
+
+
+def _ssl_context(config: EmulatorConfig) -> ssl.SSLContext | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    if config.tls_client_ca is not None:
+        context.load_verify_locations(config.tls_client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _grpc_credentials(config: EmulatorConfig) -> grpc.ServerCredentials | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca is not None else None
+    return grpc.ssl_server_credentials(
+        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )

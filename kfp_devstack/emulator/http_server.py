@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -127,6 +128,7 @@ class ApiServer:
         calls: CallCounter,
         authenticator: Authenticator | None,
         fallback: Handler | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._router = router
         self._fallback = fallback  # answers unrouted KFP paths (a real server behind a proxy)
@@ -135,6 +137,13 @@ class ApiServer:
         self._authenticator = authenticator
         self._httpd = _Server((host, port), _RequestHandler)
         self._httpd.app = self
+        self.scheme = "http"
+        if tls is not None:
+            # The handshake happens in the request's thread, so a silent client blocks no one.
+            self._httpd.socket = tls.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.scheme = "https"
         self._thread: threading.Thread | None = None
 
     @property
@@ -148,7 +157,7 @@ class ApiServer:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="kfp-http", daemon=True)
         self._thread.start()
-        LOG.info("KFP API listening on http://%s:%d", self.host, self.port)
+        LOG.info("KFP API listening on %s://%s:%d", self.scheme, self.host, self.port)
 
     def stop(self) -> None:
         if self._thread is not None:  # shutdown() waits for serve_forever, so only after start()

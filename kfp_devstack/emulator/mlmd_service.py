@@ -31,7 +31,14 @@ _SERVICE = metadata_store_service_pb2.DESCRIPTOR.services_by_name["MetadataStore
 
 
 class MetadataGrpcService:
-    def __init__(self, store: EmbeddedMetadataStore, calls: CallCounter, host: str, port: int) -> None:
+    def __init__(
+        self,
+        store: EmbeddedMetadataStore,
+        calls: CallCounter,
+        host: str,
+        port: int,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
         self._store = store
         self._calls = calls
         self._available = threading.Event()
@@ -49,7 +56,13 @@ class MetadataGrpcService:
             (grpc.method_handlers_generic_handler(_SERVICE.full_name, handlers),)
         )
         self.host = host
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        self.tls = credentials is not None
+        self.port = (
+            self._server.add_secure_port(address, credentials)
+            if credentials is not None
+            else self._server.add_insecure_port(address)
+        )
         if self.port == 0:
             raise OSError(f"cannot listen for MLMD gRPC on {host}:{port}")
 

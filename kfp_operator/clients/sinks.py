@@ -15,6 +15,7 @@ described by their kind, and the server by its host and port.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 import threading
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import nats
 import structlog
@@ -63,11 +65,26 @@ def describe_http_failure(error: Exception) -> str:
     return type(cause).__name__
 
 
+def basic_auth(url: str) -> dict[str, str]:
+    """The ``Authorization`` header for a URL's ``user:password@``, as curl and browsers send it."""
+    parsed = urllib3.util.parse_url(url)
+    if not parsed.auth:
+        return {}
+    user, _, password = parsed.auth.partition(":")
+    credentials = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    return {"Authorization": f"Basic {credentials}"}
+
+
+def without_userinfo(url: str) -> str:
+    return urllib3.util.parse_url(url)._replace(auth=None).url
+
+
 class HttpSink:
     """POSTs the event in CloudEvents structured mode; any 2xx is an acknowledgement.
 
     The URL and the extra headers (for example ``Authorization``) may come from files mounted
-    from a Secret; they are read at each delivery, so a rotated credential is used at once.
+    from a Secret; they are read at each delivery, so a rotated credential is used at once. A
+    URL's ``user:password@`` is sent as basic authentication; a header from the file wins.
     """
 
     def __init__(self, config: HttpSinkConfig, pool: urllib3.PoolManager | None = None) -> None:
@@ -95,9 +112,10 @@ class HttpSink:
         if not 200 <= response.status < 300:
             raise DeliveryFailed(f"{self.name}: HTTP {response.status}")
 
-    def _address(self) -> tuple[str, dict[str, str]]:
+    def _address(self) -> tuple[str, urllib3.HTTPHeaderDict]:
         url = self._config.url or Path(self._config.url_file).read_text().strip()
-        headers: dict[str, str] = {}
+        headers = urllib3.HTTPHeaderDict(basic_auth(url))
+        url = without_userinfo(url)
         if self._config.headers_file:
             for line in Path(self._config.headers_file).read_text().splitlines():
                 key, colon, value = line.partition(":")

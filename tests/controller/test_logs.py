@@ -26,6 +26,7 @@ def restore_logging() -> Iterator[None]:
     for handler in handlers:
         root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("urllib3").setLevel(logging.NOTSET)
 
 
 def test_secret_fields_and_secrets_in_text_are_redacted() -> None:
@@ -109,3 +110,14 @@ def test_format_defaults_to_json_when_not_a_terminal() -> None:
     configure_logging("info", "", stream=out)
     structlog.get_logger("test").info("hello")
     assert json.loads(out.getvalue())["msg"] == "hello"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_urllib3_request_lines_are_not_logged_even_at_debug_level() -> None:
+    out = io.StringIO()
+    configure_logging("debug", "json", stream=out)
+    # As urllib3 logs every request: the path and query of a webhook URL hold its credentials.
+    logging.getLogger("urllib3.connectionpool").debug('"POST /services/T0/B0/abc123def HTTP/1.1" 200 0')
+    structlog.get_logger("test").debug("visible")
+
+    assert [json.loads(line)["msg"] for line in out.getvalue().splitlines()] == ["visible"]

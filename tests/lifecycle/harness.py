@@ -167,13 +167,16 @@ class World:
     kubeconfig: Path
     work_dir: Path
     operators: list[OperatorProcess] = field(default_factory=list)
+    ca_file: Path | None = None  # the CA of an emulator serving TLS
 
     def __post_init__(self) -> None:
         self.custom = kubernetes.client.CustomObjectsApi(self.api_client)
         self.core = kubernetes.client.CoreV1Api(self.api_client)
-        self.ctl = EmulatorControl(self.emulator.url)
-        self.examples = KfpExamples(self.emulator.url)
-        client = kfp_server_api.ApiClient(kfp_server_api.Configuration(host=self.emulator.url))
+        self.ctl = EmulatorControl(self.emulator.url, ca_file=self.ca_file)
+        self.examples = KfpExamples(self.emulator.url, ca_file=self.ca_file)
+        configuration = kfp_server_api.Configuration(host=self.emulator.url)
+        configuration.ssl_ca_cert = str(self.ca_file) if self.ca_file is not None else None
+        client = kfp_server_api.ApiClient(configuration)
         self.kfp_runs_api = kfp_server_api.RunServiceApi(client)
         self.pipelines_api = kfp_server_api.PipelineServiceApi(client)
         self.subject = f"events.{self.namespace}"

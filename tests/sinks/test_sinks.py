@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import nats
@@ -20,6 +17,7 @@ from kfp_devstack.waiting import wait_until
 from kfp_operator.clients.sinks import HttpSink, NatsSink
 from kfp_operator.settings import HttpSinkConfig, NatsConfig
 from reconcilers.clients import DeliveryFailed
+from tests.support.http_receiver import HttpReceiver
 
 EVENT = {"specversion": "1.0", "id": "e-1", "type": "org.kubeflow.pipelines.run-completion", "data": {"x": 1}}
 
@@ -123,71 +121,52 @@ def test_a_sink_that_starts_before_the_server_connects_later(tmp_path: Path) -> 
         server.stop()
 
 
-class Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[str, dict[str, str], bytes]] = []
-    status = 202
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.received.append((self.path, dict(self.headers), body))
-        self.send_response(Receiver.status)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
-def receiver() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    Receiver.received = []
-    Receiver.status = 202
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/events"
-    server.shutdown()
+def receiver() -> Iterator[HttpReceiver]:
+    with HttpReceiver() as running:
+        yield running
 
 
-def test_http_sink_posts_a_structured_cloudevent(receiver: str) -> None:
-    http_sink(receiver).publish(EVENT)
+def test_http_sink_posts_a_structured_cloudevent(receiver: HttpReceiver) -> None:
+    http_sink(receiver.url()).publish(EVENT)
 
-    _, headers, body = Receiver.received[0]
-    assert headers["Content-Type"].startswith("application/cloudevents+json")
-    assert json.loads(body) == EVENT
+    [received] = receiver.received
+    assert received.headers["Content-Type"].startswith("application/cloudevents+json")
+    assert json.loads(received.body) == EVENT
 
 
-def test_http_sink_fails_on_an_error_status_and_on_a_refused_connection(receiver: str) -> None:
-    Receiver.status = 503
+def test_http_sink_fails_on_an_error_status_and_on_a_refused_connection(receiver: HttpReceiver) -> None:
+    receiver.status = 503
     with pytest.raises(DeliveryFailed, match="HTTP 503"):
-        http_sink(receiver).publish(EVENT)
+        http_sink(receiver.url()).publish(EVENT)
 
     with pytest.raises(DeliveryFailed, match="cannot connect"):
         http_sink(f"http://127.0.0.1:{free_port()}/events").publish(EVENT)
 
 
 def test_http_sink_reads_its_url_and_headers_from_files_at_each_delivery(
-    receiver: str, tmp_path: Path
+    receiver: HttpReceiver, tmp_path: Path
 ) -> None:
     url_file, headers_file = tmp_path / "url", tmp_path / "headers"
-    url_file.write_text(receiver + "?token=first\n")
+    url_file.write_text(receiver.url() + "?token=first\n")
     headers_file.write_text("Authorization: Bearer one\nX-Team: ml\n")
     sink = HttpSink(HttpSinkConfig(name="receiver", url_file=str(url_file), headers_file=str(headers_file)))
 
     sink.publish(EVENT)
-    url_file.write_text(receiver + "?token=rotated")
+    url_file.write_text(receiver.url() + "?token=rotated")
     headers_file.write_text("Authorization: Bearer two\n")
     sink.publish(EVENT)
 
-    (first_path, first, _), (second_path, second, _) = Receiver.received
-    assert (first_path, first["Authorization"], first["X-Team"]) == (
+    first, second = receiver.received
+    assert (first.path, first.headers["Authorization"], first.headers["X-Team"]) == (
         "/events?token=first",
         "Bearer one",
         "ml",
     )
-    assert (second_path, second["Authorization"]) == ("/events?token=rotated", "Bearer two")
+    assert (second.path, second.headers["Authorization"]) == ("/events?token=rotated", "Bearer two")
 
 
-def test_http_sink_failures_never_quote_the_url(receiver: str, tmp_path: Path) -> None:
+def test_http_sink_failures_never_quote_the_url(tmp_path: Path) -> None:
     port = free_port()
     secret_url = f"http://user:hunter2@127.0.0.1:{port}/hooks/s3cr3t?token=t0k3n"
     with pytest.raises(DeliveryFailed) as refused:
@@ -248,17 +227,8 @@ def test_nats_sink_speaks_tls_to_a_server_signed_by_its_ca(tmp_path: Path) -> No
 
 def test_http_sink_checks_the_receivers_certificate_against_its_ca_file(tmp_path: Path) -> None:
     pki = ensure_pki(tmp_path / "pki")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(pki.serving_cert, pki.serving_key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    Receiver.received, Receiver.status = [], 202
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"https://127.0.0.1:{server.server_address[1]}/events"
-    try:
-        http_sink(url, ca_file=str(pki.ca_cert)).publish(EVENT)
+    with HttpReceiver(cert=(pki.serving_cert, pki.serving_key)) as receiver:
+        http_sink(receiver.url(), ca_file=str(pki.ca_cert)).publish(EVENT)
         with pytest.raises(DeliveryFailed, match="TLS handshake failed"):
-            http_sink(url).publish(EVENT)  # the system's CAs do not know the receiver
-        assert len(Receiver.received) == 1
-    finally:
-        server.shutdown()
+            http_sink(receiver.url()).publish(EVENT)  # the system's CAs do not know the receiver
+        assert len(receiver.received) == 1
