@@ -9,8 +9,9 @@
 #   IMAGE           the same, when no argument is given
 #   PYTHON_IMAGE    the base image (default the Dockerfile's: the official Python slim image)
 #   CONTAINER_TOOL  docker or buildah, instead of choosing by what is there
-#   buildah reads its own settings too, e.g. BUILDAH_ISOLATION=chroot and STORAGE_DRIVER=vfs on
-#   a machine without a container runtime, or CONTAINERS_STORAGE_CONF for another image store.
+#   buildah reads its own settings too, e.g. STORAGE_DRIVER=vfs where the kernel's overlay is not
+#   available, CONTAINERS_STORAGE_CONF for another image store, BUILDAH_ISOLATION (chroot when
+#   no OCI runtime is installed)
 #
 # Behind a TLS-intercepting proxy, pip in the build must trust the proxy's CA: the machine's CA
 # bundle (PIP_CERT, SSL_CERT_FILE, REQUESTS_CA_BUNDLE or the system's) is passed as the build
@@ -45,6 +46,11 @@ if [ -z "$tool" ]; then
     echo "no image builder: install docker (with a running engine) or buildah (Debian: apt-get install buildah)" >&2
     exit 1
   fi
+fi
+
+# Without an OCI runtime (runc or crun), buildah can still run the build's steps chrooted.
+if [ "$tool" = buildah ] && [ -z "${BUILDAH_ISOLATION:-}" ] && ! command -v runc >/dev/null && ! command -v crun >/dev/null; then
+  export BUILDAH_ISOLATION=chroot
 fi
 
 case "$tool" in
