@@ -34,6 +34,7 @@ fi
 echo "installing Debian packages: ${missing[*]}" >&2
 apt_get=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=600)
 # A stale or empty package index is the common reason for an install to fail on a fresh
-# machine, so the index is refreshed first.
-"${apt_get[@]}" update >&2
+# machine, so the index is refreshed first; a source that cannot be reached need not stop the
+# install from the others.
+"${apt_get[@]}" update >&2 || echo "apt-get update failed; installing from the package lists there are" >&2
 "${apt_get[@]}" install -y --no-install-recommends "${missing[@]}" >&2
