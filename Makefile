@@ -57,6 +57,13 @@ test: prereqs venv bins kfp-backend
 bench: venv bins
 	$(PYTHON) -m bench $(BENCH_ARGS)
 
+# The operator image, with docker or, without a Docker engine, buildah (daemonless); prints it.
+# IMAGE=registry.example.com/kfp-operator:0.1.0 make image (default kfp-operator:<version>);
+# PYTHON_IMAGE=... picks another base. See docs/installation.md.
+.PHONY: image
+image:
+	@bash hack/build-image.sh $(IMAGE)
+
 # The local stack (control plane, KFP emulator with MLMD, NATS) with the example pipelines,
 # then the operator in the foreground (Ctrl-C stops it; `make down` stops the stack).
 dev: prereqs venv bins $(KFP_BACKEND_PREREQ) up
