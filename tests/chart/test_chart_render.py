@@ -252,6 +252,8 @@ SAMPLES: dict[str, Any] = {
     "leaderElection.renewDeadline": "12s",
     "leaderElection.retryPeriod": "3s",
     "metrics.bindAddress": ":9090",
+    "metrics.secure": True,
+    "metrics.certDir": "/var/run/certs",
     "health.bindAddress": ":9091",
     "log.level": "debug",
     "log.format": "console",
