@@ -24,6 +24,8 @@ ALL_FEATURES: dict[str, Any] = {
     "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
     "grafanaDashboard": {"enabled": True},
     "podDisruptionBudget": {"enabled": True},
+    "metricsCertificate": {"secretName": "kfp-operator-metrics-tls"},
+    "rbac": {"metricsReaders": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "monitoring"}]},
     "config": {
         "kfp": {"multiUser": True},
         "watchNamespaces": ["team-a", "team-b"],
