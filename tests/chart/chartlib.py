@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -46,8 +47,9 @@ class HelmError(RuntimeError):
     """helm exited with an error; the message is its stderr."""
 
 
-def helm(*args: str, stdin: str | None = None) -> str:
-    """Runs the built helm and returns its stdout; raises :class:`HelmError` on failure."""
+def helm(*args: str, stdin: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """Runs the built helm and returns its stdout; raises :class:`HelmError` on failure. ``env``
+    is added to the environment (for example helm's own directories, kept out of ``$HOME``)."""
     result = subprocess.run(
         [str(binaries.locate().helm), *args],
         input=stdin,
@@ -55,6 +57,7 @@ def helm(*args: str, stdin: str | None = None) -> str:
         text=True,
         check=False,
         timeout=60,
+        env={**os.environ, **env} if env else None,
     )
     if result.returncode != 0:
         raise HelmError(result.stderr.strip() or result.stdout.strip())
