@@ -540,6 +540,6 @@ def test_notes_tell_the_user_what_to_do_next(control_plane: ControlPlane, servic
         "system:serviceaccount:kfp-operator:kfp-operator",
         "handles Runs in team-a, team-b only",
         "a PodDisruptionBudget with a single replica",
-        "kubectl apply --server-side -f charts/kfp-operator/crds/",
+        "kubectl apply --server-side --force-conflicts -f charts/kfp-operator/crds/",
     ):
         assert expected in notes, expected
