@@ -23,6 +23,7 @@ KUBE_VERSION = "1.36.0"
 ALL_FEATURES: dict[str, Any] = {
     "replicaCount": 2,
     "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}, "alertLabels": {"team": "ml"}},
     "grafanaDashboard": {"enabled": True},
     "podDisruptionBudget": {"enabled": True},
     "metricsCertificate": {"secretName": "kfp-operator-metrics-tls"},

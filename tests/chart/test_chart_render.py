@@ -84,7 +84,7 @@ def test_defaults_render_the_operator_and_its_permissions_only(default: Rendered
 
 
 def test_every_optional_feature_renders(everything: Rendered) -> None:
-    assert everything.kinds() == DEFAULT_KINDS | {"ServiceMonitor", "PodDisruptionBudget"}
+    assert everything.kinds() == DEFAULT_KINDS | {"ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"}
     assert everything.deployment["spec"]["replicas"] == 2
     assert everything.one("ConfigMap", "kfp-operator-dashboard")
     assert everything.volume("kfp-token") is not None
@@ -518,7 +518,7 @@ def test_pod_disruption_budget_uses_one_of_its_bounds(everything: Rendered) -> N
 # ---- NOTES.txt -----------------------------------------------------------------------------------
 
 
-def test_notes_tell_the_user_what_to_do_next(control_plane: ControlPlane, servicemonitor_crd: None) -> None:
+def test_notes_tell_the_user_what_to_do_next(control_plane: ControlPlane, monitoring_crds: None) -> None:
     values = merge(ALL_FEATURES, {"replicaCount": 1})
     # helm only renders NOTES.txt when installing; a client-side dry run still asks the API server
     # for its version.
