@@ -536,6 +536,7 @@ def test_notes_tell_the_user_what_to_do_next(control_plane: ControlPlane, monito
         "https://localhost:8080/metrics",
         "bind ClusterRole kfp-operator-metrics-reader to your Prometheus",
         "ServiceMonitor",
+        "A PrometheusRule (kfp-operator) has the operator's alerts",
         "kfp-operator-dashboard",
         "system:serviceaccount:kfp-operator:kfp-operator",
         "handles Runs in team-a, team-b only",
