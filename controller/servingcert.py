@@ -152,7 +152,8 @@ def generate_self_signed(hosts: Sequence[str], validity: timedelta) -> tuple[byt
     stamp = int(now.timestamp())
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{hosts[0]}-ca@{stamp}")])
+    # Common names are at most 64 characters; the hosts themselves are in the SANs.
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"self-signed-ca@{stamp}")])
     ca = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -170,7 +171,7 @@ def generate_self_signed(hosts: Sequence[str], validity: timedelta) -> tuple[byt
     key = ec.generate_private_key(ec.SECP256R1())
     serving = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{hosts[0]}@{stamp}")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0][:64])]))
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

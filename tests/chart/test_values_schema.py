@@ -77,6 +77,21 @@ BAD_VALUES: list[tuple[dict[str, Any], list[str]]] = [
     ({"podDisruptionBudget": {"maxUnavailable": 1}}, ["/podDisruptionBudget/maxUnavailable", "want null"]),
     ({"podDisruptionBudget": {"minAvailable": "half"}}, ["/podDisruptionBudget/minAvailable"]),
     ({"fullnameOverride": "KFP_Operator"}, ["/fullnameOverride", "'KFP_Operator' does not match"]),
+    ({"config": {"metrics": {"secure": "yes"}}}, ["/config/metrics/secure", "got string, want boolean"]),
+    ({"config": {"metrics": {"certDir": "certs"}}}, ["/config/metrics/certDir", "'certs' does not match"]),
+    ({"metricsCertificate": {"secretName": "Metrics_TLS"}}, ["/metricsCertificate/secretName"]),
+    (
+        {"rbac": {"metricsReaders": [{"kind": "ServiceAccount", "name": "prometheus"}]}},
+        ["/rbac/metricsReaders/0", "missing property 'namespace'"],
+    ),
+    ({"rbac": {"metricsReaders": [{"kind": "Robot", "name": "r"}]}}, ["/rbac/metricsReaders/0/kind"]),
+    ({"rbac": {"userRoles": {"aggregate": "yes"}}}, ["/rbac/userRoles/aggregate", "want boolean"]),
+    ({"rbac": {"userRoles": {"editLabels": {"a": True}}}}, ["/rbac/userRoles/editLabels/a", "want string"]),
+    ({"serviceMonitor": {"tlsConfig": "insecure"}}, ["/serviceMonitor/tlsConfig", "want object"]),
+    ({"prometheusRule": {"completionLagSeconds": 0}}, ["/prometheusRule/completionLagSeconds"]),
+    ({"prometheusRule": {"runsWaitingFor": "30 minutes"}}, ["/prometheusRule/runsWaitingFor"]),
+    ({"global": "everything"}, ["/global", "want object"]),
+    ({"enabled": "yes"}, ["/enabled", "want boolean"]),
 ]
 
 

@@ -158,3 +158,13 @@ def test_the_self_signed_key_is_not_left_on_disk(tmp_path: Path, monkeypatch: py
     SelfSigned()
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_long_pod_name_still_makes_a_certificate() -> None:
+    host = "a-release-name-that-is-rather-long-kfp-operator-7d9f8c6b5d-x2x4z"[:63]
+
+    chain, _, _ = generate_self_signed([host, "localhost"], timedelta(days=1))
+
+    serving = x509.load_pem_x509_certificates(chain)[0]
+    names = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert host in names.get_values_for_type(x509.DNSName)
