@@ -38,7 +38,8 @@ from controller.informer import Informer
 from controller.kube import Kube, in_cluster_namespace
 from controller.leader import LeaderElector, LeaseLock
 from controller.listwatch import KubeListerWatcher
-from controller.metrics import Metrics, MetricsServer
+from controller.metrics import Metrics, MetricsServer, certificate_source
+from controller.metricsauth import MetricsAuthorizer
 from controller.ratelimit import RateLimiter
 from controller.reconcile import Reconciler
 from controller.resource import Resource
@@ -93,6 +94,9 @@ class Manager:
         self._stopping = threading.Event()
         self._failed = threading.Event()
         self._controllers_started = threading.Event()
+        # HTTPS with reviewed tokens when metrics.secure; a certificate problem is a configuration
+        # error, reported before anything starts.
+        self._metrics_tls = certificate_source(config.metrics)
         self._lease_namespace = ""
         if config.leader_election.enabled:
             self._lease_namespace = config.leader_election.namespace or in_cluster_namespace() or ""
@@ -218,7 +222,12 @@ class Manager:
             raise RuntimeError("the manager was already started")
         self._started = True
         if self.config.metrics.bind_address != "0":
-            self._metrics_server = MetricsServer(self.config.metrics.bind_address, self.metrics.registry)
+            self._metrics_server = MetricsServer(
+                self.config.metrics.bind_address,
+                self.metrics.registry,
+                tls=self._metrics_tls,
+                authorizer=MetricsAuthorizer(self.kube) if self._metrics_tls else None,
+            )
             self._metrics_server.start()
         if self.config.health.bind_address != "0":
             self._health_server = HealthServer(self.config.health.bind_address)
@@ -259,6 +268,7 @@ class Manager:
             identity=self.identity,
             leader_election=le.enabled,
             metrics_port=self.metrics_port,
+            metrics_secure=self._metrics_tls is not None,
             health_port=self.health_port,
         )
 

@@ -16,18 +16,30 @@ All of it lives in one dedicated :class:`Registry` (never the global default reg
 drops the ``*_created`` series the Python client adds and Go exporters do not have. Reconcilers
 register their own metrics on :attr:`Metrics.registry` and they are served on the same
 ``/metrics`` endpoint.
+
+:class:`MetricsServer` serves them over plain HTTP, or, with ``metrics.secure``, as
+controller-runtime's ``SecureServing`` with ``filters.WithAuthenticationAndAuthorization`` does:
+over HTTPS (:mod:`controller.servingcert`) and only to clients whose bearer token may ``get``
+``/metrics`` (:mod:`controller.metricsauth`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler
+from typing import Protocol
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import MetricsHandler
 from prometheus_client.metrics_core import Metric
 
 from controller.httpserver import HttpServer
+from controller.metricsauth import Verdict
+from controller.servingcert import CertificateFiles, CertificateSource, SelfSigned
+from controller.settings.loading import ConfigError
+from controller.settings.runtime import MetricsSettings
 from controller.workqueue_metrics import (
     CounterMetric,
     GaugeMetric,
@@ -274,11 +286,34 @@ class PrometheusWorkqueueMetricsProvider:
         self._m.registry.add_collect_hook(update)
 
 
-class MetricsServer:
-    """Serves ``/metrics`` (Prometheus text format, or OpenMetrics when asked for) from a registry."""
+class RequestAuthorizer(Protocol):
+    """Decides whether a request may be served (:class:`~controller.metricsauth.MetricsAuthorizer`)."""
 
-    def __init__(self, address: str, registry: CollectorRegistry) -> None:
-        self._server = HttpServer("metrics", address, MetricsHandler.factory(registry))
+    def check(self, authorization: str | None, verb: str, path: str) -> Verdict: ...
+
+
+class MetricsServer:
+    """Serves ``/metrics`` (Prometheus text format, or OpenMetrics when asked for) from a registry.
+
+    With ``tls`` it speaks HTTPS; with ``authorizer`` a request is served only once the authorizer
+    allows it, and answered with the authorizer's status and message otherwise.
+    """
+
+    # How long a client of the protected endpoint may take to send its request.
+    REQUEST_TIMEOUT = 30.0
+
+    def __init__(
+        self,
+        address: str,
+        registry: CollectorRegistry,
+        *,
+        tls: CertificateSource | None = None,
+        authorizer: RequestAuthorizer | None = None,
+    ) -> None:
+        handler: type[BaseHTTPRequestHandler] = MetricsHandler.factory(registry)
+        if authorizer is not None:
+            handler = _guarded(handler, authorizer, self.REQUEST_TIMEOUT)
+        self._server = HttpServer("metrics", address, handler, tls=tls.context if tls else None)
 
     @property
     def port(self) -> int:
@@ -289,3 +324,45 @@ class MetricsServer:
 
     def stop(self) -> None:
         self._server.stop()
+
+
+def certificate_source(settings: MetricsSettings) -> CertificateSource | None:
+    """The certificate of the HTTPS metrics endpoint (``metrics.secure``): the pair in
+    ``metrics.certDir``, else a self-signed one; ``None`` when metrics are served over plain HTTP.
+
+    Raises :class:`~controller.settings.loading.ConfigError` when the directory holds no usable pair.
+    """
+    if not settings.secure:
+        return None
+    if not settings.cert_dir:
+        return SelfSigned()
+    try:
+        return CertificateFiles(settings.cert_dir)
+    except ValueError as error:
+        raise ConfigError("metrics.certDir", str(error)) from None
+
+
+def _guarded(
+    handler: type[BaseHTTPRequestHandler], authorizer: RequestAuthorizer, timeout: float
+) -> type[BaseHTTPRequestHandler]:
+    """``handler`` behind ``authorizer``: its ``do_GET`` runs only for allowed requests."""
+
+    class Guarded(handler):  # type: ignore[valid-type,misc]
+        def setup(self) -> None:
+            self.timeout = timeout
+            super().setup()
+
+        def do_GET(self) -> None:
+            verdict = authorizer.check(self.headers.get("Authorization"), "get", urlsplit(self.path).path)
+            if verdict.allowed:
+                super().do_GET()
+                return
+            body = f"{verdict.message}\n".encode()
+            self.send_response(verdict.status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Guarded

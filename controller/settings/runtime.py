@@ -76,6 +76,23 @@ class MetricsSettings:
         "Address of the Prometheus /metrics endpoint; 0 disables it.",
         default=":8080",
     )
+    # Off by default so a local operator (make dev, the tests) serves plain HTTP; the Helm chart
+    # turns it on, as kubebuilder's scaffold does for controller-runtime's metrics server.
+    secure: bool = setting(
+        "secure",
+        parse_bool,
+        "Serve /metrics over HTTPS, only to clients whose bearer token the API server authenticates "
+        "(TokenReview) and allows to get the non-resource URL /metrics (SubjectAccessReview); false "
+        "serves plain HTTP to anyone.",
+        default=False,
+    )
+    cert_dir: str = setting(
+        "certDir",
+        parse_str,
+        "Directory with the HTTPS certificate and key of /metrics (tls.crt and tls.key, re-read when "
+        "they change); empty means a self-signed certificate generated at start-up.",
+        default="",
+    )
 
 
 @dataclass(frozen=True)

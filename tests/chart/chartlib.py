@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -22,8 +23,11 @@ KUBE_VERSION = "1.36.0"
 ALL_FEATURES: dict[str, Any] = {
     "replicaCount": 2,
     "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}, "alertLabels": {"team": "ml"}},
     "grafanaDashboard": {"enabled": True},
     "podDisruptionBudget": {"enabled": True},
+    "metricsCertificate": {"secretName": "kfp-operator-metrics-tls"},
+    "rbac": {"metricsReaders": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "monitoring"}]},
     "config": {
         "kfp": {"multiUser": True},
         "watchNamespaces": ["team-a", "team-b"],
@@ -44,8 +48,9 @@ class HelmError(RuntimeError):
     """helm exited with an error; the message is its stderr."""
 
 
-def helm(*args: str, stdin: str | None = None) -> str:
-    """Runs the built helm and returns its stdout; raises :class:`HelmError` on failure."""
+def helm(*args: str, stdin: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """Runs the built helm and returns its stdout; raises :class:`HelmError` on failure. ``env``
+    is added to the environment (for example helm's own directories, kept out of ``$HOME``)."""
     result = subprocess.run(
         [str(binaries.locate().helm), *args],
         input=stdin,
@@ -53,6 +58,7 @@ def helm(*args: str, stdin: str | None = None) -> str:
         text=True,
         check=False,
         timeout=60,
+        env={**os.environ, **env} if env else None,
     )
     if result.returncode != 0:
         raise HelmError(result.stderr.strip() or result.stdout.strip())

@@ -1,4 +1,4 @@
-"""Fixtures of the chart tests: kubectl with manifests on stdin, the ServiceMonitor CRD, installs."""
+"""Fixtures of the chart tests: kubectl with manifests on stdin, the Prometheus Operator CRDs, installs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from kfp_devstack.controlplane import ControlPlane
 from kfp_devstack.waiting import wait_until
 from tests.chart.chartlib import ALL_FEATURES, Installed, KubectlIn, merge, parse, render_text
 
-SERVICEMONITOR_CRD = Path(__file__).with_name("servicemonitor-crd.yaml")
+# The Prometheus Operator's CRDs the chart uses, vendored for validation by the API server.
+MONITORING_CRDS = [
+    Path(__file__).with_name(name) for name in ("servicemonitor-crd.yaml", "prometheusrule-crd.yaml")
+]
 
 
 @pytest.fixture(scope="session")
@@ -40,21 +43,23 @@ def kubectl_in(control_plane: ControlPlane) -> KubectlIn:
 
 
 @pytest.fixture(scope="session")
-def servicemonitor_crd(api_client: kubernetes.client.ApiClient) -> None:
-    """Installs the minimal ServiceMonitor CRD once, so ServiceMonitors can be validated and applied."""
+def monitoring_crds(api_client: kubernetes.client.ApiClient) -> None:
+    """Installs the ServiceMonitor and PrometheusRule CRDs once, so those objects can be validated
+    and applied."""
     api = kubernetes.client.ApiextensionsV1Api(api_client)
-    body = yaml.safe_load(SERVICEMONITOR_CRD.read_text())
-    try:
-        api.create_custom_resource_definition(body)
-    except kubernetes.client.ApiException as error:
-        if error.status != 409:
-            raise
+    for path in MONITORING_CRDS:
+        body = yaml.safe_load(path.read_text())
+        try:
+            api.create_custom_resource_definition(body)
+        except kubernetes.client.ApiException as error:
+            if error.status != 409:
+                raise
 
-    def established() -> bool:
-        crd = api.read_custom_resource_definition(body["metadata"]["name"])
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+        def established(name: str = body["metadata"]["name"]) -> bool:
+            crd = api.read_custom_resource_definition(name)
+            return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
 
-    wait_until(established, timeout=30, message="the ServiceMonitor CRD to be Established")
+        wait_until(established, timeout=30, message=f"{path.name} to be Established")
 
 
 RESTRICTED = {
@@ -67,7 +72,7 @@ RESTRICTED = {
 
 @pytest.fixture(scope="session")
 def install(
-    kubectl_in: KubectlIn, make_namespace: Callable[..., str], servicemonitor_crd: None
+    kubectl_in: KubectlIn, make_namespace: Callable[..., str], monitoring_crds: None
 ) -> Callable[..., Installed]:
     """``install(values)``: applies the chart with ``values`` for real in a fresh namespace that
     enforces the restricted Pod Security Standard. Cluster-scoped names are unique per install."""

@@ -35,7 +35,7 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 PROMQL_WORDS = {
     "sum", "max", "min", "avg", "count", "topk", "bottomk", "by", "without", "on", "ignoring",
     "group_left", "group_right", "and", "or", "unless", "rate", "irate", "increase", "delta",
-    "histogram_quantile", "clamp_min", "clamp_max", "abs", "label_values", "offset", "bool",
+    "histogram_quantile", "clamp_min", "clamp_max", "abs", "label_values", "offset", "bool", "absent",
 }  # fmt: skip
 IDENTIFIER = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 

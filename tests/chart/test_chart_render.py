@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +84,7 @@ def test_defaults_render_the_operator_and_its_permissions_only(default: Rendered
 
 
 def test_every_optional_feature_renders(everything: Rendered) -> None:
-    assert everything.kinds() == (DEFAULT_KINDS - {"ClusterRoleBinding"}) | {
-        "ServiceMonitor",
-        "PodDisruptionBudget",
-    }
+    assert everything.kinds() == DEFAULT_KINDS | {"ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"}
     assert everything.deployment["spec"]["replicas"] == 2
     assert everything.one("ConfigMap", "kfp-operator-dashboard")
     assert everything.volume("kfp-token") is not None
@@ -207,7 +205,9 @@ def test_config_map_is_a_valid_operator_configuration(values: dict[str, Any], tm
     loaded = load_operator_config(render(values), tmp_path)
 
     if not values:
-        assert loaded == operator_config.Config()
+        assert loaded == replace(
+            operator_config.Config(), metrics=replace(operator_config.Config().metrics, secure=True)
+        )
     else:
         assert loaded.kfp.multi_user is True
         assert loaded.kfp.token_path == TOKEN_PATH
@@ -266,6 +266,8 @@ SAMPLES: dict[str, Any] = {
     "leaderElection.renewDeadline": "12s",
     "leaderElection.retryPeriod": "3s",
     "metrics.bindAddress": ":9090",
+    "metrics.secure": True,
+    "metrics.certDir": "/var/run/certs",
     "health.bindAddress": ":9091",
     "log.level": "debug",
     "log.format": "console",
@@ -373,11 +375,13 @@ def test_kfp_token_is_projected_where_the_operator_reads_it(
 
 def test_watch_namespaces_bind_the_cluster_role_in_those_namespaces_only(everything: Rendered) -> None:
     bindings = [b for b in everything.of_kind("RoleBinding") if b["roleRef"]["kind"] == "ClusterRole"]
+    cluster_bindings = {b["roleRef"]["name"] for b in everything.of_kind("ClusterRoleBinding")}
 
-    assert "ClusterRoleBinding" not in everything.kinds()
+    # Only what concerns metrics, whose reviews and URL are cluster-scoped, is bound cluster-wide.
+    assert cluster_bindings == {"kfp-operator-metrics-auth", "kfp-operator-metrics-reader"}
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for binding in bindings:
-        assert binding["roleRef"]["name"] == everything.one("ClusterRole")["metadata"]["name"]
+        assert binding["roleRef"]["name"] == everything.one("ClusterRole", "kfp-operator")["metadata"]["name"]
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "kfp-operator", "namespace": "kfp-operator"}
         ]
@@ -411,6 +415,97 @@ def test_service_monitor_scrapes_the_metrics_service(everything: Rendered) -> No
     )
 
 
+def test_service_monitor_scrapes_https_with_prometheus_token(everything: Rendered) -> None:
+    (endpoint,) = everything.one("ServiceMonitor")["spec"]["endpoints"]
+    (self_signed,) = render({"serviceMonitor": {"enabled": True}}).one("ServiceMonitor")["spec"]["endpoints"]
+
+    for scrape in (endpoint, self_signed):
+        assert scrape["scheme"] == "https"
+        assert scrape["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    assert endpoint["tlsConfig"] == {
+        "ca": {"secret": {"name": "kfp-operator-metrics-tls", "key": "ca.crt"}},
+        "serverName": "kfp-operator-metrics.kfp-operator.svc",
+    }
+    assert self_signed["tlsConfig"] == {"insecureSkipVerify": True}
+
+
+def test_service_monitor_tls_config_can_be_given() -> None:
+    tls = {"ca": {"configMap": {"name": "cluster-ca", "key": "ca.crt"}}, "serverName": "metrics.example"}
+    rendered = render({"serviceMonitor": {"enabled": True, "tlsConfig": tls}})
+
+    (endpoint,) = rendered.one("ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["tlsConfig"] == tls
+
+
+def test_plain_http_metrics_drop_https_and_the_metrics_roles() -> None:
+    rendered = render({"serviceMonitor": {"enabled": True}, "config": {"metrics": {"secure": False}}})
+
+    (endpoint,) = rendered.one("ServiceMonitor")["spec"]["endpoints"]
+    assert {"scheme", "bearerTokenFile", "tlsConfig"}.isdisjoint(endpoint)
+    assert not any("metrics" in r["metadata"]["name"] for r in rendered.of_kind("ClusterRole"))
+    assert [b["metadata"]["name"] for b in rendered.of_kind("ClusterRoleBinding")] == ["kfp-operator"]
+
+
+def test_metrics_roles_review_tokens_and_let_the_readers_in(everything: Rendered) -> None:
+    auth = everything.one("ClusterRole", "kfp-operator-metrics-auth")
+    reader = everything.one("ClusterRole", "kfp-operator-metrics-reader")
+    auth_binding = everything.one("ClusterRoleBinding", "kfp-operator-metrics-auth")
+    reader_binding = everything.one("ClusterRoleBinding", "kfp-operator-metrics-reader")
+
+    assert auth["rules"] == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+    ]
+    assert auth_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kfp-operator", "namespace": "kfp-operator"}
+    ]
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    assert reader_binding["roleRef"]["name"] == "kfp-operator-metrics-reader"
+    assert reader_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "prometheus", "namespace": "monitoring"}
+    ]
+    users = render({"rbac": {"metricsReaders": [{"kind": "User", "name": "alice"}]}})
+    assert users.one("ClusterRoleBinding", "kfp-operator-metrics-reader")["subjects"] == [
+        {"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}
+    ]
+    assert "kfp-operator-metrics-reader" not in {
+        b["metadata"]["name"] for b in render().of_kind("ClusterRoleBinding")
+    }
+
+
+@pytest.mark.parametrize(
+    ("cert_dir", "mounted_at"),
+    [("", "/var/run/secrets/kfp-operator/metrics-cert"), ("/etc/metrics-tls", "/etc/metrics-tls")],
+)
+def test_the_metrics_certificate_secret_is_mounted_where_the_operator_reads_it(
+    cert_dir: str, mounted_at: str
+) -> None:
+    rendered = render(
+        {"metricsCertificate": {"secretName": "metrics-tls"}, "config": {"metrics": {"certDir": cert_dir}}}
+    )
+
+    assert rendered.config["metrics"]["certDir"] == mounted_at
+    assert rendered.volume("metrics-cert") == {
+        "name": "metrics-cert",
+        "secret": {"secretName": "metrics-tls", "defaultMode": 0o440},
+    }
+    assert rendered.mount("metrics-cert") == {
+        "name": "metrics-cert",
+        "mountPath": mounted_at,
+        "readOnly": True,
+    }
+
+
+def test_without_a_secret_the_certificate_is_self_signed(default: Rendered) -> None:
+    plain = render(
+        {"metricsCertificate": {"secretName": "metrics-tls"}, "config": {"metrics": {"secure": False}}}
+    )
+
+    for rendered in (default, plain):
+        assert rendered.config["metrics"]["certDir"] == ""
+        assert rendered.volume("metrics-cert") is None and rendered.mount("metrics-cert") is None
+
+
 def test_dashboard_config_map_is_found_by_the_grafana_sidecar(everything: Rendered) -> None:
     config_map = everything.one("ConfigMap", "kfp-operator-dashboard")
 
@@ -437,7 +532,7 @@ def test_pod_disruption_budget_uses_one_of_its_bounds(everything: Rendered) -> N
 # ---- NOTES.txt -----------------------------------------------------------------------------------
 
 
-def test_notes_tell_the_user_what_to_do_next(control_plane: ControlPlane, servicemonitor_crd: None) -> None:
+def test_notes_tell_the_user_what_to_do_next(control_plane: ControlPlane, monitoring_crds: None) -> None:
     values = merge(ALL_FEATURES, {"replicaCount": 1})
     # helm only renders NOTES.txt when installing; a client-side dry run still asks the API server
     # for its version.
@@ -452,12 +547,14 @@ def test_notes_tell_the_user_what_to_do_next(control_plane: ControlPlane, servic
         "kubectl get runs -n team-a",
         "kubectl describe run -n team-a <name>",
         "service/kfp-operator-metrics 8080",
-        "/metrics",
+        "https://localhost:8080/metrics",
+        "bind ClusterRole kfp-operator-metrics-reader to your Prometheus",
         "ServiceMonitor",
+        "A PrometheusRule (kfp-operator) has the operator's alerts",
         "kfp-operator-dashboard",
         "system:serviceaccount:kfp-operator:kfp-operator",
         "handles Runs in team-a, team-b only",
         "a PodDisruptionBudget with a single replica",
-        "kubectl apply --server-side -f charts/kfp-operator/crds/",
+        "kubectl apply --server-side --force-conflicts -f charts/kfp-operator/crds/",
     ):
         assert expected in notes, expected

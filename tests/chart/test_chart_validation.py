@@ -11,7 +11,7 @@ import yaml
 
 from tests.chart.chartlib import ALL_FEATURES, KUBE_VERSION, KubectlIn, merge, parse, render, render_text
 
-CUSTOM_KINDS = {"ServiceMonitor"}  # no schema offline; the API server validates it below
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}  # no schema offline; the API server validates them below
 
 FEATURES = {"defaults": {}, "all-features": ALL_FEATURES}
 
@@ -58,7 +58,7 @@ def test_api_server_accepts_everything_with_strict_field_validation(
     values: dict[str, Any],
     kubectl_in: KubectlIn,
     make_namespace: Callable[..., str],
-    servicemonitor_crd: None,
+    monitoring_crds: None,
 ) -> None:
     namespace = make_namespace("chart")
     watched = [make_namespace("watched") for _ in values.get("config", {}).get("watchNamespaces", [])]
@@ -76,7 +76,7 @@ def test_api_server_accepts_everything_with_strict_field_validation(
 
 
 def test_server_side_validation_catches_an_unknown_field(
-    kubectl_in: KubectlIn, make_namespace: Callable[..., str], servicemonitor_crd: None
+    kubectl_in: KubectlIn, make_namespace: Callable[..., str], monitoring_crds: None
 ) -> None:
     namespace = make_namespace("chart")
     values = {

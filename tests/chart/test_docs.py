@@ -27,6 +27,9 @@ from tests.chart.chartlib import (
 from tests.chart.dashboard import exported_series, load_dashboard, operator_exposition, panels
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+# What a parent chart passes down: accepted by the schema, used by nothing, so not in values.yaml;
+# chart.md explains them under "Using the chart as a subchart".
+PARENT_VALUES = {"global", "enabled"}
 MY_DOCS = ("installation.md", "configuration.md", "chart.md", "metrics.md")
 
 
@@ -75,11 +78,18 @@ def check_defaults(rows: list[list[str]]) -> None:
 def test_chart_md_documents_every_value_with_its_default() -> None:
     rows = table_rows((DOCS / "chart.md").read_text(), "## Values")
     documented = [row[0].strip("`") for row in rows]
-    expected = [p for p in leaf_paths(SCHEMA) if not p.startswith("config.")]
+    expected = [p for p in leaf_paths(SCHEMA) if not p.startswith("config.") and p not in PARENT_VALUES]
 
     assert sorted(documented) == sorted(expected)
     assert all(row[2] for row in rows), "every value needs a description"
     check_defaults(rows)
+
+
+def test_chart_md_explains_the_values_a_parent_chart_passes() -> None:
+    section = (DOCS / "chart.md").read_text().split("\n## Using the chart as a subchart\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+
+    assert {value for value in PARENT_VALUES if f"`{value}`" not in section} == set()
 
 
 def test_chart_md_lists_every_configuration_key() -> None:
@@ -118,7 +128,7 @@ def test_every_value_in_values_yaml_has_a_comment() -> None:
             previous = line
 
     assert undocumented == []
-    assert set(chart_values()) == set(SCHEMA["properties"])
+    assert set(chart_values()) == set(SCHEMA["properties"]) - PARENT_VALUES
 
 
 # ---- metrics.md ------------------------------------------------------------------------------------

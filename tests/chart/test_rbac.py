@@ -46,6 +46,11 @@ LEASE_PERMISSIONS = {
     f"get leases.coordination.k8s.io {LEASE}",
     f"update leases.coordination.k8s.io {LEASE}",
 }
+# Cluster-wide, with config.metrics.secure (the chart's default): who is scraping, and may they.
+METRICS_AUTH_PERMISSIONS = {
+    "create tokenreviews.authentication.k8s.io",
+    "create subjectaccessreviews.authorization.k8s.io",
+}
 
 Mint = Callable[..., str]
 
@@ -95,13 +100,18 @@ def identity(control_plane: ControlPlane, service_account_token: Mint, installed
 def test_permissions_in_the_release_namespace_are_the_documented_ones(
     identity: Identity, installed: Installed
 ) -> None:
-    assert identity.permissions(installed.namespace) == RUN_NAMESPACE_PERMISSIONS | LEASE_PERMISSIONS
+    assert identity.permissions(installed.namespace) == (
+        RUN_NAMESPACE_PERMISSIONS | LEASE_PERMISSIONS | METRICS_AUTH_PERMISSIONS
+    )
 
 
 def test_permissions_in_any_other_namespace_are_the_documented_ones(
     identity: Identity, make_namespace: Callable[..., str]
 ) -> None:
-    assert identity.permissions(make_namespace("elsewhere")) == RUN_NAMESPACE_PERMISSIONS
+    assert (
+        identity.permissions(make_namespace("elsewhere"))
+        == RUN_NAMESPACE_PERMISSIONS | METRICS_AUTH_PERMISSIONS
+    )
 
 
 def test_watch_namespaces_limit_the_permissions_to_those_namespaces(
@@ -114,9 +124,22 @@ def test_watch_namespaces_limit_the_permissions_to_those_namespaces(
     namespaced = install({"config": {"watchNamespaces": [watched]}})
     identity = Identity(control_plane, service_account_token, namespaced)
 
-    assert identity.permissions(watched) == RUN_NAMESPACE_PERMISSIONS
-    assert identity.permissions(namespaced.namespace) == LEASE_PERMISSIONS
-    assert identity.permissions(make_namespace("unwatched")) == set()
+    assert identity.permissions(watched) == RUN_NAMESPACE_PERMISSIONS | METRICS_AUTH_PERMISSIONS
+    assert identity.permissions(namespaced.namespace) == LEASE_PERMISSIONS | METRICS_AUTH_PERMISSIONS
+    assert identity.permissions(make_namespace("unwatched")) == METRICS_AUTH_PERMISSIONS
+
+
+def test_plain_http_metrics_need_no_reviews(
+    install: Callable[..., Installed],
+    make_namespace: Callable[..., str],
+    control_plane: ControlPlane,
+    service_account_token: Mint,
+) -> None:
+    plain = install({"config": {"metrics": {"secure": False}}})
+    identity = Identity(control_plane, service_account_token, plain)
+
+    assert identity.permissions(plain.namespace) == RUN_NAMESPACE_PERMISSIONS | LEASE_PERMISSIONS
+    assert identity.permissions(make_namespace("elsewhere")) == RUN_NAMESPACE_PERMISSIONS
 
 
 def forbidden(call: Callable[[], Any]) -> bool:
@@ -243,4 +266,8 @@ def documented_permissions() -> dict[str, set[str]]:
 def test_the_documentation_lists_exactly_these_permissions() -> None:
     documented = documented_permissions()
 
-    assert list(documented.values()) == [RUN_NAMESPACE_PERMISSIONS, LEASE_PERMISSIONS]
+    assert list(documented.values()) == [
+        RUN_NAMESPACE_PERMISSIONS,
+        LEASE_PERMISSIONS,
+        METRICS_AUTH_PERMISSIONS,
+    ]

@@ -77,6 +77,21 @@ BAD_VALUES: list[tuple[dict[str, Any], list[str]]] = [
     ({"podDisruptionBudget": {"maxUnavailable": 1}}, ["/podDisruptionBudget/maxUnavailable", "want null"]),
     ({"podDisruptionBudget": {"minAvailable": "half"}}, ["/podDisruptionBudget/minAvailable"]),
     ({"fullnameOverride": "KFP_Operator"}, ["/fullnameOverride", "'KFP_Operator' does not match"]),
+    ({"config": {"metrics": {"secure": "yes"}}}, ["/config/metrics/secure", "got string, want boolean"]),
+    ({"config": {"metrics": {"certDir": "certs"}}}, ["/config/metrics/certDir", "'certs' does not match"]),
+    ({"metricsCertificate": {"secretName": "Metrics_TLS"}}, ["/metricsCertificate/secretName"]),
+    (
+        {"rbac": {"metricsReaders": [{"kind": "ServiceAccount", "name": "prometheus"}]}},
+        ["/rbac/metricsReaders/0", "missing property 'namespace'"],
+    ),
+    ({"rbac": {"metricsReaders": [{"kind": "Robot", "name": "r"}]}}, ["/rbac/metricsReaders/0/kind"]),
+    ({"rbac": {"userRoles": {"aggregate": "yes"}}}, ["/rbac/userRoles/aggregate", "want boolean"]),
+    ({"rbac": {"userRoles": {"editLabels": {"a": True}}}}, ["/rbac/userRoles/editLabels/a", "want string"]),
+    ({"serviceMonitor": {"tlsConfig": "insecure"}}, ["/serviceMonitor/tlsConfig", "want object"]),
+    ({"prometheusRule": {"completionLagSeconds": 0}}, ["/prometheusRule/completionLagSeconds"]),
+    ({"prometheusRule": {"runsWaitingFor": "30 minutes"}}, ["/prometheusRule/runsWaitingFor"]),
+    ({"global": "everything"}, ["/global", "want object"]),
+    ({"enabled": "yes"}, ["/enabled", "want boolean"]),
 ]
 
 
@@ -112,11 +127,20 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def test_values_yaml_config_is_the_operator_defaults() -> None:
-    config = chart_values()["config"]
+# Where the chart's default differs from the operator's, on purpose: a cluster's metrics are
+# protected, while a local operator (make dev, the tests) serves plain HTTP.
+CHART_CHOICES = {"metrics.secure": True}
 
-    assert sorted(flatten(config)) == sorted(config_keys())
-    assert operator_config.load(flatten(config), environ={}) == operator_config.Config()
+
+def test_values_yaml_config_is_the_operator_defaults_but_the_chart_choices() -> None:
+    config = flatten(chart_values()["config"])
+    operator_defaults = {key: value for key, value in config.items() if key not in CHART_CHOICES}
+
+    assert sorted(config) == sorted(config_keys())
+    assert operator_config.load(operator_defaults, environ={}) == operator_config.Config()
+    for key, value in CHART_CHOICES.items():
+        assert config[key] == value
+        assert operator_config.Config().value(key) != value, f"{key} is the operator's default anyway"
 
 
 # (key, value, accepted): the schema and the operator must agree on each. Values have their YAML

@@ -67,6 +67,8 @@ BAD_VALUES = {
     "leaderElection.renewDeadline": "abc",
     "leaderElection.retryPeriod": "1ns",
     "metrics.bindAddress": "localhost",
+    "metrics.secure": "sometimes",
+    "metrics.certDir": ["/certs"],
     "health.bindAddress": ":99999",
     "log.level": "loud",
     "log.format": "xml",

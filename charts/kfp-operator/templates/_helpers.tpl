@@ -103,6 +103,21 @@ Where the operator reads the KFP token: config.kfp.tokenPath, else where KFP's o
 {{- end }}
 
 {{/*
+"true" when the chart mounts the metrics certificate Secret: metrics are served over HTTPS and
+metricsCertificate.secretName names the Secret.
+*/}}
+{{- define "kfp-operator.metricsCertMounted" -}}
+{{- if and .Values.config.metrics.secure .Values.metricsCertificate.secretName }}true{{ else }}false{{ end }}
+{{- end }}
+
+{{/*
+Where the metrics certificate Secret is mounted: config.metrics.certDir, else a fixed directory.
+*/}}
+{{- define "kfp-operator.metricsCertDir" -}}
+{{- default "/var/run/secrets/kfp-operator/metrics-cert" .Values.config.metrics.certDir }}
+{{- end }}
+
+{{/*
 The port of a bind address ("[host]:port"; the schema requires a port).
 */}}
 {{- define "kfp-operator.port" -}}
@@ -110,13 +125,17 @@ The port of a bind address ("[host]:port"; the schema requires a port).
 {{- end }}
 
 {{/*
-The configuration file: .Values.config with the keys the chart decides filled in.
+The configuration file: .Values.config with the keys the chart decides filled in (leader election
+with several replicas, the paths of the mounted KFP token and metrics certificate).
 */}}
 {{- define "kfp-operator.config" -}}
 {{- $config := deepCopy .Values.config }}
 {{- $_ := set $config.leaderElection "enabled" (eq (include "kfp-operator.leaderElection" .) "true") }}
 {{- if eq (include "kfp-operator.kfpToken" .) "true" }}
 {{- $_ := set $config.kfp "tokenPath" (include "kfp-operator.kfpTokenPath" .) }}
+{{- end }}
+{{- if eq (include "kfp-operator.metricsCertMounted" .) "true" }}
+{{- $_ := set $config.metrics "certDir" (include "kfp-operator.metricsCertDir" .) }}
 {{- end }}
 {{- toYaml $config }}
 {{- end }}
