@@ -10,13 +10,19 @@ the reconcilers look things up by, and registers the controllers:
 * ``run-completion-event``: delivery of each completed Run's event to the sinks;
 * ``runconfiguration``: each RunConfiguration's resolution, triggers, schedules and history;
 * ``runconfiguration-latest-run``: each RunConfiguration's latest succeeded run;
-* ``run-ttl``: deletion of completed Runs after their TTL.
+* ``run-ttl``: deletion of completed Runs after their TTL;
+* ``pipeline``: each Pipeline's versions in KFP (compiled by a Job when built from an image);
+* ``experiment``: each Experiment's KFP experiment.
+
+Runs and RunConfigurations that name a Pipeline or an Experiment resource are re-triggered when it
+changes (its new version, its readiness).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from controller.informer import Informer
 from controller.manager import Manager
 from controller.ratelimit import ItemExponentialFailureRateLimiter
 from controller.runner import Watch
@@ -26,17 +32,29 @@ from kfp_operator.clients.mlmd import MeteredMetadataStore, MlmdMetrics
 from kfp_operator.clients.sinks import HttpSink, NatsSink
 from kfp_operator.settings import Config
 from reconcilers.api import RUN_CONFIGURATIONS, RUNS
+from reconcilers.api.experiment import EXPERIMENTS
+from reconcilers.api.pipeline import PIPELINES
 from reconcilers.completion_event.reconciler import CompletionEventReconciler
+from reconcilers.experiment.reconciler import ExperimentReconciler, ExperimentSettings
 from reconcilers.indexes import (
+    EXPERIMENT_INDEX,
     OWNER_INDEX,
+    PIPELINE_INDEX,
     REFERENCE_INDEX,
     UPSTREAM_INDEX,
     owner_index,
     owner_of,
+    rc_experiment_index,
+    rc_pipeline_index,
     reference_index,
+    run_experiment_index,
+    run_pipeline_index,
     runs_by,
+    unsubmitted_runs_by,
     upstream_index,
 )
+from reconcilers.pipeline.job import CompileSettings
+from reconcilers.pipeline.reconciler import PipelineReconciler, PipelineSettings
 from reconcilers.run.reconciler import RunReconciler, RunSettings
 from reconcilers.run.resolve import ReferencePolicy
 from reconcilers.run.tracking import TRACKED_INDEX, KfpRunTracker, tracked_run_index
@@ -62,6 +80,12 @@ def add_controllers(mgr: Manager, config: Config) -> None:
     runs.add_indexer(OWNER_INDEX, owner_index)
     runs.add_indexer(REFERENCE_INDEX, reference_index)
     run_configurations.add_indexer(UPSTREAM_INDEX, upstream_index)
+    pipelines = mgr.informer(PIPELINES)
+    experiments = mgr.informer(EXPERIMENTS)
+    runs.add_indexer(PIPELINE_INDEX, run_pipeline_index)
+    runs.add_indexer(EXPERIMENT_INDEX, run_experiment_index)
+    run_configurations.add_indexer(PIPELINE_INDEX, rc_pipeline_index)
+    run_configurations.add_indexer(EXPERIMENT_INDEX, rc_experiment_index)
     registry.register(RunCacheCollector(runs.list))
 
     kfp = KfpClient(config.kfp, KfpMetrics(registry), pool_size=max(config.workers * 2, 10))
@@ -104,6 +128,8 @@ def add_controllers(mgr: Manager, config: Config) -> None:
                 sinks_configured=bool(sinks),
                 deletion_recheck_interval=config.poll_interval,
             ),
+            pipelines=pipelines.store,
+            experiments=experiments.store,
         ),
         primary=runs,
         watches=[
@@ -111,6 +137,8 @@ def add_controllers(mgr: Manager, config: Config) -> None:
             # released once their RunConfiguration has taken their completion.
             Watch(run_configurations, runs_by(runs.store, REFERENCE_INDEX)),
             Watch(run_configurations, runs_by(runs.store, OWNER_INDEX)),
+            Watch(pipelines, unsubmitted_runs_by(runs.store, PIPELINE_INDEX)),
+            Watch(experiments, unsubmitted_runs_by(runs.store, EXPERIMENT_INDEX)),
         ],
     )
     mgr.add_runnable(tracker, needs_leader=True)
@@ -147,11 +175,15 @@ def add_controllers(mgr: Manager, config: Config) -> None:
                 references=references,
                 sinks_configured=bool(sinks),
             ),
+            pipelines=pipelines.store,
+            experiments=experiments.store,
         ),
         primary=run_configurations,
         watches=[
             Watch(runs, owner_of),
             Watch(run_configurations, runs_by(run_configurations.store, UPSTREAM_INDEX)),
+            Watch(pipelines, runs_by(run_configurations.store, PIPELINE_INDEX)),
+            Watch(experiments, runs_by(run_configurations.store, EXPERIMENT_INDEX)),
         ],
     )
 
@@ -181,6 +213,64 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         ),
         primary=runs,
         watches=[Watch(run_configurations, runs_by(runs.store, OWNER_INDEX))],
+    )
+
+    _add_resource_controllers(
+        mgr,
+        config,
+        kfp,
+        pipelines=pipelines,
+        experiments=experiments,
+        runs=runs,
+        run_configurations=run_configurations,
+    )
+
+
+def _add_resource_controllers(mgr: Manager, config: Config, kfp: KfpClient, **informers: Informer) -> None:
+    """The ``pipeline`` and ``experiment`` controllers."""
+    deletion_timeout = timedelta(seconds=config.deletion_timeout)
+    mgr.add_controller(
+        "pipeline",
+        PipelineReconciler(
+            pipelines=informers["pipelines"].store,
+            runs=informers["runs"].store,
+            run_configurations=informers["run_configurations"].store,
+            kube=mgr.kube,
+            kfp=kfp,
+            recorder=mgr.event_recorder,
+            clock=mgr.clock,
+            settings=PipelineSettings(
+                provider=config.provider,
+                naming=config.kfp_names,
+                compile=CompileSettings(
+                    image=config.pipelines.compiler_image,
+                    service_account=config.pipelines.compiler_service_account,
+                    timeout_seconds=config.pipelines.compile_timeout,
+                ),
+                version_retention=config.pipelines.version_retention,
+                recheck_interval=config.dependency_recheck_interval,
+                poll_interval=config.poll_interval,
+                deletion_timeout=deletion_timeout,
+            ),
+        ),
+        primary=informers["pipelines"],
+    )
+    mgr.add_controller(
+        "experiment",
+        ExperimentReconciler(
+            experiments=informers["experiments"].store,
+            kube=mgr.kube,
+            kfp=kfp,
+            recorder=mgr.event_recorder,
+            clock=mgr.clock,
+            settings=ExperimentSettings(
+                provider=config.provider,
+                naming=config.kfp_names,
+                recheck_interval=config.dependency_recheck_interval,
+                deletion_timeout=deletion_timeout,
+            ),
+        ),
+        primary=informers["experiments"],
     )
 
 

@@ -17,6 +17,7 @@ does on its next pass.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -77,6 +78,7 @@ class KfpClient:
         self._runs = kfp_server_api.RunServiceApi(api_client)
         self._pipelines = kfp_server_api.PipelineServiceApi(api_client)
         self._experiments = kfp_server_api.ExperimentServiceApi(api_client)
+        self._uploads = kfp_server_api.PipelineUploadServiceApi(api_client)
         self._metrics = metrics
         self.multi_user = config.multi_user
 
@@ -113,7 +115,119 @@ class KfpClient:
             lambda **kw: self._pipelines.pipeline_service_get_pipeline_version(pipeline_id, version_id, **kw),
         )
 
+    def get_pipeline(self, pipeline_id: str) -> dict[str, Any] | None:
+        return self._idempotent_or_none(
+            "get_pipeline",
+            lambda **kw: self._pipelines.pipeline_service_get_pipeline(pipeline_id, **kw),
+        )
+
+    def create_pipeline(self, *, name: str, description: str, namespace: str) -> dict[str, Any]:
+        """Creates a pipeline without versions (an upload would add one named like the pipeline)."""
+        body: dict[str, Any] = {"name": name, "display_name": name, "description": description}
+        if self._namespace(namespace):
+            body["namespace"] = namespace
+        return self._call(
+            "create_pipeline", lambda **kw: self._pipelines.pipeline_service_create_pipeline(body, **kw)
+        )
+
+    def delete_pipeline(self, pipeline_id: str) -> None:
+        self._ignoring_not_found(
+            "delete_pipeline",
+            lambda **kw: self._pipelines.pipeline_service_delete_pipeline(pipeline_id, **kw),
+        )
+
+    def find_pipeline_version(self, pipeline_id: str, name: str) -> dict[str, Any] | None:
+        versions = self.list_pipeline_versions(
+            pipeline_id, filter={"predicates": [{"key": "name", "operation": "EQUALS", "string_value": name}]}
+        )
+        return versions[0] if versions else None
+
+    def all_pipeline_versions(self, pipeline_id: str) -> Iterator[dict[str, Any]]:
+        """Every version of the pipeline, oldest first, following page tokens."""
+        token = ""
+        while True:
+            query = {"page_token": token} if token else {"sort_by": "created_at asc"}
+            response = self._idempotent(
+                "list_pipeline_versions",
+                lambda query=query, **kw: self._pipelines.pipeline_service_list_pipeline_versions(
+                    pipeline_id, page_size=PAGE_SIZE, **query, **kw
+                ),
+            )
+            yield from response.get("pipeline_versions", [])
+            token = response.get("next_page_token", "")
+            if not token:
+                return
+
+    def upload_pipeline_version(
+        self, pipeline_id: str, *, name: str, description: str, content: str
+    ) -> dict[str, Any]:
+        """Uploads a compiled pipeline as a new version (not retried here: it is not idempotent)."""
+        with tempfile.TemporaryDirectory() as directory:
+            package = Path(directory) / "pipeline.yaml"
+            package.write_text(content)
+            return self._call(
+                "upload_pipeline_version",
+                lambda **kw: self._uploads.upload_pipeline_version(
+                    str(package),
+                    pipelineid=pipeline_id,
+                    name=name,
+                    display_name=name,
+                    description=description,
+                    **kw,
+                ),
+            )
+
+    def delete_pipeline_version(self, pipeline_id: str, version_id: str) -> None:
+        self._ignoring_not_found(
+            "delete_pipeline_version",
+            lambda **kw: self._pipelines.pipeline_service_delete_pipeline_version(
+                pipeline_id, version_id, **kw
+            ),
+        )
+
     # -- experiments -------------------------------------------------------------------------
+
+    def find_experiment(self, display_name: str, namespace: str) -> dict[str, Any] | None:
+        """The experiment of that display name (unique per namespace), or None."""
+        experiments = self.list_experiments(
+            filter={
+                "predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": display_name}]
+            },
+            namespace=namespace,
+        )
+        return experiments[0] if experiments else None
+
+    def create_experiment(self, *, display_name: str, description: str, namespace: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"display_name": display_name, "description": description}
+        if self._namespace(namespace):
+            body["namespace"] = namespace
+        return self._call(
+            "create_experiment",
+            lambda **kw: self._experiments.experiment_service_create_experiment(body, **kw),
+        )
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self._ignoring_not_found(
+            "delete_experiment",
+            lambda **kw: self._experiments.experiment_service_delete_experiment(experiment_id, **kw),
+        )
+
+    def archive_experiment(self, experiment_id: str) -> None:
+        self._idempotent(
+            "archive_experiment",
+            lambda **kw: self._experiments.experiment_service_archive_experiment(experiment_id, **kw),
+        )
+
+    def unarchive_experiment(self, experiment_id: str) -> None:
+        self._idempotent(
+            "unarchive_experiment",
+            lambda **kw: self._experiments.experiment_service_unarchive_experiment(experiment_id, **kw),
+        )
+
+    def experiment_has_runs(self, experiment_id: str) -> bool:
+        """Whether any run (archived or not) is in the experiment: one call for one run."""
+        runs = self.list_runs(filter={}, experiment_id=experiment_id, page_size=1)
+        return next(iter(runs), None) is not None
 
     def get_experiment(self, experiment_id: str) -> dict[str, Any] | None:
         return self._idempotent_or_none(
@@ -180,6 +294,10 @@ class KfpClient:
     def _namespace(self, namespace: str) -> str:
         # Single-user servers ignore namespaces; sending none keeps requests identical to the SDK's.
         return namespace if self.multi_user else ""
+
+    def _ignoring_not_found(self, operation: str, call: Callable[..., Any]) -> None:
+        """A delete: one that finds nothing to delete has nothing left to do."""
+        self._idempotent_or_none(operation, call)
 
     def _idempotent_or_none(self, operation: str, call: Callable[..., Any]) -> dict[str, Any] | None:
         try:
