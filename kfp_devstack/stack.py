@@ -20,7 +20,13 @@ import yaml
 from kfp_devstack import binaries, processes
 from kfp_devstack.controlplane import ControlPlane
 from kfp_devstack.emulator import EmulatorControl, Scenario
-from kfp_devstack.examples import PENGUIN_PIPELINE, KfpExamples, load_cluster_examples
+from kfp_devstack.examples import (
+    COMPILER_IMAGE,
+    EXAMPLES_IMAGE,
+    PENGUIN_PIPELINE,
+    PIPELINES_DIR,
+    load_cluster_examples,
+)
 from kfp_devstack.nats import NatsServer, ensure_stream
 from kfp_devstack.processes import ProcessRecord
 
@@ -91,6 +97,41 @@ class KfpEmulatorProcess(processes.ServerProcess):
 
 
 @dataclass
+class JobExecutorProcess(processes.ServerProcess):
+    """The local Job executor (``kfp_devstack.jobs``): it runs compile Jobs as a kubelet would."""
+
+    work_dir: Path
+    log: Path
+    process: ProcessRecord | None = None
+
+    def start(self, kubeconfig: Path) -> None:
+        _, self.process = processes.start(
+            "job-executor",
+            [
+                sys.executable,
+                "-m",
+                "kfp_devstack.jobs",
+                f"--kubeconfig={kubeconfig}",
+                f"--image={EXAMPLES_IMAGE}={PIPELINES_DIR}",
+                f"--work-dir={self.work_dir}",
+            ],
+            self.log,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        assert self.process is not None
+        return {"workDir": str(self.work_dir), "log": str(self.log), "process": self.process.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobExecutorProcess:
+        return cls(
+            work_dir=Path(data["workDir"]),
+            log=Path(data["log"]),
+            process=ProcessRecord.from_json(data["process"]),
+        )
+
+
+@dataclass
 class Stack:
     """Everything ``make dev`` needs, rooted at one directory (``.dev`` by default)."""
 
@@ -98,6 +139,7 @@ class Stack:
     control_plane: ControlPlane | None = None
     kfp: KfpEmulatorProcess | None = None
     nats: NatsServer | None = None
+    jobs: JobExecutorProcess | None = None
 
     @property
     def state_file(self) -> Path:
@@ -123,6 +165,8 @@ class Stack:
             stack.kfp = KfpEmulatorProcess.from_json(state["kfp"])
         if "nats" in state:
             stack.nats = NatsServer.from_json(state["nats"])
+        if "jobs" in state:
+            stack.jobs = JobExecutorProcess.from_json(state["jobs"])
         return stack
 
     def save(self) -> None:
@@ -133,6 +177,8 @@ class Stack:
             state["kfp"] = self.kfp.to_json()
         if self.nats is not None and self.nats.is_running():
             state["nats"] = self.nats.to_json()
+        if self.jobs is not None and self.jobs.is_running():
+            state["jobs"] = self.jobs.to_json()
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
@@ -147,6 +193,7 @@ class Stack:
             self._up_control_plane()
             if with_kfp:
                 self._up_kfp()
+                self._up_jobs()  # it compiles Pipelines for KFP: without KFP it has nothing to do
             if with_nats:
                 self._up_nats()
         finally:
@@ -156,7 +203,7 @@ class Stack:
     def down(self) -> list[str]:
         """Stops every recorded process; returns the names of those that were running."""
         stopped = []
-        for name, component in (("nats", self.nats), ("kfp", self.kfp)):
+        for name, component in (("nats", self.nats), ("kfp", self.kfp), ("job executor", self.jobs)):
             if component is not None and component.is_running():
                 component.stop()
                 stopped.append(name)
@@ -164,6 +211,7 @@ class Stack:
             self.control_plane.stop()
             stopped.append("control plane")
         self.control_plane = self.kfp = self.nats = None
+        self.jobs = None
         self.state_file.unlink(missing_ok=True)
         return stopped
 
@@ -198,6 +246,15 @@ class Stack:
                     f"{self.kfp.process.pid if self.kfp.process else '-'} log {self.kfp.log}",
                 )
             )
+        if self.jobs is not None:
+            rows.append(
+                (
+                    "job-executor",
+                    "running" if self.jobs.is_running() else "stopped",
+                    f"images {EXAMPLES_IMAGE} pid {self.jobs.process.pid if self.jobs.process else '-'} "
+                    f"log {self.jobs.log}",
+                )
+            )
         if self.nats is not None:
             rows.append(
                 (
@@ -210,7 +267,6 @@ class Stack:
 
     def load_examples(self) -> None:
         assert self.kfp is not None and self.control_plane is not None
-        KfpExamples(self.kfp.url).load()
         # The example Run keeps the pushed model: make the emulated Pusher push one.
         EmulatorControl(self.kfp.url).script_pipeline(
             PENGUIN_PIPELINE, Scenario(artifacts={"Pusher": {"pushed_model": [{"pushed": True}]}})
@@ -227,6 +283,8 @@ class Stack:
             "metrics": {"bindAddress": "127.0.0.1:8080"},
             "health": {"bindAddress": "127.0.0.1:8081"},
             "log": {"format": "console", "level": "info"},
+            # The local Job executor runs the compiler's init container with the operator's Python.
+            "pipelines": {"compilerImage": COMPILER_IMAGE},
         }
         if self.kfp is not None:
             config["kfp"] = {"endpoint": self.kfp.url}
@@ -265,6 +323,13 @@ class Stack:
         if self.kfp is None:
             self.kfp = KfpEmulatorProcess(state_dir=self.root / "kfp", log=self.root / "logs" / "kfp.log")
         self.kfp.start()
+
+    def _up_jobs(self) -> None:
+        if self.jobs is not None and self.jobs.is_running():
+            return
+        if self.jobs is None:
+            self.jobs = JobExecutorProcess(work_dir=self.root / "jobs", log=self.root / "logs" / "jobs.log")
+        self.jobs.start(self.kubeconfig)
 
     def _up_nats(self) -> None:
         if self.nats is not None and self.nats.is_running():
