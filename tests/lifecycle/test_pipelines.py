@@ -137,8 +137,12 @@ def test_compiled_pipelines_and_experiments_in_kfp_new_versions_runs_and_deletio
     # A KFP pipeline someone else made under the name a Pipeline of this namespace maps to.
     theirs = world.examples.pipeline(f"{ns}-taken", "theirs", PIPELINES_DIR / "example_generator.yaml")
     world.start_operator(kfpNames="namespace-name")
+    # A Run naming a Pipeline that does not exist yet waits, and goes once the Pipeline is ready.
+    early = world.create_run({"pipeline": "generator"})
+    world.wait_run(early, lambda s: s.get("synchronizationState") == "Creating", "waiting")
 
     create(world, "Experiment", "penguin-experiment", {"description": "Penguin runs"})
+    create(world, "Pipeline", "generator", {"compiled": {"pipelineSpec": GENERATOR_SPEC}})
     create(world, "Pipeline", "penguin", {"compiled": {"pipelineSpec": PENGUIN_SPEC}})
     create(world, "Pipeline", "taken", {"compiled": {"pipelineSpec": GENERATOR_SPEC}})
 
@@ -198,9 +202,17 @@ def test_compiled_pipelines_and_experiments_in_kfp_new_versions_runs_and_deletio
     assert len(runs_of(world, "train")) == 2  # one Run per version, still
     assert [v["name"] for v in kfp_versions(world, kfp["pipeline_id"])] == [v1, v2]
 
-    # Deleting removes what the operator made, and only that.
+    generator = wait_ready(world, "Pipeline", "generator")
+    assert world.wait_submitted(early)["observedPipelineVersion"] == generator["status"]["version"]
+
+    # Deleting removes what the operator made, and only that: a version someone added by hand to
+    # the operator's KFP pipeline stays, and so does the pipeline then; one without goes entirely.
+    world.examples.pipeline(f"{ns}-penguin", "by-hand", PIPELINES_DIR / "penguin_pipeline.yaml")
     delete(world, "Pipeline", "penguin")
-    assert kfp_pipeline(world, f"{ns}-penguin") is None
+    assert [v["name"] for v in kfp_versions(world, kfp["pipeline_id"])] == ["by-hand"]
+    world.wait_event("penguin", "KfpPipelineKept")
+    delete(world, "Pipeline", "generator")
+    assert kfp_pipeline(world, f"{ns}-generator") is None
     delete(world, "Pipeline", "taken")
     assert [v["name"] for v in kfp_versions(world, theirs.pipeline_id)] == ["theirs"]
     delete(world, "Experiment", "penguin-experiment")
