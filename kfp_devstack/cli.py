@@ -1,7 +1,8 @@
 """``kfp-devstack``: start, stop and inspect the local stack.
 
-kfp-devstack up        start (or resume) the control plane, the KFP emulator with MLMD, and NATS
-                       (--kfp real: the real KFP API server, built from source, behind the emulator)
+kfp-devstack up        start (or resume) the control plane, the Job executor, the KFP emulator with
+                       MLMD, and NATS (--kfp real: the real KFP API server, built from source,
+                       behind the emulator)
 kfp-devstack status    say what runs where
 kfp-devstack down      stop exactly the processes ``up`` started (data is kept)
 """
@@ -53,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         stack.load_examples()
         print(
-            "loaded: pipelines penguin-pipeline (v1-abcdef) and example-generator, experiment "
-            "penguin-experiment, RunConfiguration penguin-pipeline-example-generator-runconfiguration "
-            "(its first run completes once the operator runs)"
+            "declared: Pipelines penguin-pipeline (v1-abcdef), example-generator (v1) and typed-parameters "
+            "(compiled from the image kfp-examples:v1 by the local Job executor), Experiment "
+            "penguin-experiment, RunConfigurations penguin-pipeline-example-generator-runconfiguration and "
+            "penguin-pipeline-runconfiguration (the operator puts them in KFP and runs them once it runs)"
         )
         return 0
     if args.command == "events":

@@ -1,13 +1,20 @@
-"""The example world of the README: pipelines and an experiment in KFP, RunConfigurations in the cluster.
+"""The example world of the README: Pipelines, an Experiment and RunConfigurations in the cluster.
 
-``examples/run.yaml`` (the user's example Run) needs the ``penguin-pipeline``
-pipeline with version ``v1-abcdef``, the ``penguin-experiment`` experiment, and
-a RunConfiguration ``penguin-pipeline-example-generator-runconfiguration`` whose
-latest succeeded run has an ``examples`` artifact. That RunConfiguration runs the
-``example-generator`` pipeline every minute (and once when created); a second one,
-``penguin-pipeline-runconfiguration``, trains the penguin pipeline whenever the
-generator succeeds (taking ``EXAMPLES`` from it) or the pipeline gets a new version:
-the chain of RunConfigurations the seed describes. Everything here is idempotent.
+``examples/run.yaml`` (the user's example Run) needs the ``penguin-pipeline`` pipeline with
+version ``v1-abcdef``, the ``penguin-experiment`` experiment, and a RunConfiguration
+``penguin-pipeline-example-generator-runconfiguration`` whose latest succeeded run has an
+``examples`` artifact. ``make dev`` declares them as resources and lets the operator put them in
+KFP: the two example pipelines as compiled Pipelines (``penguin-pipeline`` inline,
+``example-generator`` from a ConfigMap; both from ``examples/pipelines/*.yaml``, with the
+versions the examples pin), ``penguin-experiment`` as an Experiment, and ``typed-parameters`` as a
+Pipeline built from an image (``kfp-examples:v1``, which the local Job executor maps to
+``examples/pipelines``) that a compile Job compiles with the real KFP SDK. The generator
+RunConfiguration runs every minute (and once when created); ``penguin-pipeline-runconfiguration``
+trains the penguin pipeline whenever the generator succeeds (taking ``EXAMPLES`` from it) or the
+Pipeline gets a new version: the chain of RunConfigurations the seed describes.
+
+:class:`KfpExamples` uploads straight to KFP instead (tests and benchmarks that need a pipeline in
+KFP without the operator). Everything here is idempotent.
 """
 
 from __future__ import annotations
@@ -33,6 +40,15 @@ EXAMPLE_GENERATOR = "example-generator"
 EXAMPLE_GENERATOR_VERSION = "v1"
 EXAMPLE_GENERATOR_RUN_CONFIGURATION = "penguin-pipeline-example-generator-runconfiguration"
 PENGUIN_RUN_CONFIGURATION = "penguin-pipeline-runconfiguration"
+# The Pipeline built from an image: the local Job executor runs the image from examples/pipelines.
+EXAMPLES_IMAGE = "kfp-examples"
+TYPED_PARAMETERS = "typed-parameters"
+EXAMPLE_PIPELINES_CONFIG_MAP = "example-pipelines"
+# The ServiceAccount compile Jobs run as (the operator's pipelines.compilerServiceAccount default).
+COMPILER_ACCOUNT = "kfp-pipeline-compiler"
+# What the operator's pipelines.compilerImage says locally: the executor runs this image's init
+# container with the operator's own Python.
+COMPILER_IMAGE = "kfp-operator:dev"
 
 
 def _equals(key: str, value: str) -> str:
@@ -91,11 +107,6 @@ class KfpExamples:
             kfp_server_api.V2beta1Experiment(display_name=name)
         ).experiment_id
 
-    def load(self) -> None:
-        self.pipeline(PENGUIN_PIPELINE, PENGUIN_VERSION, PIPELINES_DIR / "penguin_pipeline.yaml")
-        self.pipeline(EXAMPLE_GENERATOR, EXAMPLE_GENERATOR_VERSION, PIPELINES_DIR / "example_generator.yaml")
-        self.experiment(PENGUIN_EXPERIMENT)
-
 
 def example_generator_run_configuration(namespace: str) -> dict[str, Any]:
     """Generates examples every minute, and once right away (onChange: runSpec fires on creation)."""
@@ -147,17 +158,110 @@ def _run_configuration(
     }
 
 
+def pipeline_resources(namespace: str) -> list[dict[str, Any]]:
+    """The example Pipelines and Experiment, and the ConfigMap one of them is compiled from."""
+    generator = (PIPELINES_DIR / "example_generator.yaml").read_text()
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": EXAMPLE_PIPELINES_CONFIG_MAP, "namespace": namespace},
+            "data": {"example_generator.yaml": generator},
+        },
+        _resource(
+            namespace,
+            "Pipeline",
+            PENGUIN_PIPELINE,
+            {
+                "compiled": {
+                    "version": PENGUIN_VERSION,
+                    "pipelineSpec": (PIPELINES_DIR / "penguin_pipeline.yaml").read_text(),
+                }
+            },
+        ),
+        _resource(
+            namespace,
+            "Pipeline",
+            EXAMPLE_GENERATOR,
+            {
+                "compiled": {
+                    "version": EXAMPLE_GENERATOR_VERSION,
+                    "configMapKeyRef": {
+                        "name": EXAMPLE_PIPELINES_CONFIG_MAP,
+                        "key": "example_generator.yaml",
+                    },
+                }
+            },
+        ),
+        _resource(
+            namespace,
+            "Pipeline",
+            TYPED_PARAMETERS,
+            {"image": f"{EXAMPLES_IMAGE}:v1", "pipelineFunction": "typed_parameters.typed_parameters"},
+        ),
+        _resource(
+            namespace, "Experiment", PENGUIN_EXPERIMENT, {"description": "The penguin example's runs."}
+        ),
+    ]
+
+
+def compiler_account(namespace: str) -> list[dict[str, Any]]:
+    """The compile Jobs' ServiceAccount, allowed to create ConfigMaps (docs/pipelines.md)."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": COMPILER_ACCOUNT, "namespace": namespace},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": COMPILER_ACCOUNT, "namespace": namespace},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": COMPILER_ACCOUNT, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": COMPILER_ACCOUNT},
+            "subjects": [{"kind": "ServiceAccount", "name": COMPILER_ACCOUNT, "namespace": namespace}],
+        },
+    ]
+
+
+def _resource(namespace: str, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
 def load_cluster_examples(api_client: kubernetes.client.ApiClient, namespace: str = "default") -> None:
-    """Creates the two example RunConfigurations, unless they exist; the operator does the rest."""
-    custom = kubernetes.client.CustomObjectsApi(api_client)
-    for run_configuration in (
+    """Creates the example resources that do not exist yet; the operator does the rest."""
+    for obj in [
+        *compiler_account(namespace),
+        *pipeline_resources(namespace),
         example_generator_run_configuration(namespace),
         penguin_run_configuration(namespace),
-    ):
-        try:
-            custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, "runconfigurations", run_configuration
+    ]:
+        _create_unless_exists(api_client, namespace, obj)
+
+
+def _create_unless_exists(
+    api_client: kubernetes.client.ApiClient, namespace: str, obj: dict[str, Any]
+) -> None:
+    try:
+        if obj["apiVersion"].startswith(GROUP):
+            kubernetes.client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+                GROUP, VERSION, namespace, f"{obj['kind'].lower()}s", obj
             )
-        except kubernetes.client.ApiException as error:
-            if error.status != 409:
-                raise
+        else:
+            kubernetes.utils.create_from_dict(api_client, obj, namespace=namespace)
+    except kubernetes.client.ApiException as error:
+        if error.status != 409:
+            raise
+    except kubernetes.utils.FailToCreateError as error:
+        if any(e.status != 409 for e in error.api_exceptions):
+            raise

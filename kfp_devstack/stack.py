@@ -20,7 +20,13 @@ import yaml
 from kfp_devstack import binaries, processes
 from kfp_devstack.controlplane import ControlPlane
 from kfp_devstack.emulator import EmulatorControl, Scenario
-from kfp_devstack.examples import PENGUIN_PIPELINE, KfpExamples, load_cluster_examples
+from kfp_devstack.examples import (
+    COMPILER_IMAGE,
+    EXAMPLES_IMAGE,
+    PENGUIN_PIPELINE,
+    PIPELINES_DIR,
+    load_cluster_examples,
+)
 from kfp_devstack.nats import NatsServer, ensure_stream
 from kfp_devstack.processes import ProcessRecord
 from kfp_devstack.realkfp import RealKfpBackend
@@ -105,6 +111,41 @@ class KfpEmulatorProcess(processes.ServerProcess):
 
 
 @dataclass
+class JobExecutorProcess(processes.ServerProcess):
+    """The local Job executor (``kfp_devstack.jobs``): it runs compile Jobs as a kubelet would."""
+
+    work_dir: Path
+    log: Path
+    process: ProcessRecord | None = None
+
+    def start(self, kubeconfig: Path) -> None:
+        _, self.process = processes.start(
+            "job-executor",
+            [
+                sys.executable,
+                "-m",
+                "kfp_devstack.jobs",
+                f"--kubeconfig={kubeconfig}",
+                f"--image={EXAMPLES_IMAGE}={PIPELINES_DIR}",
+                f"--work-dir={self.work_dir}",
+            ],
+            self.log,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        assert self.process is not None
+        return {"workDir": str(self.work_dir), "log": str(self.log), "process": self.process.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobExecutorProcess:
+        return cls(
+            work_dir=Path(data["workDir"]),
+            log=Path(data["log"]),
+            process=ProcessRecord.from_json(data["process"]),
+        )
+
+
+@dataclass
 class Stack:
     """Everything ``make dev`` needs, rooted at one directory (``.dev`` by default)."""
 
@@ -113,6 +154,7 @@ class Stack:
     kfp: KfpEmulatorProcess | None = None
     nats: NatsServer | None = None
     real_kfp: RealKfpBackend | None = None  # with `up --kfp real`: the real server behind the emulator
+    jobs: JobExecutorProcess | None = None
 
     @property
     def state_file(self) -> Path:
@@ -140,6 +182,8 @@ class Stack:
             stack.nats = NatsServer.from_json(state["nats"])
         if "realKfp" in state:
             stack.real_kfp = RealKfpBackend.from_json(state["realKfp"])
+        if "jobs" in state:
+            stack.jobs = JobExecutorProcess.from_json(state["jobs"])
         return stack
 
     def save(self) -> None:
@@ -154,6 +198,8 @@ class Stack:
             p is not None and p.is_running() for _, p in self.real_kfp.components()
         ):
             state["realKfp"] = self.real_kfp.to_json()
+        if self.jobs is not None and self.jobs.is_running():
+            state["jobs"] = self.jobs.to_json()
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
@@ -172,6 +218,7 @@ class Stack:
             self._up_control_plane()
             if with_kfp:
                 self._up_kfp(real=kfp_backend == "real")
+                self._up_jobs()  # it compiles Pipelines for KFP: without KFP it has nothing to do
             if with_nats:
                 self._up_nats()
         finally:
@@ -181,7 +228,7 @@ class Stack:
     def down(self) -> list[str]:
         """Stops every recorded process; returns the names of those that were running."""
         stopped = []
-        for name, component in (("nats", self.nats), ("kfp", self.kfp)):
+        for name, component in (("nats", self.nats), ("kfp", self.kfp), ("job executor", self.jobs)):
             if component is not None and component.is_running():
                 component.stop()
                 stopped.append(name)
@@ -195,6 +242,7 @@ class Stack:
             self.control_plane.stop()
             stopped.append("control plane")
         self.control_plane = self.kfp = self.nats = None
+        self.jobs = None
         self.state_file.unlink(missing_ok=True)
         return stopped
 
@@ -239,6 +287,15 @@ class Stack:
                     rows.append(
                         (name, "running" if part.is_running() else "stopped", f"{where} pid {pid}".strip())
                     )
+        if self.jobs is not None:
+            rows.append(
+                (
+                    "job-executor",
+                    "running" if self.jobs.is_running() else "stopped",
+                    f"images {EXAMPLES_IMAGE} pid {self.jobs.process.pid if self.jobs.process else '-'} "
+                    f"log {self.jobs.log}",
+                )
+            )
         if self.nats is not None:
             rows.append(
                 (
@@ -251,7 +308,6 @@ class Stack:
 
     def load_examples(self) -> None:
         assert self.kfp is not None and self.control_plane is not None
-        KfpExamples(self.kfp.url).load()
         # The example Run keeps the pushed model: make the emulated Pusher push one.
         EmulatorControl(self.kfp.url).script_pipeline(
             PENGUIN_PIPELINE, Scenario(artifacts={"Pusher": {"pushed_model": [{"pushed": True}]}})
@@ -268,6 +324,8 @@ class Stack:
             "metrics": {"bindAddress": "127.0.0.1:8080"},
             "health": {"bindAddress": "127.0.0.1:8081"},
             "log": {"format": "console", "level": "info"},
+            # The local Job executor runs the compiler's init container with the operator's Python.
+            "pipelines": {"compilerImage": COMPILER_IMAGE},
         }
         if self.kfp is not None:
             config["kfp"] = {"endpoint": self.kfp.url}
@@ -322,6 +380,13 @@ class Stack:
             self.real_kfp = RealKfpBackend(self.root / "real-kfp", self.kubeconfig)
         self.real_kfp.start(self.control_plane)
         return self.real_kfp.url
+
+    def _up_jobs(self) -> None:
+        if self.jobs is not None and self.jobs.is_running():
+            return
+        if self.jobs is None:
+            self.jobs = JobExecutorProcess(work_dir=self.root / "jobs", log=self.root / "logs" / "jobs.log")
+        self.jobs.start(self.kubeconfig)
 
     def _up_nats(self) -> None:
         if self.nats is not None and self.nats.is_running():

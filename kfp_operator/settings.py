@@ -30,6 +30,7 @@ from controller.settings.values import (
     parse_bool,
     parse_dns_label,
     parse_duration,
+    parse_enum,
     parse_int,
     parse_str,
     parse_url,
@@ -223,6 +224,39 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class PipelinesConfig:
+    compiler_image: str = setting(
+        "compilerImage",
+        parse_str,
+        "Image of the init container that puts the pipeline compiler into a Pipeline's compile Job: "
+        "the operator's own image. Pipelines built from an image fail with CompilerNotConfigured "
+        "while it is empty.",
+        default="",
+    )
+    compiler_service_account: str = setting(
+        "compilerServiceAccount",
+        parse_dns_label(),
+        "ServiceAccount that compile Jobs run as, in the Pipeline's namespace; it must be allowed to "
+        "create ConfigMaps there (the compiler hands the compiled pipeline back in one).",
+        default="kfp-pipeline-compiler",
+    )
+    compile_timeout: float = setting(
+        "compileTimeout",
+        parse_duration(minimum=1.0),
+        "How long a compile Job may run; a Job still running after that is deleted and the Pipeline "
+        "fails with CompileTimedOut.",
+        default=600.0,
+    )
+    version_retention: int = setting(
+        "versionRetention",
+        parse_int(0),
+        "How many of the versions it uploaded the operator keeps per KFP pipeline, newest first; "
+        "older ones are deleted unless a Run or RunConfiguration still uses them. 0 keeps all.",
+        default=0,
+    )
+
+
+@dataclass(frozen=True)
 class Config(RuntimeSettings):
     """The whole configuration. Durations are in seconds (``float``); ``None`` means unset."""
 
@@ -276,6 +310,15 @@ class Config(RuntimeSettings):
         "(valueFrom.runConfigurationRef.name: namespace/name); false confines each namespace to its own.",
         default=True,
     )
+    kfp_names: str = setting(
+        "kfpNames",
+        parse_enum("name", "namespace-name"),
+        "How Pipeline and Experiment resources are named in KFP: name (as they are, as the reference "
+        "operator up to v0.6 named them) or namespace-name (<namespace>-<name>, as v0.7 and later do; "
+        "use it where namespaces may share names).",
+        default="name",
+    )
+    pipelines: PipelinesConfig = section("pipelines", PipelinesConfig)
     kfp: KfpConfig = section("kfp", KfpConfig)
     mlmd: MlmdConfig = section("mlmd", MlmdConfig)
     events: EventsConfig = section("events", EventsConfig)

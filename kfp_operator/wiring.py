@@ -10,13 +10,24 @@ the reconcilers look things up by, and registers the controllers:
 * ``run-completion-event``: delivery of each completed Run's event to the sinks;
 * ``runconfiguration``: each RunConfiguration's resolution, triggers, schedules and history;
 * ``runconfiguration-latest-run``: each RunConfiguration's latest succeeded run;
-* ``run-ttl``: deletion of completed Runs after their TTL.
+* ``run-ttl``: deletion of completed Runs after their TTL;
+* ``pipeline``: each Pipeline's versions in KFP (compiled by a Job when built from an image);
+* ``experiment``: each Experiment's KFP experiment.
+
+Runs and RunConfigurations that name a Pipeline or an Experiment resource are re-triggered when it
+changes (its new version, its readiness).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import structlog
+import urllib3
+from kubernetes.client import ApiException
+
+from controller.informer import Informer
+from controller.kube import Kube
 from controller.manager import Manager
 from controller.ratelimit import ItemExponentialFailureRateLimiter
 from controller.runner import Watch
@@ -25,18 +36,30 @@ from kfp_operator.clients.kfp_catalog import CachedKfpCatalog
 from kfp_operator.clients.mlmd import MlmdClient, MlmdMetrics, channel_credentials
 from kfp_operator.clients.sinks import HttpSink, NatsSink
 from kfp_operator.settings import Config
-from reconcilers.api import RUN_CONFIGURATIONS, RUNS
+from reconcilers.api import GROUP, RUN_CONFIGURATIONS, RUNS, VERSION
+from reconcilers.api.experiment import EXPERIMENTS
+from reconcilers.api.pipeline import PIPELINES
 from reconcilers.completion_event.reconciler import CompletionEventReconciler
+from reconcilers.experiment.reconciler import ExperimentReconciler, ExperimentSettings
 from reconcilers.indexes import (
+    EXPERIMENT_INDEX,
     OWNER_INDEX,
+    PIPELINE_INDEX,
     REFERENCE_INDEX,
     UPSTREAM_INDEX,
     owner_index,
     owner_of,
+    rc_experiment_index,
+    rc_pipeline_index,
     reference_index,
+    run_experiment_index,
+    run_pipeline_index,
     runs_by,
+    unsubmitted_runs_by,
     upstream_index,
 )
+from reconcilers.pipeline.job import CompileSettings
+from reconcilers.pipeline.reconciler import PipelineReconciler, PipelineSettings
 from reconcilers.run.reconciler import RunReconciler, RunSettings
 from reconcilers.run.resolve import ReferencePolicy
 from reconcilers.run.tracking import TRACKED_INDEX, KfpRunTracker, tracked_run_index
@@ -44,6 +67,8 @@ from reconcilers.run_metrics import RunCacheCollector, RunConfigurationMetrics, 
 from reconcilers.runconfiguration.latest_reconciler import LatestRunReconciler
 from reconcilers.runconfiguration.reconciler import RunConfigurationReconciler, RunConfigurationSettings
 from reconcilers.ttl.reconciler import TtlReconciler
+
+log = structlog.get_logger(__name__)
 
 # KFP lookups by name are shared by a burst of Runs for at most this long (and at most half
 # the recheck interval, so a waiting Run sees a pipeline uploaded meanwhile at its next recheck).
@@ -62,6 +87,17 @@ def add_controllers(mgr: Manager, config: Config) -> None:
     runs.add_indexer(OWNER_INDEX, owner_index)
     runs.add_indexer(REFERENCE_INDEX, reference_index)
     run_configurations.add_indexer(UPSTREAM_INDEX, upstream_index)
+    pipelines = experiments = None
+    unusable = _why_resources_unusable(mgr.kube, config)
+    if unusable is None:
+        pipelines = mgr.informer(PIPELINES)
+        experiments = mgr.informer(EXPERIMENTS)
+        runs.add_indexer(PIPELINE_INDEX, run_pipeline_index)
+        runs.add_indexer(EXPERIMENT_INDEX, run_experiment_index)
+        run_configurations.add_indexer(PIPELINE_INDEX, rc_pipeline_index)
+        run_configurations.add_indexer(EXPERIMENT_INDEX, rc_experiment_index)
+    else:
+        log.error("Pipeline and Experiment resources are not handled", reason=unusable)
     registry.register(RunCacheCollector(runs.list))
 
     kfp = KfpClient(config.kfp, KfpMetrics(registry), pool_size=max(config.workers * 2, 10))
@@ -112,6 +148,8 @@ def add_controllers(mgr: Manager, config: Config) -> None:
                 sinks_configured=bool(sinks),
                 deletion_recheck_interval=config.poll_interval,
             ),
+            pipelines=pipelines.store if pipelines else None,
+            experiments=experiments.store if experiments else None,
         ),
         primary=runs,
         watches=[
@@ -119,6 +157,14 @@ def add_controllers(mgr: Manager, config: Config) -> None:
             # released once their RunConfiguration has taken their completion.
             Watch(run_configurations, runs_by(runs.store, REFERENCE_INDEX)),
             Watch(run_configurations, runs_by(runs.store, OWNER_INDEX)),
+            *(
+                [
+                    Watch(pipelines, unsubmitted_runs_by(runs.store, PIPELINE_INDEX)),
+                    Watch(experiments, unsubmitted_runs_by(runs.store, EXPERIMENT_INDEX)),
+                ]
+                if pipelines and experiments
+                else []
+            ),
         ],
     )
     mgr.add_runnable(tracker, needs_leader=True)
@@ -155,11 +201,21 @@ def add_controllers(mgr: Manager, config: Config) -> None:
                 references=references,
                 sinks_configured=bool(sinks),
             ),
+            pipelines=pipelines.store if pipelines else None,
+            experiments=experiments.store if experiments else None,
         ),
         primary=run_configurations,
         watches=[
             Watch(runs, owner_of),
             Watch(run_configurations, runs_by(run_configurations.store, UPSTREAM_INDEX)),
+            *(
+                [
+                    Watch(pipelines, runs_by(run_configurations.store, PIPELINE_INDEX)),
+                    Watch(experiments, runs_by(run_configurations.store, EXPERIMENT_INDEX)),
+                ]
+                if pipelines and experiments
+                else []
+            ),
         ],
     )
 
@@ -189,6 +245,109 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         ),
         primary=runs,
         watches=[Watch(run_configurations, runs_by(runs.store, OWNER_INDEX))],
+    )
+
+    if pipelines and experiments:
+        _add_resource_controllers(
+            mgr,
+            config,
+            kfp,
+            pipelines=pipelines,
+            experiments=experiments,
+            runs=runs,
+            run_configurations=run_configurations,
+        )
+
+
+def _why_resources_unusable(kube: Kube, config: Config) -> str | None:
+    """Why Pipelines and Experiments cannot be watched here, if they cannot.
+
+    Helm installs a chart's CRDs only on the first install, never on upgrades, and an older
+    ClusterRole may lack them: rather than wait forever for informers that cannot list, the
+    operator then goes on without these two controllers (Runs name pipelines and experiments in
+    KFP, as before), and says so. An API server that does not answer now is not a reason.
+    """
+    try:
+        served = kube.request("GET", f"/apis/{GROUP}/{VERSION}").get("resources") or []
+        names = {str(r.get("name")) for r in served}
+        missing = [r.plural for r in (PIPELINES, EXPERIMENTS) if r.plural not in names]
+        if missing:
+            return (
+                f"the API server does not serve {' and '.join(missing)}.{GROUP}: install the CRDs of "
+                f"crds/ (helm upgrade does not install new CRDs)"
+            )
+        for resource in (PIPELINES, EXPERIMENTS):
+            for namespace in config.watch_namespaces or ("",):
+                for verb in ("list", "watch"):
+                    review = kube.request(
+                        "POST",
+                        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                        body={
+                            "apiVersion": "authorization.k8s.io/v1",
+                            "kind": "SelfSubjectAccessReview",
+                            "spec": {
+                                "resourceAttributes": {
+                                    "group": GROUP,
+                                    "resource": resource.plural,
+                                    "verb": verb,
+                                    "namespace": namespace,
+                                }
+                            },
+                        },
+                    )
+                    if not (review.get("status") or {}).get("allowed"):
+                        where = f"namespace {namespace}" if namespace else "all namespaces"
+                        return f"the operator may not {verb} {resource.plural}.{GROUP} in {where} (RBAC)"
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+        log.warning("could not check whether Pipelines and Experiments can be watched", error=str(error))
+    return None
+
+
+def _add_resource_controllers(mgr: Manager, config: Config, kfp: KfpClient, **informers: Informer) -> None:
+    """The ``pipeline`` and ``experiment`` controllers."""
+    deletion_timeout = timedelta(seconds=config.deletion_timeout)
+    mgr.add_controller(
+        "pipeline",
+        PipelineReconciler(
+            pipelines=informers["pipelines"].store,
+            runs=informers["runs"].store,
+            run_configurations=informers["run_configurations"].store,
+            kube=mgr.kube,
+            kfp=kfp,
+            recorder=mgr.event_recorder,
+            clock=mgr.clock,
+            settings=PipelineSettings(
+                provider=config.provider,
+                naming=config.kfp_names,
+                compile=CompileSettings(
+                    image=config.pipelines.compiler_image,
+                    service_account=config.pipelines.compiler_service_account,
+                    timeout_seconds=config.pipelines.compile_timeout,
+                ),
+                version_retention=config.pipelines.version_retention,
+                recheck_interval=config.dependency_recheck_interval,
+                poll_interval=config.poll_interval,
+                deletion_timeout=deletion_timeout,
+            ),
+        ),
+        primary=informers["pipelines"],
+    )
+    mgr.add_controller(
+        "experiment",
+        ExperimentReconciler(
+            experiments=informers["experiments"].store,
+            kube=mgr.kube,
+            kfp=kfp,
+            recorder=mgr.event_recorder,
+            clock=mgr.clock,
+            settings=ExperimentSettings(
+                provider=config.provider,
+                naming=config.kfp_names,
+                recheck_interval=config.dependency_recheck_interval,
+                deletion_timeout=deletion_timeout,
+            ),
+        ),
+        primary=informers["experiments"],
     )
 
 

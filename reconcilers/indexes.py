@@ -59,3 +59,54 @@ def owner_of(run: Mapping[str, Any]) -> list[ObjectKey]:
     view = RunView(run)
     owner = view.owning_run_configuration()
     return [ObjectKey(view.namespace, owner)] if owner else []
+
+
+# -- Pipeline and Experiment resources ---------------------------------------------------------------
+#
+# A Run or RunConfiguration that names a pipeline or an experiment uses the Pipeline or Experiment
+# resource of that name in its namespace when there is one: a change to the resource must reach
+# them (a waiting Run resolves, onChange: pipeline fires). The Run and RunConfiguration caches keep
+# an index of the names they reference, as "<namespace>/<name>".
+
+# Index of the Run and RunConfiguration caches: the pipeline a Run (or spec.run) names.
+PIPELINE_INDEX = "pipeline/referenced"
+# Index of the Run and RunConfiguration caches: the experiment a Run (or spec.run) names.
+EXPERIMENT_INDEX = "experiment/referenced"
+
+
+def run_pipeline_index(obj: Mapping[str, Any]) -> list[str]:
+    run = RunView(obj)
+    return [namespaced_index_value(run.namespace, run.spec.pipeline.name)]
+
+
+def run_experiment_index(obj: Mapping[str, Any]) -> list[str]:
+    run = RunView(obj)
+    name = run.spec.experiment_name
+    return [namespaced_index_value(run.namespace, name)] if name else []
+
+
+def rc_pipeline_index(obj: Mapping[str, Any]) -> list[str]:
+    rc = RunConfigurationView(obj)
+    return [namespaced_index_value(rc.namespace, rc.run.pipeline.name)]
+
+
+def rc_experiment_index(obj: Mapping[str, Any]) -> list[str]:
+    rc = RunConfigurationView(obj)
+    name = rc.run.experiment_name
+    return [namespaced_index_value(rc.namespace, name)] if name else []
+
+
+def unsubmitted_runs_by(runs: Store, index: str) -> Callable[[Mapping[str, Any]], list[ObjectKey]]:
+    """Maps a Pipeline or Experiment to the Runs naming it that are not submitted yet (the others
+    have frozen what they use)."""
+
+    def map_func(resource: Mapping[str, Any]) -> list[ObjectKey]:
+        metadata = resource.get("metadata") or {}
+        value = namespaced_index_value(metadata["namespace"], metadata["name"])
+        return [
+            ObjectKey(RunView(run).namespace, RunView(run).name)
+            for run in runs.by_index(index, value)
+            if not (run.get("status") or {}).get("providerId")
+        ]
+
+    return map_func

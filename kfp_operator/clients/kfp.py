@@ -114,7 +114,107 @@ class KfpClient:
             f"/apis/v2beta1/pipelines/{_segment(pipeline_id)}/versions/{_segment(version_id)}",
         )
 
+    def get_pipeline(self, pipeline_id: str) -> dict[str, Any] | None:
+        return self._idempotent_or_none(
+            "get_pipeline", "GET", f"/apis/v2beta1/pipelines/{_segment(pipeline_id)}"
+        )
+
+    def create_pipeline(self, *, name: str, description: str, namespace: str) -> dict[str, Any]:
+        """Creates a pipeline without versions (an upload would add one named like the pipeline)."""
+        body: dict[str, Any] = {"name": name, "display_name": name, "description": description}
+        if self._namespace(namespace):
+            body["namespace"] = namespace
+        return self._call("create_pipeline", "POST", "/apis/v2beta1/pipelines", body=body)
+
+    def delete_pipeline(self, pipeline_id: str) -> None:
+        self._ignoring_not_found(
+            "delete_pipeline", "DELETE", f"/apis/v2beta1/pipelines/{_segment(pipeline_id)}"
+        )
+
+    def find_pipeline_version(self, pipeline_id: str, name: str) -> dict[str, Any] | None:
+        versions = self.list_pipeline_versions(
+            pipeline_id, filter={"predicates": [{"key": "name", "operation": "EQUALS", "string_value": name}]}
+        )
+        return versions[0] if versions else None
+
+    def all_pipeline_versions(self, pipeline_id: str) -> Iterator[dict[str, Any]]:
+        """Every version of the pipeline, oldest first, following page tokens (sent alone, as
+        :meth:`list_runs` explains)."""
+        token = ""
+        while True:
+            query: dict[str, Any] = {"page_size": PAGE_SIZE}
+            query.update({"page_token": token} if token else {"sort_by": "created_at asc"})
+            response = self._idempotent(
+                "list_pipeline_versions",
+                "GET",
+                f"/apis/v2beta1/pipelines/{_segment(pipeline_id)}/versions",
+                query=query,
+            )
+            yield from response.get("pipeline_versions", [])
+            token = response.get("next_page_token", "")
+            if not token:
+                return
+
+    def upload_pipeline_version(
+        self, pipeline_id: str, *, name: str, description: str, content: str
+    ) -> dict[str, Any]:
+        """Uploads a compiled pipeline as a new version (not retried here: it is not idempotent).
+
+        The upload endpoint takes the package as the multipart field ``uploadfile`` and the
+        version's fields as query parameters, as KFP's SDK sends them.
+        """
+        return self._call(
+            "upload_pipeline_version",
+            "POST",
+            "/apis/v2beta1/pipelines/upload_version",
+            query={"pipelineid": pipeline_id, "name": name, "display_name": name, "description": description},
+            upload=("pipeline.yaml", content.encode()),
+        )
+
+    def delete_pipeline_version(self, pipeline_id: str, version_id: str) -> None:
+        self._ignoring_not_found(
+            "delete_pipeline_version",
+            "DELETE",
+            f"/apis/v2beta1/pipelines/{_segment(pipeline_id)}/versions/{_segment(version_id)}",
+        )
+
     # -- experiments -------------------------------------------------------------------------
+
+    def find_experiment(self, display_name: str, namespace: str) -> dict[str, Any] | None:
+        """The experiment of that display name (unique per namespace), or None."""
+        experiments = self.list_experiments(
+            filter={
+                "predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": display_name}]
+            },
+            namespace=namespace,
+        )
+        return experiments[0] if experiments else None
+
+    def create_experiment(self, *, display_name: str, description: str, namespace: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"display_name": display_name, "description": description}
+        if self._namespace(namespace):
+            body["namespace"] = namespace
+        return self._call("create_experiment", "POST", "/apis/v2beta1/experiments", body=body)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self._ignoring_not_found(
+            "delete_experiment", "DELETE", f"/apis/v2beta1/experiments/{_segment(experiment_id)}"
+        )
+
+    def archive_experiment(self, experiment_id: str) -> None:
+        self._idempotent(
+            "archive_experiment", "POST", f"/apis/v2beta1/experiments/{_segment(experiment_id)}:archive"
+        )
+
+    def unarchive_experiment(self, experiment_id: str) -> None:
+        self._idempotent(
+            "unarchive_experiment", "POST", f"/apis/v2beta1/experiments/{_segment(experiment_id)}:unarchive"
+        )
+
+    def experiment_has_runs(self, experiment_id: str) -> bool:
+        """Whether any run (archived or not) is in the experiment: one call for one run."""
+        runs = self.list_runs(filter={}, experiment_id=experiment_id, page_size=1)
+        return next(iter(runs), None) is not None
 
     def get_experiment(self, experiment_id: str) -> dict[str, Any] | None:
         return self._idempotent_or_none(
@@ -177,6 +277,10 @@ class KfpClient:
         # Single-user servers ignore namespaces; sending none keeps requests identical to the SDK's.
         return namespace if self.multi_user else ""
 
+    def _ignoring_not_found(self, operation: str, method: str, path: str) -> None:
+        """A delete: one that finds nothing to delete has nothing left to do."""
+        self._idempotent_or_none(operation, method, path)
+
     def _idempotent_or_none(
         self, operation: str, method: str, path: str, *, query: Mapping[str, Any] | None = None
     ) -> dict[str, Any] | None:
@@ -208,20 +312,22 @@ class KfpClient:
         *,
         query: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
+        upload: tuple[str, bytes] | None = None,
     ) -> dict[str, Any]:
+        """One request. ``upload`` is a file (name, content) sent as the multipart ``uploadfile``."""
         started = time.monotonic()
         code = "<error>"
         url = self._base + path
         fields = {k: str(v) for k, v in (query or {}).items() if v not in (None, "")}
         if fields:
             url += "?" + urlencode(fields)
+        headers = self._headers()
+        if upload is not None:
+            payload, headers["Content-Type"] = urllib3.encode_multipart_formdata({"uploadfile": upload})
+        else:
+            payload = json.dumps(body).encode() if body is not None else None
         try:
-            response = self._pool.request(
-                method,
-                url,
-                body=json.dumps(body).encode() if body is not None else None,
-                headers=self._headers(),
-            )
+            response = self._pool.request(method, url, body=payload, headers=headers)
             code = str(response.status)
             data = response.data
         except (urllib3.exceptions.HTTPError, OSError) as error:

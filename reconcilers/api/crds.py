@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from reconcilers.api import GROUP, RUN_CONFIGURATIONS, RUNS, VERSION
+from reconcilers.api.experiment import EXPERIMENTS
+from reconcilers.api.pipeline import PIPELINES
 
 # The reference operator's patterns, kept so existing manifests stay valid.
 PIPELINE_PATTERN = r"^[\w\-]+(?::[\w\-_.]+)?$"
@@ -567,6 +569,198 @@ def run_configuration_crd() -> dict[str, Any]:
     return crd_document
 
 
+# A Python `module.function` (the function may be nested in classes or modules: a.b.c).
+FUNCTION_PATTERN = r"^$|^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
+# A pipeline version name, as the version part of spec.pipeline allows it.
+VERSION_NAME_PATTERN = r"^[\w\-_.]+$"
+MAX_COMPILED_SPEC_LENGTH = 1024 * 1024
+MAX_RESOURCE_NAME = 63
+
+
+def _named_values(description: str, *, unique: bool) -> dict[str, Any]:
+    item = obj(
+        "A name and a value.",
+        {
+            "name": string("The name.", minLength=1, maxLength=MAX_NAME_LENGTH),
+            "value": string("The value.", maxLength=MAX_VALUE_LENGTH),
+        },
+        required=["name"],
+    )
+    if unique:
+        return list_map(description, item)
+    return array(description, item, maxItems=MAX_LIST_ITEMS)
+
+
+def _resource_status(what: str, version: str) -> dict[str, Any]:
+    return obj(
+        f"The observed state of the {what}.",
+        {
+            "providerId": string(f"The KFP {what.lower()}: `<provider>:<id>`."),
+            "synchronizationState": synchronization_state(
+                f"Creating or Updating while the {what.lower()} is being synchronized with KFP, Succeeded "
+                "once it is, Failed when it cannot be as written, Deleting while it is removed."
+            ),
+            "version": string(version),
+            "kfpName": string(
+                f"The name of the {what.lower()} in KFP (see the operator's kfpNames setting)."
+            ),
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "description": "The metadata.generation the status was computed from.",
+            },
+            "conditions": conditions(),
+        },
+    )
+
+
+def _resource_columns() -> list[dict[str, Any]]:
+    return [
+        column("ProviderId", ".status.providerId", "The KFP object."),
+        column("SynchronizationState", ".status.synchronizationState", "Whether it is in KFP."),
+        column("Version", ".status.version", "The version of its spec."),
+        column("Ready", '.status.conditions[?(@.type=="Ready")].status', "Whether Runs can use it."),
+        AGE,
+        column(
+            "Reason",
+            '.status.conditions[?(@.type=="Synchronized")].reason',
+            "Why it is in this state.",
+            priority=1,
+        ),
+        column("KfpName", ".status.kfpName", "Its name in KFP.", priority=1),
+    ]
+
+
+def _limit_name(document: dict[str, Any], kind: str) -> dict[str, Any]:
+    schema = document["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": f"size(self.metadata.name) <= {MAX_RESOURCE_NAME}",
+            "message": f"a {kind}'s name is at most {MAX_RESOURCE_NAME} characters (its KFP name may add the "
+            "namespace, and KFP names are limited)",
+        }
+    ]
+    return document
+
+
+def pipeline_crd() -> dict[str, Any]:
+    """The Pipeline's CustomResourceDefinition."""
+    spec = obj(
+        "The pipeline: built from an image (image with tfxComponents or pipelineFunction; the reference "
+        "operator's fields), or compiled already (compiled).",
+        {
+            "image": string(
+                "The image holding the pipeline's code, with a tag (the tag starts the version). The "
+                "operator compiles the pipeline in a Job running this image.",
+                maxLength=1024,
+            ),
+            "tfxComponents": string(
+                "TFX: the module.function returning the pipeline's TFX components.",
+                pattern=FUNCTION_PATTERN,
+                maxLength=MAX_NAME_LENGTH,
+            ),
+            "pipelineFunction": string(
+                "KFP SDK: the module.function of the @dsl.pipeline to compile.",
+                pattern=FUNCTION_PATTERN,
+                maxLength=MAX_NAME_LENGTH,
+            ),
+            "env": _named_values(
+                "Environment variables of the compile (the tfxComponents function reads them).", unique=True
+            ),
+            "beamArgs": _named_values("Beam arguments (TFX), passed as --name=value.", unique=False),
+            "compiled": obj(
+                "A pipeline compiled already (KFP IR YAML or JSON, as the KFP SDK's compiler writes it), "
+                "inline or from a ConfigMap; exactly one of pipelineSpec and configMapKeyRef.",
+                {
+                    "version": string(
+                        "The version's name in KFP; default: 6 hex digits of a hash of the content. A "
+                        "version cannot change in KFP: new content needs a new version.",
+                        pattern=VERSION_NAME_PATTERN,
+                        maxLength=127,
+                    ),
+                    "pipelineSpec": string("The compiled pipeline.", maxLength=MAX_COMPILED_SPEC_LENGTH),
+                    "configMapKeyRef": obj(
+                        "A key of a ConfigMap in the Pipeline's namespace holding the compiled pipeline.",
+                        {
+                            "name": string("The ConfigMap.", minLength=1, maxLength=MAX_NAME_LENGTH),
+                            "key": string("The key.", minLength=1, maxLength=MAX_NAME_LENGTH),
+                        },
+                        required=["name", "key"],
+                    ),
+                },
+                **{
+                    "x-kubernetes-validations": [
+                        {
+                            "rule": "has(self.pipelineSpec) != has(self.configMapKeyRef)",
+                            "message": "set exactly one of compiled.pipelineSpec and "
+                            "compiled.configMapKeyRef",
+                        }
+                    ]
+                },
+            ),
+        },
+        **{
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.compiled) != (has(self.image) && self.image != '')",
+                    "message": "set either image (the operator compiles the pipeline) or compiled (compiled "
+                    "already)",
+                },
+                {
+                    "rule": "!has(self.image) || self.image == '' || "
+                    "((has(self.tfxComponents) && self.tfxComponents != '') != "
+                    "(has(self.pipelineFunction) && self.pipelineFunction != ''))",
+                    "message": "with image, set exactly one of tfxComponents (TFX) and pipelineFunction "
+                    "(KFP SDK)",
+                },
+            ]
+        },
+    )
+    return _limit_name(
+        crd(
+            kind=PIPELINES.kind,
+            plural=PIPELINES.plural,
+            short_name="mlp",
+            description="A Kubeflow Pipelines pipeline. Each version of its spec becomes a version of a KFP "
+            "pipeline (compiled by the operator when built from an image); Runs and RunConfigurations "
+            "naming it without a version use status.version.",
+            spec=spec,
+            status=_resource_status(
+                "Pipeline", "The version of the spec: `<image tag>-<6 hex>`, or the compiled version."
+            ),
+            columns=_resource_columns(),
+        ),
+        PIPELINES.kind,
+    )
+
+
+def experiment_crd() -> dict[str, Any]:
+    """The Experiment's CustomResourceDefinition."""
+    spec = obj(
+        "The experiment.",
+        {
+            "description": string(
+                "The KFP experiment's description. KFP cannot change an experiment: a new description is "
+                "applied by recreating the experiment while it has no runs.",
+                maxLength=MAX_VALUE_LENGTH,
+            )
+        },
+    )
+    return _limit_name(
+        crd(
+            kind=EXPERIMENTS.kind,
+            plural=EXPERIMENTS.plural,
+            short_name="mlexp",
+            description="A Kubeflow Pipelines experiment. Runs and RunConfigurations whose experimentName "
+            "names it run in its KFP experiment.",
+            spec=spec,
+            status=_resource_status("Experiment", "A short hash of the spec."),
+            columns=_resource_columns(),
+        ),
+        EXPERIMENTS.kind,
+    )
+
+
 def definitions() -> list[dict[str, Any]]:
     """Every CustomResourceDefinition of the API."""
-    return [run_crd(), run_configuration_crd()]
+    return [run_crd(), run_configuration_crd(), pipeline_crd(), experiment_crd()]

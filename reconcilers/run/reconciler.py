@@ -107,8 +107,13 @@ class RunReconciler:
         metrics: RunMetrics,
         clock: Clock,
         settings: RunSettings,
+        pipelines: Store | None = None,
+        experiments: Store | None = None,
     ) -> None:
         self._runs = runs
+        # The Pipeline and Experiment resources a Run may name (None: none are watched).
+        self._pipelines = pipelines
+        self._experiments = experiments
         self._run_configurations = run_configurations
         self._kube = kube
         self._kfp = kfp
@@ -160,6 +165,8 @@ class RunReconciler:
             catalog=self._catalog,
             default_experiment=self._settings.default_experiment,
             references=self._settings.references,
+            pipeline_resource=_declared(self._pipelines, run.namespace, run.spec.pipeline.name),
+            experiment_resource=_declared(self._experiments, run.namespace, run.spec.experiment_name),
         )
         match decide_submission(resolution):
             case Wait(waiting):
@@ -392,3 +399,8 @@ class RunReconciler:
             key = ObjectKey(run.namespace, run.name)
             self._kube.patch_status(RUNS, key, patch)
             self._acted_on.acted_on(key, run.obj, superseded)
+
+
+def _declared(store: Store | None, namespace: str, name: str | None) -> Mapping[str, Any] | None:
+    """The Pipeline or Experiment resource of that name in the namespace, if any."""
+    return store.get(ObjectKey(namespace, name)) if store is not None and name else None

@@ -6,6 +6,13 @@ what to submit, or why the Run has to wait, or why it can never be submitted.
 The catalog is the only I/O and is passed in, so the decision is tested with an
 in-memory catalog. Checks that need no KFP call come first: a Run waiting for a
 RunConfiguration costs KFP nothing.
+
+A pipeline or experiment named by the spec may be declared as a Pipeline or Experiment resource
+in the Run's namespace (the caller passes it from the cache): then its KFP object is used by id,
+whatever name ``kfpNames`` gave it in KFP. Without a version, the Pipeline's ``status.version`` is
+used once it is ``Succeeded``; until then the Run waits (``PipelineNotReady``), while a
+RunConfiguration keeps the version it resolved last (``previous_version``). Without such a
+resource, names are looked up in KFP as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reconcilers.api.experiment import ExperimentView
+from reconcilers.api.pipeline import PipelineView
 from reconcilers.api.run import RunSpec, reference_target
 from reconcilers.artifacts.path import InvalidArtifactPath, parse_artifact_path
 from reconcilers.run.parameters import (
@@ -30,6 +39,8 @@ from reconcilers.run.parameters import (
 PIPELINE_NOT_FOUND = "PipelineNotFound"
 PIPELINE_VERSION_NOT_FOUND = "PipelineVersionNotFound"
 EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
+PIPELINE_NOT_READY = "PipelineNotReady"
+EXPERIMENT_NOT_READY = "ExperimentNotReady"
 INVALID_ARTIFACT_FILTER = "InvalidArtifactFilter"
 INVALID_ARTIFACT_PATH = "InvalidArtifactPath"
 INVALID_PARAMETER = "InvalidParameter"
@@ -44,6 +55,8 @@ UNRESOLVED_REASONS = (
     INVALID_ARTIFACT_PATH,
     INVALID_PARAMETER,
     REFERENCE_NOT_ALLOWED,
+    PIPELINE_NOT_READY,
+    EXPERIMENT_NOT_READY,
 )
 
 
@@ -165,6 +178,9 @@ def resolve(
     catalog: KfpCatalog,
     default_experiment: str,
     references: ReferencePolicy = ReferencePolicy(),
+    pipeline_resource: Mapping[str, Any] | None = None,
+    experiment_resource: Mapping[str, Any] | None = None,
+    previous_version: str | None = None,
 ) -> Resolution:
     rejected = validate_artifacts(spec) or validate_references(spec, namespace, references)
     if rejected is not None:
@@ -180,7 +196,20 @@ def resolve(
             waits_on_kfp=False,
         )
 
-    pipeline_id = catalog.pipeline_id(spec.pipeline.name, namespace)
+    version_name = spec.pipeline.version
+    if pipeline_resource is not None:
+        declared = PipelineView(pipeline_resource)
+        declared_id, version_name = _declared_pipeline(spec, declared, previous_version)
+        if declared_id is None:
+            return Waiting(
+                PIPELINE_NOT_READY,
+                f"Pipeline {spec.pipeline.name} is not ready: {declared.not_ready_reason()}",
+                dependencies,
+                waits_on_kfp=False,
+            )
+        pipeline_id: str | None = declared_id
+    else:
+        pipeline_id = catalog.pipeline_id(spec.pipeline.name, namespace)
     if pipeline_id is None:
         return Waiting(
             PIPELINE_NOT_FOUND,
@@ -188,17 +217,28 @@ def resolve(
             dependencies,
             waits_on_kfp=True,
         )
-    version = catalog.pipeline_version(pipeline_id, spec.pipeline.version)
+    version = catalog.pipeline_version(pipeline_id, version_name)
     if version is None:
         message = (
-            f"pipeline {spec.pipeline.name} has no version {spec.pipeline.version} in KFP"
-            if spec.pipeline.version
+            f"pipeline {spec.pipeline.name} has no version {version_name} in KFP"
+            if version_name
             else f"pipeline {spec.pipeline.name} has no versions in KFP"
         )
         return Waiting(PIPELINE_VERSION_NOT_FOUND, message, dependencies, waits_on_kfp=True)
 
     experiment_name = spec.experiment_name or default_experiment
-    experiment_id = catalog.experiment_id(experiment_name, namespace)
+    if experiment_resource is not None and spec.experiment_name:
+        declared_experiment = ExperimentView(experiment_resource)
+        if not declared_experiment.is_ready:
+            return Waiting(
+                EXPERIMENT_NOT_READY,
+                f"Experiment {experiment_name} is not ready: {declared_experiment.not_ready_reason()}",
+                dependencies,
+                waits_on_kfp=False,
+            )
+        experiment_id = declared_experiment.kfp_experiment_id
+    else:
+        experiment_id = catalog.experiment_id(experiment_name, namespace)
     if experiment_id is None:
         return Waiting(
             EXPERIMENT_NOT_FOUND,
@@ -220,3 +260,19 @@ def resolve(
         parameters=parameters,
         dependencies=dependencies,
     )
+
+
+def _declared_pipeline(
+    spec: RunSpec, declared: PipelineView, previous_version: str | None
+) -> tuple[str | None, str | None]:
+    """The KFP pipeline id and the version name a Pipeline resource offers; no id while it offers none."""
+    pipeline_id = declared.kfp_pipeline_id
+    if declared.is_deleting or pipeline_id is None:
+        return None, None
+    if spec.pipeline.version is not None:
+        return pipeline_id, spec.pipeline.version
+    if declared.is_ready:
+        return pipeline_id, declared.version
+    if previous_version:
+        return pipeline_id, previous_version  # a RunConfiguration keeps its version meanwhile
+    return None, None

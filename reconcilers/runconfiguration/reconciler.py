@@ -84,8 +84,13 @@ class RunConfigurationReconciler:
         metrics: RunConfigurationMetrics,
         clock: Clock,
         settings: RunConfigurationSettings,
+        pipelines: Store | None = None,
+        experiments: Store | None = None,
     ) -> None:
         self._run_configurations = run_configurations
+        # The Pipeline and Experiment resources spec.run may name (None: none are watched).
+        self._pipelines = pipelines
+        self._experiments = experiments
         self._runs = runs
         self._kube = kube
         self._catalog = catalog
@@ -115,6 +120,9 @@ class RunConfigurationReconciler:
             catalog=self._catalog,
             default_experiment=self._settings.default_experiment,
             references=self._settings.references,
+            pipeline_resource=self._declared(self._pipelines, rc.namespace, rc.run.pipeline.name),
+            experiment_resource=self._declared(self._experiments, rc.namespace, rc.run.experiment_name),
+            previous_version=rc.status.get("observedPipelineVersion") or None,
         )
         match resolution:
             case Rejected(reason=reason, message=message):
@@ -306,6 +314,11 @@ class RunConfigurationReconciler:
         return Result()
 
     # -- reads and writes ------------------------------------------------------------------
+
+    @staticmethod
+    def _declared(store: Store | None, namespace: str, name: str | None) -> Mapping[str, Any] | None:
+        """The Pipeline or Experiment resource of that name in the namespace, if any."""
+        return store.get(ObjectKey(namespace, name)) if store is not None and name else None
 
     def _lookup(self, rc: RunConfigurationView, reference: str) -> Mapping[str, Any] | None:
         return self._run_configurations.get(ObjectKey(*reference_target(reference, rc.namespace)))

@@ -78,6 +78,27 @@ def test_the_example_run_completes_against_the_local_stack(tmp_path: Path, devst
         [event] = wait_until(published, timeout=TIMEOUT, message="the event on NATS")
         assert event["data"]["status"] == "succeeded"
         assert event["data"]["artifacts"] == [artifact]
+
+        # The example Pipeline built from an image: compiled by the stack's Job executor.
+        def typed_parameters_ready() -> bool:
+            ready = subprocess.run(
+                [
+                    *kubectl,
+                    "get",
+                    "mlp",
+                    "typed-parameters",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return ready.stdout == "True"
+
+        wait_until(
+            typed_parameters_ready, timeout=TIMEOUT, interval=0.5, message="typed-parameters to be compiled"
+        )
     finally:
         if operator is not None:
             operator.send_signal(signal.SIGTERM)

@@ -1,0 +1,77 @@
+"""The desired status of an Experiment, as pure functions (``Synchronized`` and ``Ready``)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from reconcilers.api.experiment import ExperimentView
+from reconcilers.conditions import FALSE, SYNCHRONIZED, TRUE, UNKNOWN, Condition, apply_conditions
+
+READY = "Ready"
+SUCCEEDED, FAILED, DELETING = "Succeeded", "Failed", "Deleting"
+DESCRIPTION_NOT_UPDATED = "DescriptionNotUpdated"
+
+
+def succeeded(
+    experiment: ExperimentView,
+    *,
+    version: str,
+    kfp_name: str,
+    experiment_id: str,
+    provider: str,
+    now: datetime,
+    reason: str = SUCCEEDED,
+    message: str = "",
+) -> dict[str, Any]:
+    message = message or f"KFP experiment {kfp_name} exists"
+    return _with(
+        experiment,
+        now,
+        [Condition(SYNCHRONIZED, TRUE, reason, message), Condition(READY, TRUE, SUCCEEDED, message)],
+        synchronizationState=SUCCEEDED,
+        version=version,
+        kfpName=kfp_name,
+        providerId=f"{provider}:{experiment_id}",
+    )
+
+
+def failed(
+    experiment: ExperimentView, *, version: str, kfp_name: str, reason: str, message: str, now: datetime
+) -> dict[str, Any]:
+    return _with(
+        experiment,
+        now,
+        [Condition(SYNCHRONIZED, FALSE, reason, message), Condition(READY, FALSE, reason, message)],
+        synchronizationState=FAILED,
+        version=version,
+        kfpName=kfp_name,
+        providerId=None,
+    )
+
+
+def deleting(experiment: ExperimentView, *, message: str, now: datetime) -> dict[str, Any]:
+    return _with(
+        experiment,
+        now,
+        [Condition(SYNCHRONIZED, UNKNOWN, DELETING, message), Condition(READY, FALSE, DELETING, message)],
+        synchronizationState=DELETING,
+    )
+
+
+def _with(
+    experiment: ExperimentView, now: datetime, conditions: Sequence[Condition], **fields: Any
+) -> dict[str, Any]:
+    status = copy.deepcopy(dict(experiment.status))
+    for key, value in fields.items():
+        if value is None:
+            status.pop(key, None)
+        else:
+            status[key] = value
+    status["observedGeneration"] = experiment.generation
+    status["conditions"] = apply_conditions(
+        experiment.status.get("conditions"), conditions, generation=experiment.generation, now=now
+    )
+    return status

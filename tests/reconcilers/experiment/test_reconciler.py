@@ -1,0 +1,245 @@
+"""The Experiment reconciler, one reconcile at a time: cached Experiment and KFP state in; KFP requests,
+status, Events and the requeue out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from controller.keys import ObjectKey
+from controller.reconcile import Result
+from reconcilers.api.experiment import experiment_version
+from reconcilers.api.kfp_objects import ADOPT_ANNOTATION, NAMES_AS_IS, NAMES_NAMESPACED, Owner, owner_of
+from reconcilers.clients import KfpError
+from reconcilers.experiment.reconciler import ExperimentReconciler, ExperimentSettings
+from reconcilers.timestamps import format_time
+from tests.reconcilers.fakes import NOW
+from tests.reconcilers.resource_fakes import ResourceFixture, written
+from tests.support.resources import experiment
+
+RECHECK = 30.0
+KEY = ObjectKey("ns", "penguin-experiment")
+OWNER = Owner("Experiment", "ns", "penguin-experiment", "uid-exp")
+
+
+def reconciler(f: ResourceFixture, naming: str = NAMES_AS_IS) -> ExperimentReconciler:
+    return ExperimentReconciler(
+        experiments=f.experiments,
+        kube=f.kube,
+        kfp=f.kfp_resources,
+        recorder=f.recorder,
+        clock=f.clock,
+        settings=ExperimentSettings(
+            provider="kfp", naming=naming, recheck_interval=RECHECK, deletion_timeout=timedelta(minutes=10)
+        ),
+    )
+
+
+def synced(experiment_id: str, description: str = "penguins") -> dict[str, Any]:
+    return {
+        "synchronizationState": "Succeeded",
+        "providerId": f"kfp:{experiment_id}",
+        "version": experiment_version(description),
+        "kfpName": "penguin-experiment",
+        "observedGeneration": 1,
+    }
+
+
+def ours(f: ResourceFixture, description: str = "penguins", **kwargs: Any) -> str:
+    return f.kfp_resources.add_experiment("penguin-experiment", OWNER.describe(description), **kwargs)[
+        "experiment_id"
+    ]
+
+
+@dataclass
+class Case:
+    name: str
+    obj: dict[str, Any]
+    setup: Callable[[ResourceFixture], Any] = lambda f: None
+    kfp: list[str] = field(default_factory=list)
+    state: str | None = None
+    reason: str | None = None
+    events: list[str] = field(default_factory=list)
+    result: Result = field(default_factory=Result)
+
+
+CASES = [
+    Case(
+        "a new Experiment: created in KFP with the description and the operator's marker",
+        experiment(),
+        kfp=["find_experiment", "create_experiment"],
+        state="Succeeded",
+        reason="Succeeded",
+        events=["Created"],
+    ),
+    Case(
+        "converged: nothing is asked of KFP",
+        experiment(finalizer=True, status=synced("e-1")),
+    ),
+    Case(
+        "its KFP experiment exists already (created before a crash): taken",
+        experiment(),
+        setup=lambda f: ours(f),
+        kfp=["find_experiment"],
+        state="Succeeded",
+        reason="Succeeded",
+    ),
+    Case(
+        "an experiment of that name someone else made: refused, looked at again later",
+        experiment(),
+        setup=lambda f: f.kfp_resources.add_experiment("penguin-experiment", "by hand"),
+        kfp=["find_experiment"],
+        state="Failed",
+        reason="ExperimentNameConflict",
+        events=["ExperimentNameConflict"],
+        result=Result(requeue_after=RECHECK),
+    ),
+    Case(
+        "adopting someone else's experiment: used as it is",
+        experiment(annotations={ADOPT_ANNOTATION: "true"}),
+        setup=lambda f: f.kfp_resources.add_experiment("penguin-experiment", "by hand"),
+        kfp=["find_experiment"],
+        state="Succeeded",
+        reason="Succeeded",
+    ),
+    Case(
+        "a new description, no runs yet: the experiment is recreated with it",
+        experiment("new words", finalizer=True, status=synced("e-x")),
+        setup=lambda f: ours(f, "old words"),
+        kfp=["find_experiment", "experiment_has_runs", "delete_experiment", "create_experiment"],
+        state="Succeeded",
+        reason="Succeeded",
+        events=["Created"],
+    ),
+    Case(
+        "a new description once it has runs: kept, and the condition says so",
+        experiment("new words", finalizer=True, status=synced("e-x")),
+        setup=lambda f: f.kfp_resources.experiment_runs.add(ours(f, "old words")),
+        kfp=["find_experiment", "experiment_has_runs"],
+        state="Succeeded",
+        reason="DescriptionNotUpdated",
+        events=["DescriptionNotUpdated"],
+    ),
+    Case(
+        "its archived experiment comes back: unarchived",
+        experiment(),
+        setup=lambda f: ours(f, archived=True),
+        kfp=["find_experiment", "unarchive_experiment"],
+        state="Succeeded",
+        events=["Unarchived"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_reconcile(case: Case) -> None:
+    f = ResourceFixture()
+    case.setup(f)
+    f.add_experiments(case.obj)
+
+    result = reconciler(f).reconcile(KEY)
+
+    assert f.kfp_resources.verbs() == case.kfp
+    assert f.recorder.reasons() == case.events
+    assert result == case.result
+    patches = f.kube.status_patches()
+    if case.state is None:
+        assert patches == []
+        return
+    status = written(case.obj, patches)
+    assert status["synchronizationState"] == case.state
+    [synchronized] = [c for c in status["conditions"] if c["type"] == "Synchronized"]
+    assert synchronized["reason"] == case.reason or case.reason is None
+    [ready] = [c for c in status["conditions"] if c["type"] == "Ready"]
+    assert ready["status"] == ("True" if case.state == "Succeeded" else "False")
+
+
+def test_the_created_experiment_carries_the_description_and_the_namespaced_name() -> None:
+    f = ResourceFixture()
+    f.add_experiments(experiment("Penguin runs", namespace="team-a"))
+
+    reconciler(f, NAMES_NAMESPACED).reconcile(ObjectKey("team-a", "penguin-experiment"))
+
+    [created] = f.kfp_resources.experiments.values()
+    assert created["display_name"] == "team-a-penguin-experiment"
+    assert created["description"].startswith("Penguin runs\n")
+    assert owner_of(created["description"]) == Owner("Experiment", "team-a", "penguin-experiment", "uid-exp")
+    status = f.kube.status_patches()[-1]["status"]
+    assert status["providerId"] == f"kfp:{created['experiment_id']}"
+    assert status["version"] == experiment_version("Penguin runs")
+    assert status["kfpName"] == "team-a-penguin-experiment"
+    assert f.kube.verbs()[0] == "add_finalizer"
+
+
+# -- deletion --------------------------------------------------------------------------------------
+
+
+def deleted(experiment_id: str, **kwargs: Any) -> dict[str, Any]:
+    return experiment(
+        finalizer=True, status=synced(experiment_id), deletionTimestamp=format_time(NOW), **kwargs
+    )
+
+
+def test_deletion_deletes_an_experiment_without_runs() -> None:
+    f = ResourceFixture()
+    experiment_id = ours(f)
+    f.add_experiments(deleted(experiment_id))
+
+    reconciler(f).reconcile(KEY)
+
+    assert f.kfp_resources.experiments == {}
+    assert f.recorder.reasons() == ["DeletedFromKfp"]
+    assert f.kube.verbs()[-1] == "remove_finalizer"
+
+
+def test_deletion_archives_an_experiment_with_runs() -> None:
+    f = ResourceFixture()
+    experiment_id = ours(f)
+    f.kfp_resources.experiment_runs.add(experiment_id)
+    f.add_experiments(deleted(experiment_id))
+
+    reconciler(f).reconcile(KEY)
+
+    assert f.kfp_resources.experiments[experiment_id]["storage_state"] == "ARCHIVED"
+    assert "delete_experiment" not in f.kfp_resources.verbs()
+    assert f.recorder.reasons() == ["Archived"]
+    assert f.kube.verbs()[-1] == "remove_finalizer"
+
+
+def test_deletion_archives_when_kfp_refuses_to_delete() -> None:
+    f = ResourceFixture()
+    experiment_id = ours(f)
+    f.kfp_resources.errors["delete_experiment"] = [KfpError("delete_experiment", 400, "has runs")]
+    f.add_experiments(deleted(experiment_id))
+
+    reconciler(f).reconcile(KEY)
+
+    assert f.kfp_resources.experiments[experiment_id]["storage_state"] == "ARCHIVED"
+    assert f.recorder.reasons() == ["Archived"]
+
+
+def test_deletion_leaves_an_adopted_experiment_alone() -> None:
+    f = ResourceFixture()
+    experiment_id = f.kfp_resources.add_experiment("penguin-experiment", "by hand")["experiment_id"]
+    f.add_experiments(deleted(experiment_id, annotations={ADOPT_ANNOTATION: "true"}))
+
+    reconciler(f).reconcile(KEY)
+
+    assert f.kfp_resources.verbs() == ["get_experiment"]
+    assert f.kube.verbs()[-1] == "remove_finalizer"
+
+
+def test_deletion_retries_while_kfp_is_unreachable() -> None:
+    f = ResourceFixture()
+    experiment_id = ours(f)
+    f.kfp_resources.errors["get_experiment"] = [KfpError("get_experiment", None, "refused")]
+    f.add_experiments(deleted(experiment_id))
+
+    with pytest.raises(KfpError):
+        reconciler(f).reconcile(KEY)
+    assert "remove_finalizer" not in f.kube.verbs()
+    assert f.kube.status_patches()[-1]["status"]["synchronizationState"] == "Deleting"
