@@ -322,6 +322,7 @@ class KfpClient:
         if fields:
             url += "?" + urlencode(fields)
         headers = self._headers()
+        payload: bytes | None
         if upload is not None:
             payload, headers["Content-Type"] = urllib3.encode_multipart_formdata({"uploadfile": upload})
         else:

@@ -43,6 +43,7 @@ STANDARD_LABELS = {
     "app.kubernetes.io/managed-by",
 }
 TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
+CHART_YAML = yaml.safe_load((Path(__file__).parents[2] / "charts" / "kfp-operator" / "Chart.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +206,12 @@ def test_config_map_is_a_valid_operator_configuration(values: dict[str, Any], tm
     loaded = load_operator_config(render(values), tmp_path)
 
     if not values:
+        defaults = operator_config.Config()
         assert loaded == replace(
-            operator_config.Config(), metrics=replace(operator_config.Config().metrics, secure=True)
+            defaults,
+            metrics=replace(defaults.metrics, secure=True),
+            # The compile Jobs take the compiler from the operator's own image.
+            pipelines=replace(defaults.pipelines, compiler_image=f"kfp-operator:{CHART_YAML['appVersion']}"),
         )
     else:
         assert loaded.kfp.multi_user is True

@@ -37,6 +37,18 @@ RUN_NAMESPACE_PERMISSIONS = {
     f"get runconfigurations/status.{GROUP}",
     f"patch runconfigurations/status.{GROUP}",
     f"update runconfigurations/finalizers.{GROUP}",
+    *(
+        f"{verb} {kind}.{GROUP}"
+        for kind in ("pipelines", "experiments")
+        for verb in ("get", "list", "watch", "patch")
+    ),
+    *(f"{verb} {kind}/status.{GROUP}" for kind in ("pipelines", "experiments") for verb in ("get", "patch")),
+    *(f"update {kind}/finalizers.{GROUP}" for kind in ("pipelines", "experiments")),
+    "get jobs.batch",
+    "create jobs.batch",
+    "delete jobs.batch",
+    "get configmaps",
+    "delete configmaps",
     "create events",
     "patch events",
 }

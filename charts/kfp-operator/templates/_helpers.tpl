@@ -137,6 +137,10 @@ with several replicas, the paths of the mounted KFP token and metrics certificat
 {{- if eq (include "kfp-operator.metricsCertMounted" .) "true" }}
 {{- $_ := set $config.metrics "certDir" (include "kfp-operator.metricsCertDir" .) }}
 {{- end }}
+{{- if not $config.pipelines.compilerImage }}
+{{- /* The compiler comes from the operator's own image unless another is named. */}}
+{{- $_ := set $config.pipelines "compilerImage" (include "kfp-operator.image" .) }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 
