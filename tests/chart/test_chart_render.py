@@ -43,7 +43,7 @@ STANDARD_LABELS = {
     "app.kubernetes.io/managed-by",
 }
 TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
-CHART_YAML = yaml.safe_load((Path(__file__).parents[2] / "charts" / "kfp-operator" / "Chart.yaml").read_text())
+CHART_YAML = yaml.safe_load((Path(__file__).parents[2] / "charts/kfp-operator/Chart.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
