@@ -17,6 +17,9 @@ from reconcilers.timestamps import format_time
 SYNCHRONIZED = "Synchronized"
 DEPENDENCIES_RESOLVED = "DependenciesResolved"
 COMPLETED = "Completed"
+# The summary that kstatus-based tools (Argo CD, Flux, ``kubectl wait --for=condition=Ready``)
+# read: True once the object is where its spec wants it, else False with the reason why not.
+READY = "Ready"
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
@@ -27,6 +30,18 @@ class Condition:
     status: str
     reason: str
     message: str
+
+
+def condition_of(conditions: Iterable[Mapping[str, Any]], condition_type: str) -> Condition | None:
+    for found in conditions:
+        if found.get("type") == condition_type:
+            return Condition(
+                condition_type,
+                found.get("status", UNKNOWN),
+                found.get("reason", ""),
+                found.get("message", ""),
+            )
+    return None
 
 
 def apply_conditions(
@@ -56,7 +71,7 @@ def apply_conditions(
     return [by_type[t] for t in sorted(by_type, key=_order)]
 
 
-_ORDER = {SYNCHRONIZED: 0, DEPENDENCIES_RESOLVED: 1, COMPLETED: 2}
+_ORDER = {SYNCHRONIZED: 0, DEPENDENCIES_RESOLVED: 1, COMPLETED: 2, READY: 3}
 
 
 def _order(condition_type: str) -> tuple[int, str]:

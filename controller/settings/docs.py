@@ -22,7 +22,7 @@ def reference_markdown(keys: Sequence[KeySpec]) -> str:
     ]
     for spec in keys:
         lines.append(
-            f"| `{spec.key}` | `{spec.flag}` | `{spec.env}` | {_display_default(spec)} | {spec.doc} |"
+            f"| `{spec.key}` | {_flags(spec)} | `{spec.env}` | {_display_default(spec)} | {spec.doc} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -44,15 +44,27 @@ def example_yaml(keys: Sequence[KeySpec], *, title: str, generated_by: str) -> s
                 out.append("  " * depth + f"{parts[depth]}:")
         indent = "  " * (len(parts) - 1)
         out.append(f"{indent}# {spec.doc}")
-        out.append(f"{indent}# flag {spec.flag}, env {spec.env}")
+        flags = " or ".join((spec.flag, *spec.flag_aliases))
+        out.append(f"{indent}# flag {flags}, env {spec.env}")
         out.append(f"{indent}{parts[-1]}: {_yaml_value(spec)}")
     return "\n".join(out) + "\n"
 
 
-def _display_default(spec: KeySpec) -> str:
+def _flags(spec: KeySpec) -> str:
+    return " ".join(f"`{flag}`" for flag in (spec.flag, *spec.flag_aliases))
+
+
+def display_default(spec: KeySpec) -> str:
+    """The default as a user writes it (durations in Go syntax); empty for an empty string."""
     if spec.is_duration:
-        return f"`{format_duration(spec.default)}`" if spec.default is not None else "unset"
-    shown = _format_default(spec.default)
+        return format_duration(spec.default) if spec.default is not None else "unset"
+    return _format_default(spec.default)
+
+
+def _display_default(spec: KeySpec) -> str:
+    if spec.is_duration and spec.default is None:
+        return "unset"
+    shown = display_default(spec)
     return f"`{shown}`" if shown else '`""`'
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from controller.settings.docs import display_default
 from controller.settings.schema import KeySpec
 from controller.settings.values import InvalidValue
 
@@ -114,13 +115,20 @@ def _build(cls: type[T], values: Mapping[tuple[str, ...], Any], prefix: tuple[st
 
 
 def add_flags(parser: argparse.ArgumentParser, keys: Sequence[KeySpec]) -> None:
-    """Adds one flag per key (strings; booleans may be given without a value, meaning true)."""
+    """Adds one flag per key, and its aliases (strings; booleans may be given without a value,
+    meaning true). The help shows each key's default, file key and environment variable."""
     group = parser.add_argument_group("configuration (overrides the file and the environment)")
     for spec in keys:
         kwargs: dict[str, Any] = {"dest": _FLAG_DEST_PREFIX + spec.key, "default": None, "metavar": "VALUE"}
         if isinstance(spec.default, bool):
             kwargs.update(nargs="?", const="true")
-        group.add_argument(spec.flag, help=f"{spec.doc} [{spec.key}; env {spec.env}]", **kwargs)
+        shown = display_default(spec) or '""'
+        group.add_argument(
+            spec.flag,
+            *spec.flag_aliases,
+            help=f"{spec.doc} (default: {shown}) [{spec.key}; env {spec.env}]".replace("%", "%%"),
+            **kwargs,
+        )
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:

@@ -8,6 +8,7 @@ endpoints, logging, and client-side limits. Durations are seconds (``float``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from controller.settings.loading import ConfigError
 from controller.settings.schema import section, setting
@@ -32,6 +33,7 @@ class LeaderElectionSettings:
         parse_bool,
         "Run reconcilers only in the instance holding the Lease (others stand by).",
         default=True,
+        flag_aliases=("--leader-elect",),  # controller-runtime's name
     )
     namespace: str = setting(
         "namespace",
@@ -75,6 +77,7 @@ class MetricsSettings:
         parse_bind_address,
         "Address of the Prometheus /metrics endpoint; 0 disables it.",
         default=":8080",
+        flag_aliases=("--metrics-bind-address",),
     )
     # Off by default so a local operator (make dev, the tests) serves plain HTTP; the Helm chart
     # turns it on, as kubebuilder's scaffold does for controller-runtime's metrics server.
@@ -102,13 +105,27 @@ class HealthSettings:
         parse_bind_address,
         "Address of the /healthz and /readyz probes; 0 disables them.",
         default=":8081",
+        flag_aliases=("--health-probe-bind-address",),
     )
+
+
+def parse_log_level(value: Any) -> str:
+    """A level name, or a zap verbosity number (``--zap-log-level=2`` in controller-runtime)."""
+    text = parse_str(value).strip().lower()
+    if text.lstrip("-").isdigit():
+        return "debug" if int(text) > 0 else "info"
+    return str(parse_enum("debug", "info", "warning", "error")(text))
 
 
 @dataclass(frozen=True)
 class LogSettings:
     level: str = setting(
-        "level", parse_enum("debug", "info", "warning", "error"), "Minimum log level.", default="info"
+        "level",
+        parse_log_level,
+        "Minimum log level: debug, info, warning or error (or a zap verbosity, as "
+        "controller-runtime's --zap-log-level takes it: 1 or more means debug).",
+        default="info",
+        flag_aliases=("--zap-log-level",),
     )
     format: str = setting(
         "format",

@@ -18,9 +18,12 @@ from typing import Any
 from controller.settings.values import Parser
 
 
-def setting(key: str, parse: Parser, doc: str, *, default: Any) -> Any:
-    """A leaf setting: its YAML key, the parser that validates raw values, a description, a default."""
-    return dataclasses.field(default=default, metadata={"key": key, "parse": parse, "doc": doc})
+def setting(key: str, parse: Parser, doc: str, *, default: Any, flag_aliases: tuple[str, ...] = ()) -> Any:
+    """A leaf setting: its YAML key, the parser that validates raw values, a description, a default,
+    and other flags that set it too (the names other operators use for the same thing)."""
+    return dataclasses.field(
+        default=default, metadata={"key": key, "parse": parse, "doc": doc, "flag_aliases": flag_aliases}
+    )
 
 
 def section(key: str, cls: Callable[[], Any]) -> Any:
@@ -38,6 +41,7 @@ class KeySpec:
     default: Any
     doc: str
     env_prefix: str
+    flag_aliases: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -75,6 +79,7 @@ def _walk(
                 default=getattr(defaults, f.name),
                 doc=f.metadata["doc"],
                 env_prefix=env_prefix,
+                flag_aliases=f.metadata.get("flag_aliases", ()),
             )
 
 

@@ -18,6 +18,7 @@ import re
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -244,6 +245,13 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
     app: ApiServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that does not trust the certificate, or hangs up, is the client's business.
+        if isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+            LOG.debug("connection from %s ended: %s", client_address, sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

@@ -393,4 +393,4 @@ def _retry_after_or_backoff(state: tenacity.RetryCallState) -> float:
     error = state.outcome.exception() if state.outcome else None
     if isinstance(error, KfpError) and error.retry_after is not None:
         return min(error.retry_after, MAX_RETRY_AFTER)
-    return tenacity.wait_exponential_jitter(initial=0.2, max=2.0)(state)
+    return tenacity.wait_exponential_jitter(multiplier=0.2, max=2.0)(state)

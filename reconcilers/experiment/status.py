@@ -8,9 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from reconcilers.api.experiment import ExperimentView
-from reconcilers.conditions import FALSE, SYNCHRONIZED, TRUE, UNKNOWN, Condition, apply_conditions
+from reconcilers.conditions import FALSE, READY, SYNCHRONIZED, TRUE, UNKNOWN, Condition, apply_conditions
 
-READY = "Ready"
 SUCCEEDED, FAILED, DELETING = "Succeeded", "Failed", "Deleting"
 DESCRIPTION_NOT_UPDATED = "DescriptionNotUpdated"
 

@@ -15,9 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from reconcilers.api.pipeline import PipelineView
-from reconcilers.conditions import FALSE, SYNCHRONIZED, TRUE, UNKNOWN, Condition, apply_conditions
+from reconcilers.conditions import FALSE, READY, SYNCHRONIZED, TRUE, UNKNOWN, Condition, apply_conditions
 
-READY = "Ready"
 CREATING, UPDATING, SUCCEEDED, FAILED, DELETING = "Creating", "Updating", "Succeeded", "Failed", "Deleting"
 COMPILING = "Compiling"
 

@@ -64,6 +64,10 @@ from reconcilers.timestamps import parse_time
 
 log = structlog.get_logger(__name__)
 
+# Reasons of a Run whose submission waits on KFP itself: no answer or a server error (which may
+# pass), or an error answer that is neither a refusal of the run nor "not found" (say, 401).
+KFP_UNAVAILABLE, KFP_REQUEST_FAILED = "KfpUnavailable", "KfpRequestFailed"
+
 NORMAL, WARNING = "Normal", "Warning"
 
 
@@ -138,7 +142,11 @@ class RunReconciler:
             case Step.FINALIZE:
                 return self._finalize(run)
             case Step.SUBMIT:
-                return self._submit(run)
+                try:
+                    return self._submit(run)
+                except KfpError as error:
+                    self._kfp_failing(run, error)
+                    raise  # retried with the work queue's backoff
             case Step.TRACK:
                 return self._track(run)
             case Step.NONE:
@@ -178,6 +186,16 @@ class RunReconciler:
                 raise TerminalError(f"{rejected.reason}: {rejected.message}")
             case Create(resolved):
                 return self._create(run, resolved)
+
+    def _kfp_failing(self, run: RunView, error: KfpError) -> None:
+        """Says on the Run why it is not submitted yet when KFP fails to answer; once per cause."""
+        reason = KFP_UNAVAILABLE if error.is_transient else KFP_REQUEST_FAILED
+        message = f"{error}; retrying"
+        previous = run.condition("Synchronized") or {}
+        if (previous.get("reason"), previous.get("message")) == (reason, message):
+            return
+        self._write(run, status.kfp_unavailable(run, reason, message, self._clock.now()))
+        self._recorder.event(run.obj, WARNING, reason, message)
 
     def _adopt(self, run: RunView, kfp_run: Mapping[str, Any]) -> Result:
         reference = kfp_run.get("pipeline_version_reference") or {}

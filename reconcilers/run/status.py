@@ -17,11 +17,13 @@ from reconcilers.conditions import (
     COMPLETED,
     DEPENDENCIES_RESOLVED,
     FALSE,
+    READY,
     SYNCHRONIZED,
     TRUE,
     UNKNOWN,
     Condition,
     apply_conditions,
+    condition_of,
 )
 from reconcilers.run.resolve import Rejected, Resolved, Waiting
 from reconcilers.run.tracking import KfpRunObservation
@@ -39,10 +41,41 @@ def _with(run: RunView, now: datetime, conditions: Sequence[Condition], **fields
         else:
             status[key] = value
     status["observedGeneration"] = run.generation
-    status["conditions"] = apply_conditions(
-        run.status.get("conditions"), conditions, generation=run.generation, now=now
-    )
+    updated = apply_conditions(run.status.get("conditions"), conditions, generation=run.generation, now=now)
+    status["conditions"] = apply_conditions(updated, [ready(updated)], generation=run.generation, now=now)
     return status
+
+
+def ready(conditions: Sequence[Mapping[str, Any]]) -> Condition:
+    """The Ready summary of a Run: True once it completed successfully; otherwise False with the
+    reason of whatever holds it (being deleted, failed, waiting, or still running in KFP)."""
+    synchronized = condition_of(conditions, SYNCHRONIZED)
+    dependencies = condition_of(conditions, DEPENDENCIES_RESOLVED)
+    completed = condition_of(conditions, COMPLETED)
+    if synchronized is not None and synchronized.reason == DELETING:
+        return Condition(READY, FALSE, DELETING, synchronized.message)
+    if completed is not None and completed.status == TRUE:
+        outcome = TRUE if completed.reason == "Succeeded" else FALSE
+        return Condition(READY, outcome, completed.reason, completed.message)
+    if synchronized is not None and synchronized.status == FALSE:  # failed: say the specific reason
+        cause = dependencies if dependencies is not None and dependencies.status == FALSE else synchronized
+        return Condition(READY, FALSE, cause.reason, cause.message)
+    if synchronized is not None and synchronized.status == UNKNOWN and synchronized.reason != CREATING:
+        return Condition(READY, FALSE, synchronized.reason, synchronized.message)  # KFP does not answer
+    for holding in (dependencies, synchronized, completed):
+        if holding is not None and holding.status != TRUE:
+            return Condition(READY, FALSE, holding.reason, holding.message)
+    return Condition(READY, FALSE, CREATING, "not submitted yet")
+
+
+def kfp_unavailable(run: RunView, reason: str, message: str, now: datetime) -> dict[str, Any]:
+    """KFP did not answer, or answered with an error that may pass, before the run was submitted."""
+    return _with(
+        run,
+        now,
+        [Condition(SYNCHRONIZED, UNKNOWN, reason, message)],
+        synchronizationState=run.status.get("synchronizationState") or CREATING,
+    )
 
 
 def waiting(run: RunView, result: Waiting, now: datetime) -> dict[str, Any]:

@@ -15,11 +15,13 @@ from reconcilers.api.runconfiguration import RunConfigurationView
 from reconcilers.conditions import (
     DEPENDENCIES_RESOLVED,
     FALSE,
+    READY,
     SYNCHRONIZED,
     TRUE,
     UNKNOWN,
     Condition,
     apply_conditions,
+    condition_of,
 )
 from reconcilers.run.resolve import Resolved, Waiting
 from reconcilers.timestamps import format_time
@@ -99,7 +101,20 @@ def _with(
         else:
             status[key] = value
     status["observedGeneration"] = rc.generation
-    status["conditions"] = apply_conditions(
-        rc.status.get("conditions"), conditions, generation=rc.generation, now=now
-    )
+    updated = apply_conditions(rc.status.get("conditions"), conditions, generation=rc.generation, now=now)
+    status["conditions"] = apply_conditions(updated, [ready(updated)], generation=rc.generation, now=now)
     return status
+
+
+def ready(conditions: Sequence[Mapping[str, Any]]) -> Condition:
+    """The Ready summary of a RunConfiguration: True while spec.run resolves and its triggers are
+    active; otherwise False with the reason it waits or fails."""
+    synchronized = condition_of(conditions, SYNCHRONIZED)
+    if synchronized is None:
+        return Condition(READY, FALSE, CREATING, "not resolved yet")
+    return Condition(
+        READY,
+        synchronized.status if synchronized.status == TRUE else FALSE,
+        synchronized.reason,
+        synchronized.message,
+    )

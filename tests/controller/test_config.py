@@ -10,7 +10,7 @@ import pytest
 
 from controller.settings.values import parse_go_duration
 from kfp_operator import settings as cfg
-from kfp_operator.__main__ import main
+from kfp_operator.__main__ import build_parser, main
 from kfp_operator.settings import Config, ConfigError, HttpSinkConfig
 
 EXAMPLE = Path(cfg.__file__).parent / "config.example.yaml"
@@ -255,7 +255,8 @@ def test_the_example_file_documents_every_key_and_loads_to_the_defaults() -> Non
 def test_the_reference_table_lists_every_key() -> None:
     table = cfg.reference_markdown()
     for spec in cfg.KEYS:
-        assert f"| `{spec.key}` | `{spec.flag}` | `{spec.env}` |" in table
+        flags = " ".join(f"`{flag}`" for flag in (spec.flag, *spec.flag_aliases))
+        assert f"| `{spec.key}` | {flags} | `{spec.env}` |" in table
 
 
 def test_main_rejects_invalid_configuration_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:
@@ -313,3 +314,36 @@ def test_bad_http_sinks_are_refused_without_showing_secrets(sinks: list[object],
     assert message in str(raised.value)
     for secret in ("pw", "s3cr3t", "tok"):
         assert secret not in str(raised.value).replace("token", "")
+
+
+def test_controller_runtime_flag_names_set_the_same_keys() -> None:
+    args = build_parser().parse_args(
+        [
+            "--leader-elect=false",
+            "--health-probe-bind-address=:9440",
+            "--metrics-bind-address=127.0.0.1:8443",
+            "--zap-log-level=debug",
+        ]
+    )
+    config = cfg.load({}, {}, cfg.flag_values(args))
+    assert config.leader_election.enabled is False
+    assert config.health.bind_address == ":9440"
+    assert config.metrics.bind_address == "127.0.0.1:8443"
+    assert config.log.level == "debug"
+
+
+@pytest.mark.parametrize(
+    ("given", "level"), [("2", "debug"), ("1", "debug"), ("0", "info"), ("error", "error")]
+)
+def test_zap_verbosity_numbers_are_log_levels(given: str, level: str) -> None:
+    assert cfg.load({"log.level": given}).log.level == level
+
+
+def test_help_shows_every_flags_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--workers VALUE Concurrent reconciles per controller. (default: 4)" in text
+    assert "--poll-interval VALUE" in text and "(default: 10s)" in text
+    assert "--leader-election-enabled [VALUE], --leader-elect [VALUE]" in text
+    assert text.count("(default: ") == len(cfg.key_names())

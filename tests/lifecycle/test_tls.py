@@ -85,8 +85,12 @@ def test_without_the_ca_the_operator_does_not_trust_kfp_and_says_so(tls_world: W
 
     tls_world.wait_run(
         name,
-        lambda status: any("SSL" in c.get("message", "") for c in status.get("conditions", ())),
-        "a condition naming the TLS failure",
+        lambda status: any(c["reason"] == "KfpUnavailable" for c in status.get("conditions", ())),
+        "a condition saying KFP is unavailable",
     )
+    ready = tls_world.condition(name, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "KfpUnavailable")
+    assert "CERTIFICATE_VERIFY_FAILED" in ready["message"]
+    tls_world.wait_event(name, "KfpUnavailable")
     assert not tls_world.status(name).get("providerId")
     assert operator.metric("kfp_operator_kfp_requests_total", code="<error>") > 0

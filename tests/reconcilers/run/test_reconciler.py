@@ -170,11 +170,43 @@ SUBMIT_CASES = [
         result=TerminalError,
     ),
     SubmitCase(
-        "a create without an answer is retried by the queue, and writes no status",
+        "a create without an answer is retried by the queue, and the Run says KFP is unavailable",
         run(),
         create_error=KfpError("create_run", None, "connection reset"),
-        kube=["add_finalizer"],
+        kube=["add_finalizer", "patch_status"],
         kfp=["create_run"],
+        status={"synchronizationState": "Creating"},
+        events=["KfpUnavailable"],
+        result=KfpError,
+    ),
+    SubmitCase(
+        "a retry failing the same way writes and says nothing again",
+        run(
+            status={
+                "synchronizationState": "Creating",
+                "conditions": [
+                    {
+                        "type": "Synchronized",
+                        "status": "Unknown",
+                        "reason": "KfpUnavailable",
+                        "message": "KFP create_run: connection reset; retrying",
+                    }
+                ],
+            },
+            finalizers=[FINALIZER],
+        ),
+        create_error=KfpError("create_run", None, "connection reset"),
+        kfp=["list_runs", "create_run"],
+        result=KfpError,
+    ),
+    SubmitCase(
+        "an error answer that is not a refusal of the run is reported as such",
+        run(),
+        create_error=KfpError("create_run", 401, "Unauthenticated"),
+        kube=["add_finalizer", "patch_status"],
+        kfp=["create_run"],
+        status={"synchronizationState": "Creating"},
+        events=["KfpRequestFailed"],
         result=KfpError,
     ),
     SubmitCase(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from reconcilers.api.run import Artifact, RunView
 from reconcilers.run.resolve import PipelineVersion, Rejected, Resolved, Waiting
 from reconcilers.run.status import (
     completed,
     merge_patch,
+    ready,
     rejected,
     submitted,
     vanished,
@@ -40,6 +43,7 @@ def test_waiting_says_why_and_keeps_synchronization_creating() -> None:
     assert conditions(status) == {
         "Synchronized": ("Unknown", "Creating"),
         "DependenciesResolved": ("False", "PipelineNotFound"),
+        "Ready": ("False", "PipelineNotFound"),
     }
     assert status["observedGeneration"] == 1
 
@@ -78,6 +82,7 @@ def test_submitted_freezes_the_resolution_and_records_the_provider_id() -> None:
         "Synchronized": ("True", "Succeeded"),
         "DependenciesResolved": ("True", "Resolved"),
         "Completed": ("False", "Pending"),
+        "Ready": ("False", "Pending"),
     }
 
 
@@ -127,3 +132,72 @@ def test_merge_patch_removes_nulls_and_replaces_lists() -> None:
         "b": [2],
         "c": {"y": None},
     }
+
+
+def _conditions(*triples: tuple[str, str, str]) -> list[dict[str, str]]:
+    return [{"type": t, "status": s, "reason": r, "message": f"{t} {r}"} for t, s, r in triples]
+
+
+@pytest.mark.parametrize(
+    ("name", "conditions", "expected"),
+    [
+        ("nothing yet", [], ("False", "Creating")),
+        (
+            "waiting for a dependency",
+            _conditions(
+                ("Synchronized", "Unknown", "Creating"), ("DependenciesResolved", "False", "PipelineNotFound")
+            ),
+            ("False", "PipelineNotFound"),
+        ),
+        (
+            "refused",
+            _conditions(
+                ("Synchronized", "False", "Failed"), ("DependenciesResolved", "False", "InvalidParameter")
+            ),
+            ("False", "InvalidParameter"),
+        ),
+        (
+            "KFP refused the create",
+            _conditions(("Synchronized", "False", "Failed"), ("DependenciesResolved", "True", "Resolved")),
+            ("False", "Failed"),
+        ),
+        (
+            "KFP does not answer, after an earlier wait",
+            _conditions(
+                ("Synchronized", "Unknown", "KfpUnavailable"),
+                ("DependenciesResolved", "False", "PipelineNotFound"),
+            ),
+            ("False", "KfpUnavailable"),
+        ),
+        (
+            "running",
+            _conditions(
+                ("Synchronized", "True", "Succeeded"),
+                ("DependenciesResolved", "True", "Resolved"),
+                ("Completed", "False", "Running"),
+            ),
+            ("False", "Running"),
+        ),
+        (
+            "succeeded",
+            _conditions(("Synchronized", "True", "Succeeded"), ("Completed", "True", "Succeeded")),
+            ("True", "Succeeded"),
+        ),
+        (
+            "failed in KFP",
+            _conditions(("Synchronized", "True", "Succeeded"), ("Completed", "True", "Failed")),
+            ("False", "Failed"),
+        ),
+        (
+            "being deleted after it succeeded",
+            _conditions(("Synchronized", "Unknown", "Deleting"), ("Completed", "True", "Succeeded")),
+            ("False", "Deleting"),
+        ),
+    ],
+)
+def test_ready_summarises_the_other_conditions(
+    name: str, conditions: list[dict[str, str]], expected: tuple[str, str]
+) -> None:
+    summary = ready(conditions)
+
+    assert (summary.type, summary.status, summary.reason) == ("Ready", *expected)

@@ -89,7 +89,18 @@ def test_only_a_run_with_the_finalizer_may_have_a_kfp_run(obj: dict[str, Any], m
 
 @pytest.mark.parametrize(
     ("status", "final"),
-    [(400, True), (404, True), (409, True), (429, False), (500, False), (503, False), (None, False)],
+    [
+        (400, True),
+        (422, True),
+        (401, False),
+        (403, False),
+        (404, False),
+        (409, False),
+        (429, False),
+        (500, False),
+        (503, False),
+        (None, False),
+    ],
 )
 def test_a_failed_create_is_final_only_when_kfp_refused_the_request(status: int | None, final: bool) -> None:
     refused = refusal(KfpError("create_run", status, "HTTP x: no"))
