@@ -53,7 +53,9 @@ def test_kfp_answers_a_client_with_the_ca_and_a_certificate(emulator: Emulator, 
 
 
 @pytest.mark.parametrize("missing", ["the CA", "a client certificate"])
-def test_kfp_is_not_reached_without_the_ca_or_a_certificate(emulator: Emulator, pki: Pki, missing: str) -> None:
+def test_kfp_is_not_reached_without_the_ca_or_a_certificate(
+    emulator: Emulator, pki: Pki, missing: str
+) -> None:
     tls = {"ca_file": pki.ca_cert} if missing == "a client certificate" else {}
     with pytest.raises(KfpError) as raised:
         kfp(emulator, **tls).get_pipeline_by_name("p", "")
