@@ -23,6 +23,11 @@ READY = "Ready"
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
+# metav1.Condition's limit on a message: the API server refuses a status with a longer one, and
+# messages quote what others said (KFP's errors), whose length is not ours to decide.
+MAX_MESSAGE_LENGTH = 32768
+_ELLIPSIS = " [...]"
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -66,9 +71,17 @@ def apply_conditions(
             "observedGeneration": generation,
             "lastTransitionTime": transition,
             "reason": condition.reason,
-            "message": condition.message,
+            "message": bounded(condition.message),
         }
     return [by_type[t] for t in sorted(by_type, key=_order)]
+
+
+def bounded(message: str) -> str:
+    """``message``, cut to fit a condition (counted in bytes, as the API server counts)."""
+    if len(message.encode()) <= MAX_MESSAGE_LENGTH:
+        return message
+    cut = message.encode()[: MAX_MESSAGE_LENGTH - len(_ELLIPSIS)].decode(errors="ignore")
+    return cut + _ELLIPSIS
 
 
 _ORDER = {SYNCHRONIZED: 0, DEPENDENCIES_RESOLVED: 1, COMPLETED: 2, READY: 3}
