@@ -568,3 +568,37 @@ def test_notes_tell_the_user_what_to_do_next(control_plane: ControlPlane, monito
         "kubectl apply --server-side --force-conflicts -f charts/kfp-operator/crds/",
     ):
         assert expected in notes, expected
+
+
+# ---- credentials from Secrets ----------------------------------------------------------------------
+
+
+def documented_values(heading: str) -> dict[str, Any]:
+    """The values.yaml example under ``heading`` in the installation guide."""
+    text = (Path(__file__).parents[2] / "docs/installation.md").read_text()
+    section = text.split(heading, 1)[1]
+    block = section.split("```yaml\n# values.yaml\n", 1)[1].split("```", 1)[0]
+    return yaml.safe_load(block)
+
+
+def test_the_documented_sink_credentials_are_mounted_where_the_configuration_reads_them(
+    tmp_path: Path,
+) -> None:
+    values = documented_values("### Event sinks with credentials")
+    rendered = render(values)
+    loaded = load_operator_config(rendered, tmp_path)
+
+    volume = rendered.volume("sinks")
+    mount = rendered.mount("sinks")
+    assert volume is not None and volume["secret"]["secretName"] == "kfp-operator-sinks"
+    assert mount is not None and mount["readOnly"] is True
+    [audit] = loaded.events.http.sinks
+    files = [
+        audit.url_file,
+        audit.headers_file,
+        audit.ca_file,
+        loaded.events.nats.creds_file,
+        loaded.events.nats.ca_file,
+    ]
+    assert all(Path(f).parent == Path(mount["mountPath"]) for f in files)
+    assert audit.name == "audit" and not audit.url
