@@ -36,10 +36,13 @@ MOD_EDITS="-replace github.com/kubeflow/pipelines/third_party/ml-metadata=./thir
 # cgo: the API server's storage code names the SQLite driver's error types, which exist only in
 # its cgo build (the stack runs MySQL, but the package must compile). Needs a C compiler.
 export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=1 GOFLAGS="-mod=mod -buildvcs=false"
-command -v "$(go env CC)" >/dev/null || {
-  echo "[build-kfp-backend] a C compiler ($(go env CC)) is needed: apt-get install gcc" >&2
-  exit 1
-}
+if ! command -v "$(go env CC)" >/dev/null; then
+  # Debian's gcc, installed as the other Debian packages the tests need are.
+  bash "$(dirname "$0")/ensure-debian-packages.sh" gcc libc6-dev || {
+    echo "[build-kfp-backend] a C compiler ($(go env CC)) is needed: apt-get install gcc" >&2
+    exit 1
+  }
+fi
 LDFLAGS="-s -w"
 
 cache_root="${KFP_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kfp-operator}"
