@@ -26,7 +26,7 @@ from kfp_devstack.kfp_sdk import kfp_sdk_python
 from kfp_devstack.waiting import wait_until
 from reconcilers.api import GROUP, RUN_CONFIGURATION_LABEL, VERSION
 from reconcilers.api.pipeline import PipelineSpec, image_version
-from tests.lifecycle.harness import TIMEOUT, World
+from tests.lifecycle.harness import TIMEOUT, World, on_both_backends
 
 PENGUIN_SPEC = (PIPELINES_DIR / "penguin_pipeline.yaml").read_text()
 GENERATOR_SPEC = (PIPELINES_DIR / "example_generator.yaml").read_text()
@@ -132,6 +132,7 @@ def with_description(spec: str, description: str) -> str:
 # -- compiled Pipelines and Experiments -------------------------------------------------------------
 
 
+@on_both_backends
 def test_compiled_pipelines_and_experiments_in_kfp_new_versions_runs_and_deletion(world: World) -> None:
     ns = world.namespace
     # A KFP pipeline someone else made under the name a Pipeline of this namespace maps to.
