@@ -11,6 +11,7 @@ condition and an Event.
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,19 +103,29 @@ def kfp_get(world: World, path: str) -> dict[str, Any]:
         return json.loads(response.read())
 
 
+def kfp_list(world: World, collection: str, key: str, query: str = "") -> list[dict[str, Any]]:
+    """Every item of a KFP collection, page by page: a KFP API server shared with other tests
+    holds more than one page."""
+    items: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        page = kfp_get(world, f"{collection}?page_size=200&page_token={urllib.parse.quote(token)}{query}")
+        items += page.get(key, [])
+        token = page.get("next_page_token", "")
+        if not token:
+            return items
+
+
 def kfp_pipeline(world: World, name: str) -> dict[str, Any] | None:
-    found = [p for p in kfp_get(world, "pipelines?page_size=200").get("pipelines", []) if p["name"] == name]
-    return found[0] if found else None
+    return next((p for p in kfp_list(world, "pipelines", "pipelines") if p["name"] == name), None)
 
 
 def kfp_versions(world: World, pipeline_id: str) -> list[dict[str, Any]]:
-    versions = kfp_get(world, f"pipelines/{pipeline_id}/versions?page_size=200&sort_by=created_at")
-    return versions.get("pipeline_versions", [])
+    return kfp_list(world, f"pipelines/{pipeline_id}/versions", "pipeline_versions", "&sort_by=created_at")
 
 
 def kfp_experiment(world: World, name: str) -> dict[str, Any] | None:
-    experiments = kfp_get(world, "experiments?page_size=200").get("experiments", [])
-    return next((e for e in experiments if e["display_name"] == name), None)
+    return next((e for e in kfp_list(world, "experiments", "experiments") if e["display_name"] == name), None)
 
 
 def runs_of(world: World, rc: str) -> list[dict[str, Any]]:
