@@ -84,6 +84,26 @@ def test_defaults_render_the_operator_and_its_permissions_only(default: Rendered
     assert default.kinds() == DEFAULT_KINDS
 
 
+def test_the_compile_jobs_service_account_is_made_in_each_listed_namespace_under_its_configured_name() -> (
+    None
+):
+    rendered = render(
+        {
+            "config": {"pipelines": {"compilerServiceAccount": "compiler"}},
+            "rbac": {"pipelineCompiler": {"namespaces": ["team-a", "team-b"]}},
+        }
+    )
+
+    for kind in ("ServiceAccount", "Role", "RoleBinding"):
+        made = [o for o in rendered.of_kind(kind) if o["metadata"]["name"] == "compiler"]
+        assert sorted(o["metadata"]["namespace"] for o in made) == ["team-a", "team-b"], kind
+    binding = next(o for o in rendered.of_kind("RoleBinding") if o["metadata"]["name"] == "compiler")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "compiler", "namespace": binding["metadata"]["namespace"]}
+    ]
+    assert binding["roleRef"]["name"] == "compiler"
+
+
 def test_every_optional_feature_renders(everything: Rendered) -> None:
     assert everything.kinds() == DEFAULT_KINDS | {"ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"}
     assert everything.deployment["spec"]["replicas"] == 2

@@ -154,6 +154,21 @@ def test_plain_http_metrics_need_no_reviews(
     assert identity.permissions(make_namespace("elsewhere")) == RUN_NAMESPACE_PERMISSIONS
 
 
+def test_the_compile_jobs_service_account_may_create_configmaps_in_its_namespace_only(
+    install: Callable[..., Installed],
+    make_namespace: Callable[..., str],
+    control_plane: ControlPlane,
+    service_account_token: Mint,
+) -> None:
+    team, other = make_namespace("team"), make_namespace("other")
+    install({"rbac": {"pipelineCompiler": {"namespaces": [team]}}})
+    compiler = client_for(control_plane, service_account_token(team, "kfp-pipeline-compiler"))
+    baseline = client_for(control_plane, service_account_token(team, "baseline"))
+
+    assert rules(compiler, team) - rules(baseline, team) == {"create configmaps"}
+    assert rules(compiler, other) - rules(baseline, other) == set()
+
+
 def forbidden(call: Callable[[], Any]) -> bool:
     try:
         call()
