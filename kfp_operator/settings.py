@@ -286,7 +286,8 @@ class Config(RuntimeSettings):
     safety_check_interval: float = setting(
         "safetyCheckInterval",
         parse_duration(minimum=1.0),
-        "How often each active Run is re-checked individually against KFP, in addition to the bulk poll.",
+        "How often each active Run is re-checked individually against KFP, in addition to the bulk poll; "
+        "also how often each Pipeline and Experiment checks that what it made in KFP is still there.",
         default=600.0,
     )
     dependency_recheck_interval: float = setting(

@@ -11,6 +11,10 @@ recreating the experiment while it has no runs; once it has runs the experiment 
 (recreating it would move later runs away from the earlier ones), and the ``Synchronized``
 condition says so with the reason ``DescriptionNotUpdated`` (a Warning Event too).
 
+**Deleted behind its back.** A converged Experiment checks once per ``safetyCheckInterval`` that
+its KFP experiment is still there (``reconcilers.presence``); one deleted by hand is made again
+(a Warning Event ``DeletedInKfp`` says so), one archived by hand is unarchived.
+
 **Deletion** (the finalizer): an experiment the operator created is deleted if it has no runs,
 archived otherwise (its runs stay visible, archived with it); also archived when KFP refuses the
 deletion. An adopted experiment is left as it is.
@@ -35,6 +39,7 @@ from reconcilers.api.kfp_objects import Owner, kfp_name, owner_of, user_descript
 from reconcilers.clients import EventRecorder, KfpError, KubeClient
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.experiment import status
+from reconcilers.presence import PresenceChecks
 from reconcilers.run.status import merge_patch
 from reconcilers.timestamps import parse_time
 
@@ -69,6 +74,8 @@ class ExperimentSettings:
     naming: str  # kfpNames
     # How often an Experiment whose KFP name someone else took looks again.
     recheck_interval: float
+    # How often a converged Experiment checks that its KFP experiment is still there.
+    presence_check_interval: float
     deletion_timeout: timedelta
 
 
@@ -90,11 +97,13 @@ class ExperimentReconciler:
         self._clock = clock
         self._settings = settings
         self._acted_on = ActedOnVersions(clock)
+        self._presence = PresenceChecks(clock, settings.presence_check_interval)
 
     def reconcile(self, key: ObjectKey) -> Result:
         obj = self._experiments.get(key)
         if obj is None:
             self._acted_on.forget(key)
+            self._presence.forget(key)
             return Result()
         if self._acted_on.is_stale(key, obj):
             return Result()
@@ -104,8 +113,19 @@ class ExperimentReconciler:
         name = kfp_name(self._settings.naming, experiment.namespace, experiment.name)
         version = experiment_version(experiment.description)
         if self._converged(experiment, version, name):
-            return Result()
+            wait = self._presence.wait(key)
+            if wait > 0:
+                return Result(requeue_after=wait)
+            if self._still_in_kfp(experiment, name):
+                self._presence.checked(key)
+                return Result(requeue_after=self._presence.interval)
+        self._presence.forget(key)
+        # Back once converged, for the presence checks, even when the status did not change.
+        return self._presence.within(self._sync(experiment, version, name))
 
+    def _sync(self, experiment: ExperimentView, version: str, name: str) -> Result:
+        """Makes the KFP experiment match the Experiment: created, taken, adopted, unarchived or
+        recreated with a new description; or refused when someone else's."""
         owner = Owner(KIND, experiment.namespace, experiment.name, experiment.uid)
         with_finalizer = self._kube.add_finalizer(EXPERIMENTS, experiment.obj, FINALIZER)
         write = _Writer(self, experiment, version, name, with_finalizer)
@@ -155,6 +175,20 @@ class ExperimentReconciler:
             and int(experiment.status.get("observedGeneration") or 0) == experiment.generation
             and experiment.has_finalizer
         )
+
+    def _still_in_kfp(self, experiment: ExperimentView, name: str) -> bool:
+        """Whether the KFP experiment of the status is there and active; says so when it was deleted."""
+        experiment_id = experiment.kfp_experiment_id
+        assert experiment_id is not None  # converged
+        found = self._kfp.get_experiment(experiment_id)
+        if found is None:
+            message = (
+                f"KFP experiment {name} ({experiment_id}) was deleted outside the operator; making it again"
+            )
+            self._recorder.event(experiment.obj, WARNING, "DeletedInKfp", message)
+            log.warning("experiment deleted in KFP", kfp_experiment=name, experiment_id=experiment_id)
+            return False
+        return found.get("storage_state") != "ARCHIVED"
 
     def _create(
         self, experiment: ExperimentView, name: str, owner: Owner, *, recreated: bool = False

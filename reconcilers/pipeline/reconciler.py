@@ -8,6 +8,10 @@ already (after a crash, say), else gets the compiled spec (inline, from a Config
 compile Job, polled until it ends) and uploads it as a new version named like the version. Old
 versions stay, for the Runs pinned to them, up to ``pipelines.versionRetention``.
 
+A converged Pipeline checks once per ``safetyCheckInterval`` that its KFP pipeline and version are
+still there (``reconcilers.presence``): what was deleted by hand is made again, and a Warning Event
+``DeletedInKfp`` says so.
+
 Ownership: the KFP pipeline and each version it uploads carry the Pipeline's marker in their
 description (``reconcilers.api.kfp_objects``). A KFP pipeline of the same name without it belongs
 to someone else: the Pipeline fails with ``PipelineNameConflict`` and nothing is written (unless
@@ -51,6 +55,7 @@ from reconcilers.pipeline.source import (
     from_image,
 )
 from reconcilers.pipeline.spec import CompiledPipeline, InvalidPipelineSpec, load_compiled
+from reconcilers.presence import PresenceChecks
 from reconcilers.run.status import merge_patch
 from reconcilers.timestamps import parse_time
 
@@ -81,6 +86,8 @@ class PipelineSettings:
     recheck_interval: float
     # How often a running compile Job is looked at.
     poll_interval: float
+    # How often a converged Pipeline checks that its KFP pipeline version is still there.
+    presence_check_interval: float
     deletion_timeout: timedelta
 
 
@@ -106,11 +113,13 @@ class PipelineReconciler:
         self._clock = clock
         self._settings = settings
         self._acted_on = ActedOnVersions(clock)
+        self._presence = PresenceChecks(clock, settings.presence_check_interval)
 
     def reconcile(self, key: ObjectKey) -> Result:
         obj = self._pipelines.get(key)
         if obj is None:
             self._acted_on.forget(key)
+            self._presence.forget(key)
             return Result()
         if self._acted_on.is_stale(key, obj):
             return Result()  # our last write is on its way into the cache, and will re-trigger us
@@ -133,11 +142,23 @@ class PipelineReconciler:
         version = source.version
         polling = recheck if pipeline.spec.compiled_config_map else Result()
         if self._converged(pipeline, version, name):
-            return polling
+            wait = self._presence.wait(key)
+            if wait == 0 and self._still_in_kfp(pipeline, version, name):
+                self._presence.checked(key)
+                wait = self._presence.interval
+            if wait > 0:
+                return Result(requeue_after=min(wait, polling.requeue_after or wait))
+        self._presence.forget(key)
         if self._gave_up(pipeline, version, name):
             return polling
-        self._abandon_previous_compile(pipeline, version)
+        # Back once converged, for the presence checks, even when the status did not change.
+        return self._presence.within(self._sync(pipeline, version, name, source))
 
+    def _sync(self, pipeline: PipelineView, version: str, name: str, source: FromImage | Compiled) -> Result:
+        """Puts ``version`` into the KFP pipeline ``name``: found there already, or compiled if need
+        be and uploaded; or refused when the KFP pipeline is someone else's."""
+        recheck = Result(requeue_after=self._settings.recheck_interval)
+        self._abandon_previous_compile(pipeline, version)
         owner = Owner(KIND, pipeline.namespace, pipeline.name, pipeline.uid)
         # From here on KFP (or a Job) may hold something of this Pipeline: deletion must clean it.
         with_finalizer = self._kube.add_finalizer(PIPELINES, pipeline.obj, FINALIZER)
@@ -199,6 +220,21 @@ class PipelineReconciler:
             and pipeline.status.get("kfpName") == name
             and pipeline.has_finalizer
         )
+
+    def _still_in_kfp(self, pipeline: PipelineView, version: str, name: str) -> bool:
+        """Whether the KFP pipeline of the status still has this version; says so when not."""
+        pipeline_id = pipeline.kfp_pipeline_id
+        assert pipeline_id is not None  # converged
+        if self._kfp.get_pipeline(pipeline_id) is not None:
+            if self._kfp.find_pipeline_version(pipeline_id, version) is not None:
+                return True
+            what = f"version {version} of KFP pipeline {name}"
+        else:
+            what = f"KFP pipeline {name} ({pipeline_id})"
+        message = f"{what} was deleted outside the operator; uploading it again"
+        self._recorder.event(pipeline.obj, WARNING, "DeletedInKfp", message)
+        log.warning("pipeline deleted in KFP", kfp_pipeline=name, version=version)
+        return False
 
     def _gave_up(self, pipeline: PipelineView, version: str, name: str) -> bool:
         """This version failed for a reason only a spec change mends: it is not tried again."""

@@ -282,6 +282,50 @@ def image_spec(image: str, function: str) -> dict[str, Any]:
     return {"image": image, "pipelineFunction": function, "env": [{"name": "TEAM", "value": "penguins"}]}
 
 
+def kfp_delete(world: World, path: str) -> None:
+    request = urllib.request.Request(f"{world.emulator.url}/apis/v2beta1/{path}", method="DELETE")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+@on_both_backends
+def test_pipelines_and_experiments_deleted_in_kfp_by_hand_are_made_again(world: World) -> None:
+    ns = world.namespace
+    world.start_operator(kfpNames="namespace-name", safetyCheckInterval="1s")
+    create(world, "Experiment", "lost-experiment", {"description": "Lost"})
+    create(world, "Pipeline", "lost-pipeline", {"compiled": {"pipelineSpec": GENERATOR_SPEC}})
+    experiment = wait_ready(world, "Experiment", "lost-experiment")
+    pipeline = wait_ready(world, "Pipeline", "lost-pipeline")
+    kfp = kfp_pipeline(world, f"{ns}-lost-pipeline")
+    assert kfp is not None
+    [version] = kfp_versions(world, kfp["pipeline_id"])
+
+    # Someone deletes both in the KFP UI.
+    kfp_delete(world, f"experiments/{experiment['status']['providerId'].partition(':')[2]}")
+    kfp_delete(world, f"pipelines/{kfp['pipeline_id']}/versions/{version['pipeline_version_id']}")
+
+    made_again = wait_status(
+        world,
+        "Experiment",
+        "lost-experiment",
+        lambda s, c: s.get("providerId") not in (None, experiment["status"]["providerId"]),
+        "to name a new KFP experiment",
+    )
+    found = kfp_experiment(world, f"{ns}-lost-experiment")
+    assert found is not None and made_again["status"]["providerId"] == f"kfp:{found['experiment_id']}"
+    assert found["description"].startswith("Lost")
+    wait_until(
+        lambda: (
+            [v["name"] for v in kfp_versions(world, kfp["pipeline_id"])] == [pipeline["status"]["version"]]
+        ),
+        timeout=TIMEOUT,
+        message="the deleted version to be uploaded again",
+    )
+    world.wait_event("lost-experiment", "DeletedInKfp")
+    world.wait_event("lost-pipeline", "DeletedInKfp")
+    assert get(world, "Pipeline", "lost-pipeline")["status"]["synchronizationState"] == "Succeeded"
+
+
 def test_pipelines_built_from_images_are_compiled_by_a_job_with_the_real_kfp_sdk(
     world: World, executor: LocalJobExecutor
 ) -> None:

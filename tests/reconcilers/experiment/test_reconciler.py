@@ -21,7 +21,7 @@ from tests.reconcilers.fakes import NOW
 from tests.reconcilers.resource_fakes import ResourceFixture, written
 from tests.support.resources import experiment
 
-RECHECK = 30.0
+RECHECK, PRESENCE = 30.0, 900.0
 KEY = ObjectKey("ns", "penguin-experiment")
 OWNER = Owner("Experiment", "ns", "penguin-experiment", "uid-exp")
 
@@ -34,7 +34,11 @@ def reconciler(f: ResourceFixture, naming: str = NAMES_AS_IS) -> ExperimentRecon
         recorder=f.recorder,
         clock=f.clock,
         settings=ExperimentSettings(
-            provider="kfp", naming=naming, recheck_interval=RECHECK, deletion_timeout=timedelta(minutes=10)
+            provider="kfp",
+            naming=naming,
+            recheck_interval=RECHECK,
+            presence_check_interval=PRESENCE,
+            deletion_timeout=timedelta(minutes=10),
         ),
     )
 
@@ -64,7 +68,7 @@ class Case:
     state: str | None = None
     reason: str | None = None
     events: list[str] = field(default_factory=list)
-    result: Result = field(default_factory=Result)
+    result: Result = field(default_factory=lambda: Result(requeue_after=PRESENCE))
 
 
 CASES = [
@@ -77,8 +81,9 @@ CASES = [
         events=["Created"],
     ),
     Case(
-        "converged: nothing is asked of KFP",
+        "converged: nothing is asked of KFP until its presence check is due",
         experiment(finalizer=True, status=synced("e-1")),
+        result=Result(requeue_after=PRESENCE),
     ),
     Case(
         "its KFP experiment exists already (created before a crash): taken",
@@ -243,3 +248,51 @@ def test_deletion_retries_while_kfp_is_unreachable() -> None:
         reconciler(f).reconcile(KEY)
     assert "remove_finalizer" not in f.kube.verbs()
     assert f.kube.status_patches()[-1]["status"]["synchronizationState"] == "Deleting"
+
+
+# ---- deleted in KFP behind the operator's back -----------------------------------------------------
+
+
+def converged_experiment(f: ResourceFixture) -> tuple[ExperimentReconciler, str]:
+    """A converged Experiment seen once, its presence check due; and its KFP experiment's id."""
+    experiment_id = ours(f)
+    f.add_experiments(experiment(finalizer=True, status=synced(experiment_id)))
+    r = reconciler(f)
+    assert r.reconcile(KEY) == Result(requeue_after=PRESENCE)
+    assert f.kfp_resources.verbs() == [], "the first sight (a restart, say) asks KFP nothing"
+    f.clock.step(PRESENCE)
+    return r, experiment_id
+
+
+def test_a_converged_experiment_checks_once_per_interval_that_it_is_in_kfp() -> None:
+    f = ResourceFixture()
+    r, _ = converged_experiment(f)
+
+    assert r.reconcile(KEY) == Result(requeue_after=PRESENCE)
+    assert f.kfp_resources.verbs() == ["get_experiment"]
+    assert f.recorder.reasons() == [] and f.kube.status_patches() == []
+
+
+def test_an_experiment_deleted_in_kfp_is_created_again() -> None:
+    f = ResourceFixture()
+    r, _ = converged_experiment(f)
+    f.kfp_resources.experiments.clear()
+
+    assert r.reconcile(KEY) == Result(requeue_after=PRESENCE)
+
+    assert f.kfp_resources.verbs() == ["get_experiment", "find_experiment", "create_experiment"]
+    assert f.recorder.reasons() == ["DeletedInKfp", "Created"]
+    [made] = f.kfp_resources.experiments.values()
+    assert written(experiment(), f.kube.status_patches())["providerId"] == f"kfp:{made['experiment_id']}"
+
+
+def test_an_experiment_archived_in_kfp_is_unarchived() -> None:
+    f = ResourceFixture()
+    r, experiment_id = converged_experiment(f)
+    f.kfp_resources.experiments[experiment_id]["storage_state"] = "ARCHIVED"
+
+    r.reconcile(KEY)
+
+    assert f.kfp_resources.verbs() == ["get_experiment", "find_experiment", "unarchive_experiment"]
+    assert f.recorder.reasons() == ["Unarchived"]
+    assert f.kfp_resources.experiments[experiment_id]["storage_state"] == "AVAILABLE"

@@ -28,7 +28,7 @@ from tests.reconcilers.resource_fakes import ResourceFixture, written
 from tests.support.objects import run
 from tests.support.resources import GENERATOR_SPEC, PENGUIN_SPEC, compiled, from_image, pipeline
 
-RECHECK, POLL, TIMEOUT = 30.0, 2.0, 600.0
+RECHECK, POLL, TIMEOUT, PRESENCE = 30.0, 2.0, 600.0, 900.0
 OWNER = Owner("Pipeline", "ns", "penguin", "uid-penguin")
 PENGUIN = load_compiled(PENGUIN_SPEC)
 PENGUIN_VERSION = content_version(PENGUIN.canonical)
@@ -54,6 +54,7 @@ def reconciler(f: ResourceFixture, *, naming: str = NAMES_AS_IS, retention: int 
             version_retention=retention,
             recheck_interval=RECHECK,
             poll_interval=POLL,
+            presence_check_interval=PRESENCE,
             deletion_timeout=timedelta(minutes=10),
         ),
     )
@@ -130,7 +131,7 @@ class Case:
     state: str | None = None
     reason: str | None = None
     events: list[str] = field(default_factory=list)
-    result: Result = field(default_factory=Result)
+    result: Result = field(default_factory=lambda: Result(requeue_after=PRESENCE))
     naming: str = NAMES_AS_IS
 
 
@@ -154,8 +155,9 @@ CASES = [
         naming=NAMES_NAMESPACED,
     ),
     Case(
-        "converged: nothing is asked of KFP or written",
+        "converged: nothing is asked of KFP or written until its presence check is due",
         pipeline(compiled(), finalizer=True, status=synced(PENGUIN_VERSION)),
+        result=Result(requeue_after=PRESENCE),
     ),
     Case(
         "a new version of the spec: one upload into the existing pipeline",
@@ -243,6 +245,7 @@ CASES = [
         state="Failed",
         reason="InvalidPipelineSpec",
         events=["InvalidPipelineSpec"],
+        result=Result(),  # only a change of the spec mends it
     ),
     Case(
         "KFP refuses the upload (400): Failed with KFP's message",
@@ -275,6 +278,7 @@ CASES = [
         state="Failed",
         reason="InvalidPipelineSpec",
         events=["InvalidPipelineSpec"],
+        result=Result(),  # only a change of the spec mends it
     ),
     Case(
         "a ConfigMap source: uploaded, and looked at again later (ConfigMaps are not watched)",
@@ -296,6 +300,7 @@ CASES = [
         state="Failed",
         reason="InvalidImage",
         events=["InvalidImage"],
+        result=Result(),  # only a change of the spec mends it
     ),
     Case(
         "no compiler image configured: Failed, saying which setting",
@@ -304,6 +309,7 @@ CASES = [
         state="Failed",
         reason="CompilerNotConfigured",
         events=["CompilerNotConfigured"],
+        result=Result(),  # only a change of the spec mends it
     ),
     Case(
         "from an image: a compile Job is created, and polled",
@@ -405,6 +411,7 @@ CASES = [
     Case(
         "a version that failed to compile is not compiled again",
         pipeline(from_image(), finalizer=True, status=failed(IMAGE_VERSION, "ModuleNotFound")),
+        result=Result(),  # only a change of the spec mends it
     ),
     Case(
         "a name conflict is looked at again (someone may delete their pipeline)",
@@ -650,3 +657,56 @@ def test_a_pipeline_deleted_before_anything_was_made_has_no_finalizer_to_remove(
 
 def test_the_finalizer_is_the_operators() -> None:
     assert FINALIZER == "finalizer.pipelines.kubeflow.org"
+
+
+# ---- deleted in KFP behind the operator's back -----------------------------------------------------
+
+
+def converged_pipeline(f: ResourceFixture) -> PipelineReconciler:
+    our_pipeline(f, PENGUIN_VERSION)
+    obj = pipeline(compiled(), finalizer=True, status=synced(PENGUIN_VERSION))
+    f.add_pipelines(obj)
+    f.kube.put(PIPELINES, obj)
+    return reconciler(f)
+
+
+def test_a_converged_pipeline_checks_once_per_interval_that_its_version_is_in_kfp() -> None:
+    f = ResourceFixture()
+    r = converged_pipeline(f)
+
+    assert r.reconcile(KEY) == Result(requeue_after=PRESENCE)
+    assert f.kfp_resources.verbs() == [], "the first sight (a restart, say) asks KFP nothing"
+    f.clock.step(PRESENCE / 2)
+    assert r.reconcile(KEY) == Result(requeue_after=PRESENCE / 2)
+    f.clock.step(PRESENCE / 2)
+    assert r.reconcile(KEY) == Result(requeue_after=PRESENCE)
+    assert f.kfp_resources.verbs() == ["get_pipeline", "find_pipeline_version"]
+    assert f.recorder.reasons() == [] and f.kube.status_patches() == []
+
+
+@pytest.mark.parametrize(
+    ("deleted", "made_again"),
+    [
+        ("version", ["get_pipeline_by_name", "find_pipeline_version", "upload_pipeline_version"]),
+        ("pipeline", ["get_pipeline_by_name", "create_pipeline", "upload_pipeline_version"]),
+    ],
+)
+def test_a_pipeline_or_version_deleted_in_kfp_is_uploaded_again(deleted: str, made_again: list[str]) -> None:
+    f = ResourceFixture()
+    r = converged_pipeline(f)
+    r.reconcile(KEY)
+    if deleted == "version":
+        f.kfp_resources.versions["p-ours"] = []
+    else:
+        f.kfp_resources.pipelines.clear()
+        f.kfp_resources.versions.clear()
+    f.clock.step(PRESENCE)
+
+    result = r.reconcile(KEY)
+
+    checks = ["get_pipeline", "find_pipeline_version"] if deleted == "version" else ["get_pipeline"]
+    assert f.kfp_resources.verbs() == checks + made_again
+    assert f.recorder.reasons() == ["DeletedInKfp", "Uploaded"]
+    assert result == Result(requeue_after=PRESENCE)
+    [kfp_pipeline] = f.kfp_resources.pipelines.values()
+    assert f.kfp_resources.version_names(kfp_pipeline["pipeline_id"]) == [PENGUIN_VERSION]
