@@ -40,8 +40,8 @@ from reconcilers.clients import EventRecorder, KfpError, KubeClient
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.experiment import status
 from reconcilers.presence import PresenceChecks
+from reconcilers.release import release_after_kfp_cleanup
 from reconcilers.run.status import merge_patch
-from reconcilers.timestamps import parse_time
 
 log = structlog.get_logger(__name__)
 
@@ -208,28 +208,18 @@ class ExperimentReconciler:
     def _finalize(self, experiment: ExperimentView) -> Result:
         if not experiment.has_finalizer:
             return Result()
-        deleted_at = parse_time(experiment.metadata.get("deletionTimestamp")) or self._clock.now()
-        left = (deleted_at + self._settings.deletion_timeout - self._clock.now()).total_seconds()
-        try:
-            self._remove_from_kfp(experiment)
-        except KfpError as error:
-            if left > 0:
-                self._write(
-                    experiment,
-                    status.deleting(
-                        experiment, message=f"deleting from KFP: {error.message}", now=self._clock.now()
-                    ),
-                )
-                raise
-            self._recorder.event(
-                experiment.obj,
-                WARNING,
-                "DeletionTimedOut",
-                f"released after {self._settings.deletion_timeout} without deleting its KFP experiment, "
-                f"which could not be reached ({error.message})",
-            )
-        self._kube.remove_finalizer(EXPERIMENTS, experiment.obj, FINALIZER)
-        return Result()
+        return release_after_kfp_cleanup(
+            experiment.obj,
+            clean_up=lambda: self._remove_from_kfp(experiment),
+            report=lambda message: self._write(
+                experiment, status.deleting(experiment, message=message, now=self._clock.now())
+            ),
+            release=lambda: self._kube.remove_finalizer(EXPERIMENTS, experiment.obj, FINALIZER),
+            left_behind="its KFP experiment",
+            recorder=self._recorder,
+            clock=self._clock,
+            timeout=self._settings.deletion_timeout,
+        )
 
     def _remove_from_kfp(self, experiment: ExperimentView) -> None:
         owner = Owner(KIND, experiment.namespace, experiment.name, experiment.uid)

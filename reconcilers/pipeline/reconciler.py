@@ -56,6 +56,7 @@ from reconcilers.pipeline.source import (
 )
 from reconcilers.pipeline.spec import CompiledPipeline, InvalidPipelineSpec, load_compiled
 from reconcilers.presence import PresenceChecks
+from reconcilers.release import release_after_kfp_cleanup
 from reconcilers.run.status import merge_patch
 from reconcilers.timestamps import parse_time
 
@@ -445,28 +446,18 @@ class PipelineReconciler:
     def _finalize(self, pipeline: PipelineView) -> Result:
         if not pipeline.has_finalizer:
             return Result()
-        deleted_at = parse_time(pipeline.metadata.get("deletionTimestamp")) or self._clock.now()
-        left = (deleted_at + self._settings.deletion_timeout - self._clock.now()).total_seconds()
-        try:
-            self._remove_from_kfp(pipeline)
-        except KfpError as error:
-            if left > 0:
-                self._write(
-                    pipeline,
-                    status.deleting(
-                        pipeline, message=f"deleting from KFP: {error.message}", now=self._clock.now()
-                    ),
-                )
-                raise
-            self._recorder.event(
-                pipeline.obj,
-                WARNING,
-                "DeletionTimedOut",
-                f"released after {self._settings.deletion_timeout} without deleting its versions from KFP, "
-                f"which could not be reached ({error.message})",
-            )
-        self._kube.remove_finalizer(PIPELINES, pipeline.obj, FINALIZER)
-        return Result()
+        return release_after_kfp_cleanup(
+            pipeline.obj,
+            clean_up=lambda: self._remove_from_kfp(pipeline),
+            report=lambda message: self._write(
+                pipeline, status.deleting(pipeline, message=message, now=self._clock.now())
+            ),
+            release=lambda: self._kube.remove_finalizer(PIPELINES, pipeline.obj, FINALIZER),
+            left_behind="its versions from KFP",
+            recorder=self._recorder,
+            clock=self._clock,
+            timeout=self._settings.deletion_timeout,
+        )
 
     def _remove_from_kfp(self, pipeline: PipelineView) -> None:
         """Deletes the versions it uploaded, and the KFP pipeline if it created it and nothing is left."""
