@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from controller.resource import Resource
-from reconcilers.api import FINALIZER, GROUP, VERSION
+from reconcilers.api import GROUP, VERSION
 from reconcilers.api.kfp_objects import ADOPT_ANNOTATION, ObjectHasher
+from reconcilers.api.view import ObjectView
 
 EXPERIMENTS = Resource(GROUP, VERSION, "experiments", "Experiment")
 
@@ -19,41 +17,12 @@ def experiment_version(description: str) -> str:
     return ObjectHasher().field(description).version()
 
 
-class ExperimentView:
+class ExperimentView(ObjectView):
     """An Experiment object as read from the cache. Never mutates the underlying dict."""
-
-    def __init__(self, obj: Mapping[str, Any]) -> None:
-        self.obj = obj
-        self.metadata: Mapping[str, Any] = obj.get("metadata", {})
-        self.status: Mapping[str, Any] = obj.get("status") or {}
 
     @property
     def description(self) -> str:
         return str((self.obj.get("spec") or {}).get("description") or "")
-
-    @property
-    def namespace(self) -> str:
-        return str(self.metadata["namespace"])
-
-    @property
-    def name(self) -> str:
-        return str(self.metadata["name"])
-
-    @property
-    def uid(self) -> str:
-        return str(self.metadata["uid"])
-
-    @property
-    def generation(self) -> int:
-        return int(self.metadata.get("generation", 1))
-
-    @property
-    def is_deleting(self) -> bool:
-        return bool(self.metadata.get("deletionTimestamp"))
-
-    @property
-    def has_finalizer(self) -> bool:
-        return FINALIZER in (self.metadata.get("finalizers") or ())
 
     @property
     def adopts_existing(self) -> bool:
@@ -72,12 +41,6 @@ class ExperimentView:
     def is_ready(self) -> bool:
         """Its KFP experiment exists, for Runs to run in."""
         return self.state == SUCCEEDED and self.kfp_experiment_id is not None and not self.is_deleting
-
-    def condition(self, condition_type: str) -> Mapping[str, Any] | None:
-        for condition in self.status.get("conditions") or ():
-            if condition.get("type") == condition_type:
-                return condition  # type: ignore[no-any-return]
-        return None
 
     def not_ready_reason(self) -> str:
         if self.is_deleting:

@@ -18,8 +18,9 @@ from functools import cached_property
 from typing import Any
 
 from controller.resource import Resource
-from reconcilers.api import FINALIZER, GROUP, VERSION
+from reconcilers.api import GROUP, VERSION
 from reconcilers.api.kfp_objects import ADOPT_ANNOTATION, ObjectHasher
+from reconcilers.api.view import ObjectView
 
 PIPELINES = Resource(GROUP, VERSION, "pipelines", "Pipeline")
 
@@ -168,41 +169,12 @@ def _split_domain(image: str) -> tuple[str, str]:
 # -- the object --------------------------------------------------------------------------------
 
 
-class PipelineView:
+class PipelineView(ObjectView):
     """A Pipeline object as read from the cache. Never mutates the underlying dict."""
-
-    def __init__(self, obj: Mapping[str, Any]) -> None:
-        self.obj = obj
-        self.metadata: Mapping[str, Any] = obj.get("metadata", {})
-        self.status: Mapping[str, Any] = obj.get("status") or {}
 
     @cached_property
     def spec(self) -> PipelineSpec:
         return PipelineSpec.from_dict(self.obj.get("spec") or {})
-
-    @property
-    def namespace(self) -> str:
-        return str(self.metadata["namespace"])
-
-    @property
-    def name(self) -> str:
-        return str(self.metadata["name"])
-
-    @property
-    def uid(self) -> str:
-        return str(self.metadata["uid"])
-
-    @property
-    def generation(self) -> int:
-        return int(self.metadata.get("generation", 1))
-
-    @property
-    def is_deleting(self) -> bool:
-        return bool(self.metadata.get("deletionTimestamp"))
-
-    @property
-    def has_finalizer(self) -> bool:
-        return FINALIZER in (self.metadata.get("finalizers") or ())
 
     @property
     def adopts_existing(self) -> bool:
@@ -232,12 +204,6 @@ class PipelineView:
             and not self.is_deleting
             and int(self.status.get("observedGeneration") or 0) == self.generation
         )
-
-    def condition(self, condition_type: str) -> Mapping[str, Any] | None:
-        for condition in self.status.get("conditions") or ():
-            if condition.get("type") == condition_type:
-                return condition  # type: ignore[no-any-return]
-        return None
 
     def not_ready_reason(self) -> str:
         """What the Pipeline is doing instead of being ready, in words (for a waiting Run)."""

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from reconcilers.api import FINALIZER, RUN_CONFIGURATION_LABEL
+from reconcilers.api import RUN_CONFIGURATION_LABEL
+from reconcilers.api.view import ObjectView
 
 
 @dataclass(frozen=True)
@@ -138,13 +139,8 @@ class Artifact:
         return cls(name=raw["name"], location=raw["location"])
 
 
-class RunView:
+class RunView(ObjectView):
     """A Run object as read from the cache. Never mutates the underlying dict."""
-
-    def __init__(self, obj: Mapping[str, Any]) -> None:
-        self.obj = obj
-        self.metadata: Mapping[str, Any] = obj.get("metadata", {})
-        self.status: Mapping[str, Any] = obj.get("status") or {}
 
     @cached_property
     def spec(self) -> RunSpec:
@@ -152,32 +148,8 @@ class RunView:
         return RunSpec.from_dict(self.obj.get("spec") or {})
 
     @property
-    def namespace(self) -> str:
-        return str(self.metadata["namespace"])
-
-    @property
-    def name(self) -> str:
-        return str(self.metadata["name"])
-
-    @property
-    def uid(self) -> str:
-        return str(self.metadata["uid"])
-
-    @property
-    def generation(self) -> int:
-        return int(self.metadata.get("generation", 1))
-
-    @property
     def namespaced_name(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-    @property
-    def is_deleting(self) -> bool:
-        return bool(self.metadata.get("deletionTimestamp"))
-
-    @property
-    def has_finalizer(self) -> bool:
-        return FINALIZER in (self.metadata.get("finalizers") or ())
 
     @property
     def provider_id(self) -> str | None:
@@ -213,12 +185,6 @@ class RunView:
         for owner in self.metadata.get("ownerReferences") or ():
             if owner.get("controller") and owner.get("kind") == "RunConfiguration":
                 return str(owner["name"])
-        return None
-
-    def condition(self, condition_type: str) -> Mapping[str, Any] | None:
-        for condition in self.status.get("conditions") or ():
-            if condition.get("type") == condition_type:
-                return condition  # type: ignore[no-any-return]
         return None
 
     def artifacts(self) -> tuple[Artifact, ...]:

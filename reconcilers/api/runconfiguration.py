@@ -10,6 +10,7 @@ from typing import Any
 
 from reconcilers.api.crds import DEFAULT_FAILED_HISTORY, DEFAULT_SUCCESSFUL_HISTORY
 from reconcilers.api.run import RunSpec
+from reconcilers.api.view import ObjectView
 from reconcilers.timestamps import parse_time
 
 ON_CHANGE_PIPELINE = "pipeline"
@@ -39,34 +40,12 @@ class SchedulePolicy:
         )
 
 
-class RunConfigurationView:
+class RunConfigurationView(ObjectView):
     """A RunConfiguration object as read from the cache. Never mutates the underlying dict."""
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
-        self.obj = obj
-        self.metadata: Mapping[str, Any] = obj.get("metadata", {})
+        super().__init__(obj)
         self.spec_dict: Mapping[str, Any] = obj.get("spec") or {}
-        self.status: Mapping[str, Any] = obj.get("status") or {}
-
-    @property
-    def namespace(self) -> str:
-        return str(self.metadata["namespace"])
-
-    @property
-    def name(self) -> str:
-        return str(self.metadata["name"])
-
-    @property
-    def uid(self) -> str:
-        return str(self.metadata["uid"])
-
-    @property
-    def generation(self) -> int:
-        return int(self.metadata.get("generation", 1))
-
-    @property
-    def is_deleting(self) -> bool:
-        return bool(self.metadata.get("deletionTimestamp"))
 
     @property
     def created_at(self) -> datetime | None:
@@ -113,12 +92,6 @@ class RunConfigurationView:
 
     def latest_succeeded(self) -> Mapping[str, Any]:
         return ((self.status.get("latestRuns") or {}).get("succeeded")) or {}
-
-    def condition(self, condition_type: str) -> Mapping[str, Any] | None:
-        for condition in self.status.get("conditions") or ():
-            if condition.get("type") == condition_type:
-                return condition  # type: ignore[no-any-return]
-        return None
 
 
 def latest_succeeded_of(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
