@@ -8,7 +8,8 @@ contract in ``pyproject.toml`` keeps it so). One module per responsibility; what
   protocol (``reconcile(key) -> Result``).
 * ``controller.keys`` -- ``ObjectKey(namespace, name)``, ``key_func(obj)``, tombstones.
 * ``controller.resource`` -- ``Resource`` descriptors addressed by path.
-* ``controller.store`` -- the informer cache (read-only objects, pluggable indexes).
+* ``controller.store`` -- the informer cache (read-only objects, pluggable indexes); what it
+  keeps of each object: ``controller.transform``.
 * ``controller.clock`` -- ``Clock``, ``RealClock``, ``FakeClock`` for deterministic tests.
 
 What a program wires up:

@@ -21,6 +21,9 @@ Contracts, as upstream:
 * With a ``resync_period`` every cached object is replayed to the handlers as
   ``on_update(obj, obj)`` that often. This never contacts the server.
 * :meth:`Informer.has_synced` is true once every scope has been listed once.
+* With a ``transform`` (client-go ``SetTransform``) every object is passed through it as it
+  arrives, before it is stored or handed to a handler: the cache and the handlers see only the
+  transformed form (the manager's informers use :func:`controller.transform.strip_for_cache`).
 
 An informer covers a resource in all namespaces (``namespaces=()``) or in a given list of
 namespaces, with one reflector (one list+watch) per namespace in the latter case.
@@ -41,6 +44,7 @@ from controller.keys import DeletedFinalStateUnknown, ObjectKey, key_func
 from controller.reflector import MAX_WATCH_TIMEOUT, MIN_WATCH_TIMEOUT, PAGE_SIZE, ListerWatcher, Reflector
 from controller.resource import Resource
 from controller.store import IndexFunc, Obj, Store
+from controller.transform import Transform
 
 log = structlog.get_logger("controller.informer")
 
@@ -101,6 +105,7 @@ class Informer:
         indexers: Mapping[str, IndexFunc] | None = None,
         page_size: int = PAGE_SIZE,
         watch_timeout: tuple[int, int] = (MIN_WATCH_TIMEOUT, MAX_WATCH_TIMEOUT),
+        transform: Transform | None = None,
     ) -> None:
         self.resource = resource
         self.store = Store(indexers)
@@ -120,6 +125,7 @@ class Informer:
                 page_size=page_size,
                 min_watch_timeout=watch_timeout[0],
                 max_watch_timeout=watch_timeout[1],
+                transform=transform,
             )
             for scope in scopes
         ]

@@ -25,6 +25,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTResponse
 
+from controller import jsoncodec
 from controller.keys import ObjectKey
 from controller.metrics import Metrics
 from controller.ratelimit import TokenBucket
@@ -158,7 +159,7 @@ class Kube:
                 raise ApiException.from_response(
                     http_resp=response, body=data.decode("utf-8", "replace"), data=None
                 )
-            return json.loads(data) if data else {}
+            return jsoncodec.loads(data) if data else {}
 
         if not retry or not retries_enabled():
             return once()

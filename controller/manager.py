@@ -46,6 +46,7 @@ from controller.resource import Resource
 from controller.runner import Controller, Watch
 from controller.settings.loading import ConfigError
 from controller.settings.runtime import RuntimeSettings
+from controller.transform import strip_for_cache
 
 log = structlog.get_logger("controller.manager")
 
@@ -112,7 +113,8 @@ class Manager:
         """Returns the shared informer for ``resource``, creating it on first use.
 
         Namespaced resources are watched in ``watchNamespaces`` (all namespaces when empty)
-        unless ``namespaces`` says otherwise; cluster-scoped ones everywhere. Call before
+        unless ``namespaces`` says otherwise; cluster-scoped ones everywhere. The cache keeps
+        what :func:`controller.transform.strip_for_cache` keeps of each object. Call before
         :meth:`start`; add indexes right after getting the informer.
         """
         scope = tuple(self.config.watch_namespaces if namespaces is None else namespaces)
@@ -129,6 +131,7 @@ class Manager:
                 namespaces=scope,
                 resync_period=self.config.resync_period or None,
                 clock=self.clock,
+                transform=strip_for_cache,
             )
             self._informers[key] = informer
         return informer

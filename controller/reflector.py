@@ -52,6 +52,7 @@ from kubernetes.client.exceptions import ApiException
 
 from controller.clock import Clock, RealClock
 from controller.store import Obj, resource_version
+from controller.transform import Transform
 
 log = structlog.get_logger("controller.reflector")
 
@@ -169,8 +170,12 @@ class Reflector:
         page_size: int = PAGE_SIZE,
         min_watch_timeout: int = MIN_WATCH_TIMEOUT,
         max_watch_timeout: int = MAX_WATCH_TIMEOUT,
+        transform: Transform | None = None,
     ) -> None:
         self.name = name
+        # Applied to each object as it arrives (each list page, each watch event), so a re-list
+        # never holds more than one page of objects in their full form.
+        self._transform = transform
         self._lw = lister_watcher
         self._sink = sink
         self._clock = clock or RealClock()
@@ -301,7 +306,8 @@ class Reflector:
                     limit=self._page_size,
                     continue_token=continue_token,
                 )
-            objs.extend(_with_type_meta(page))
+            items = _with_type_meta(page)
+            objs.extend(map(self._transform, items) if self._transform else items)
             metadata = page.get("metadata") or {}
             continue_token = metadata.get("continue") or None
             if continue_token is None:
@@ -353,9 +359,9 @@ class Reflector:
                 return True
             raise err
         if kind in ("ADDED", "MODIFIED"):
-            self._sink.upsert(obj)
+            self._sink.upsert(self._transform(obj) if self._transform else obj)
         elif kind == "DELETED":
-            self._sink.delete(obj)
+            self._sink.delete(self._transform(obj) if self._transform else obj)
         elif kind != "BOOKMARK":
             self._log.warning("unknown watch event type", type=kind)
             return False

@@ -3,18 +3,19 @@
 The watch is read here rather than through ``kubernetes.watch.Watch``, which hides errors (an
 ``ERROR`` event can surface as a ``KeyError``, and some versions retry 410s internally): the
 response is requested with ``_preload_content=False`` semantics, split into lines and decoded
-with ``json.loads``, so every event, ``ERROR`` and ``BOOKMARK`` included, reaches the reflector
-as the server sent it.
+with :func:`controller.jsoncodec.loads`, so every event, ``ERROR`` and ``BOOKMARK`` included,
+reaches the reflector as the server sent it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import urllib3
+
+from controller import jsoncodec
 
 
 def iter_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -42,7 +43,7 @@ class KubeWatchStream:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for line in iter_lines(self._response.stream(amt=None, decode_content=True)):
-            yield json.loads(line)
+            yield jsoncodec.loads(line)
         # The server ended the watch (its timeout): hand the connection back for reuse.
         self._closed = True
         self._response.release_conn()

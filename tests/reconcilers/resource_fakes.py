@@ -14,7 +14,7 @@ from typing import Any
 
 from controller.store import Store
 from reconcilers.clients import KfpError
-from tests.reconcilers.fakes import Fixture, Request
+from tests.reconcilers.fakes import Fixture, Request, cached
 
 Obj = dict[str, Any]
 
@@ -165,11 +165,11 @@ class ResourceFixture(Fixture):
 
     def add_pipelines(self, *objs: Obj) -> None:
         for obj in objs:
-            self.pipelines.upsert(copy.deepcopy(obj))
+            self.pipelines.upsert(cached(obj))
 
     def add_experiments(self, *objs: Obj) -> None:
         for obj in objs:
-            self.experiments.upsert(copy.deepcopy(obj))
+            self.experiments.upsert(cached(obj))
 
 
 def merged(current: Any, patch: Any) -> Any:

@@ -1,0 +1,141 @@
+"""What the informer cache keeps of an object, and that informers apply it to everything they get.
+
+That the reconcilers find in the cache all they read is shown by their own tests: their fixtures
+(``tests/reconcilers/fakes.py``) put every object through the same transform before caching it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from controller import jsoncodec
+from controller.clock import FakeClock
+from controller.informer import Informer
+from controller.keys import ObjectKey
+from controller.resource import CONFIGMAPS
+from controller.transform import KEPT_METADATA, LAST_APPLIED_ANNOTATION, strip_for_cache
+from tests.controller.test_reflector import (
+    Recorder,
+    ScriptedListerWatcher,
+    event,
+    page,
+    reflector_of,
+    run_until_script_ends,
+)
+
+MANAGED_FIELDS = [
+    {
+        "apiVersion": "pipelines.kubeflow.org/v1alpha5",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:status": {".": {}, "f:providerId": {}}},
+        "manager": "kfp-operator",
+        "operation": "Update",
+        "subresource": "status",
+        "time": "2026-12-05T16:47:12Z",
+    }
+]
+
+
+def api_object(name: str = "run-1", rv: str = "7") -> dict[str, Any]:
+    """An object as the API server serves it: every metadata field, used or not."""
+    return {
+        "apiVersion": "pipelines.kubeflow.org/v1alpha5",
+        "kind": "Run",
+        "metadata": {
+            "name": name,
+            "generateName": "run-",
+            "namespace": "team-a",
+            "uid": "376307b4-31ff-477c-bf6a-9e0966b76810",
+            "resourceVersion": rv,
+            "generation": 2,
+            "creationTimestamp": "2026-12-05T16:47:08Z",
+            "deletionTimestamp": "2026-12-05T16:50:00Z",
+            "deletionGracePeriodSeconds": 0,
+            "selfLink": f"/apis/pipelines.kubeflow.org/v1alpha5/namespaces/team-a/runs/{name}",
+            "labels": {"pipelines.kubeflow.org/runconfiguration": "rc"},
+            "annotations": {
+                "pipelines.kubeflow.org/ttl-after-completion": "1h",
+                LAST_APPLIED_ANNOTATION: '{"apiVersion":"pipelines.kubeflow.org/v1alpha5","kind":"Run"}',
+            },
+            "finalizers": ["finalizer.pipelines.kubeflow.org"],
+            "ownerReferences": [
+                {"apiVersion": "pipelines.kubeflow.org/v1alpha5", "kind": "RunConfiguration", "name": "rc"}
+            ],
+            "managedFields": MANAGED_FIELDS,
+        },
+        "spec": {"pipeline": "penguin:v1", "runtimeParameters": [{"name": "A", "value": "1"}]},
+        "status": {
+            "providerId": "kfp:7b0fb9b1",
+            "conditions": [{"type": "Completed", "status": "True", "reason": "Succeeded", "message": "m"}],
+            "completionEvent": {"deliveredTo": ["nats"]},
+        },
+    }
+
+
+def test_the_cache_keeps_spec_status_and_the_metadata_reconcilers_read() -> None:
+    original = api_object()
+    cached = strip_for_cache(copy.deepcopy(original))
+
+    expected_metadata = {k: v for k, v in original["metadata"].items() if k in KEPT_METADATA}
+    expected_metadata["annotations"] = {"pipelines.kubeflow.org/ttl-after-completion": "1h"}
+    assert cached == {**original, "metadata": expected_metadata}
+    assert set(cached["metadata"]) == set(KEPT_METADATA), "every kept field of a full object is there"
+    for dropped in ("managedFields", "generateName", "selfLink", "deletionGracePeriodSeconds"):
+        assert dropped not in cached["metadata"]
+
+
+def test_an_object_without_optional_metadata_gets_none_added() -> None:
+    cached = strip_for_cache({"metadata": {"name": "a", "resourceVersion": "1"}, "data": {"k": "v"}})
+    assert cached == {"metadata": {"name": "a", "resourceVersion": "1"}, "data": {"k": "v"}}
+
+
+def test_recurring_short_strings_are_stored_once_across_objects() -> None:
+    one = strip_for_cache(jsoncodec.loads(json.dumps(api_object("run-1"))))
+    two = strip_for_cache(jsoncodec.loads(json.dumps(api_object("run-2"))))
+
+    def condition_reason(obj: dict[str, Any]) -> str:
+        reason: str = obj["status"]["conditions"][0]["reason"]
+        return reason
+
+    assert condition_reason(one) is condition_reason(two)
+    assert (
+        one["status"]["completionEvent"]["deliveredTo"][0]
+        is two["status"]["completionEvent"]["deliveredTo"][0]
+    )
+    assert one["metadata"]["namespace"] is two["metadata"]["namespace"]
+    # The decoder shares the keys of separately decoded documents.
+    assert next(iter(one["status"])) is next(iter(two["status"]))
+
+
+def test_the_decoder_falls_back_for_what_strict_json_refuses() -> None:
+    decoded = jsoncodec.loads(b'{"value": NaN, "count": 3}')
+    assert decoded["count"] == 3 and decoded["value"] != decoded["value"]
+
+
+def test_an_informer_with_a_transform_caches_and_hands_out_only_transformed_objects() -> None:
+    lw = ScriptedListerWatcher()
+    lw.lists.append(page([api_object("listed", "5")], "10"))
+    lw.watches.append(
+        [event("ADDED", api_object("watched", "11")), event("MODIFIED", api_object("listed", "12"))]
+    )
+    informer = Informer(CONFIGMAPS, lambda ns: lw, clock=FakeClock(), transform=strip_for_cache)
+    seen: list[dict[str, Any]] = []
+
+    class Handler(Recorder):
+        def on_add(self, obj: dict[str, Any]) -> None:
+            seen.append(obj)
+
+        def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+            seen.extend([old, new])
+
+    informer.add_event_handler(Handler())
+    run_until_script_ends(reflector_of(informer))
+
+    assert len(seen) == 4
+    cached = [informer.get(ObjectKey("team-a", name)) for name in ("listed", "watched")]
+    for obj in [*seen, *cached]:
+        assert obj is not None
+        assert "managedFields" not in obj["metadata"] and "generateName" not in obj["metadata"]
+        assert LAST_APPLIED_ANNOTATION not in obj["metadata"]["annotations"]
