@@ -11,7 +11,8 @@ knowing the clients: :class:`KfpError` (with the HTTP status) and :class:`Delive
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controller.keys import ObjectKey
@@ -101,6 +102,21 @@ class KfpRuns(Protocol):
     ) -> Iterator[dict[str, Any]]:
         """Every matching run, following page tokens."""
         ...
+
+    def list_run_pages(
+        self, *, filter: Mapping[str, Any], sort_by: str = "", namespace: str = ""
+    ) -> Iterator[RunsPage]:
+        """The matching runs a page (one call) at a time, the next page asked for only when the
+        caller goes on."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunsPage:
+    """One page of a KFP run listing, with the server's count of every run the filter matches."""
+
+    runs: Sequence[dict[str, Any]]
+    total_size: int | None
 
 
 class DeliveryFailed(Exception):

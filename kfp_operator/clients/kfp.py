@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from controller.transport import retries_enabled
 from kfp_operator.settings import KfpConfig
-from reconcilers.clients import KfpError
+from reconcilers.clients import KfpError, RunsPage
 
 T = TypeVar("T")
 
@@ -257,6 +257,26 @@ class KfpClient:
         the real server refuses a token sent with them again whenever the filter compares a
         number or a time (it compares them after a JSON round trip that turns int64 into float64).
         """
+        for page in self.list_run_pages(
+            filter=filter,
+            sort_by=sort_by,
+            namespace=namespace,
+            experiment_id=experiment_id,
+            page_size=page_size,
+        ):
+            yield from page.runs
+
+    def list_run_pages(
+        self,
+        *,
+        filter: Mapping[str, Any],
+        sort_by: str = "",
+        namespace: str = "",
+        experiment_id: str = "",
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[RunsPage]:
+        """The matching runs a page at a time (as :meth:`list_runs`), each page with the server's
+        ``total_size``; the next page is asked for only when the caller goes on."""
         token = ""
         while True:
             query: dict[str, Any] = {
@@ -266,7 +286,8 @@ class KfpClient:
             }
             query.update({"page_token": token} if token else {"filter": _filter(filter), "sort_by": sort_by})
             response = self._idempotent("list_runs", "GET", "/apis/v2beta1/runs", query=query)
-            yield from response.get("runs", [])
+            total = response.get("total_size")
+            yield RunsPage(response.get("runs", []), int(total) if total is not None else None)
             token = response.get("next_page_token", "")
             if not token:
                 return

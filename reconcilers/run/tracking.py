@@ -24,8 +24,18 @@ every poll of an idle cluster list the last burst of finished runs again; the lo
 therefore also counted from the previous poll's start, which lets a finished run drop out of the
 polls one look-back after it finished. The first poll after start looks back to the oldest
 tracked Run's start, which finds completions that happened while the operator was down.
+
+**Not listing again what was recorded.** Within the look-back a poll would list every run that
+finished there again, though earlier polls recorded them: after a burst of 1,000 runs, five
+pages per poll for five minutes. So the tracker keeps the ids of the finished runs it listed
+while they are within the look-back, asks for the newest first, and stops asking for pages once
+KFP's count of the matches (``total_size``) is made up of runs it recorded before and runs it
+has just been given: usually after the first page. A run reported late, with an older finish
+time, is not in that count's recorded part, so the pages go on until it is found.
+
 Whatever a poll could still miss (a report delayed beyond the look-back, clocks further apart
-than it, a run deleted in KFP) is caught by the Run reconciler's slow per-Run safety check.
+than it, a run deleted in KFP while another was reported late within the same look-back) is
+caught by the Run reconciler's slow per-Run safety check.
 """
 
 from __future__ import annotations
@@ -177,6 +187,9 @@ class KfpRunTracker:
         self._last_checked: dict[str, float] = {}
         self._watermark: datetime | None = None
         self._last_poll_started: datetime | None = None
+        # Per KFP namespace: the finished runs polls listed, by id, while the look-back still
+        # covers them (only the poll's thread uses it).
+        self._listed: dict[str, dict[str, KfpRunObservation]] = {}
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -239,17 +252,36 @@ class KfpRunTracker:
         since = self._since(tracked)
         started = self._clock.now()
         newest = self._watermark
-        for namespace in self._namespaces(tracked):
-            for kfp_run in self._kfp.list_runs(
-                filter=finished_since_filter(since), sort_by="finished_at", namespace=namespace
+        namespaces = self._namespaces(tracked)
+        for namespace in list(self._listed.keys() - set(namespaces)):
+            del self._listed[namespace]
+        for namespace in namespaces:
+            listed = self._listed.setdefault(namespace, {})
+            for run_id in [
+                r for r, seen in listed.items() if seen.finished_at is None or seen.finished_at < since
+            ]:
+                del listed[run_id]  # the filter no longer matches it
+            recorded, new = len(listed), 0
+            for page in self._kfp.list_run_pages(
+                filter=finished_since_filter(since), sort_by="finished_at desc", namespace=namespace
             ):
-                observation = observation_from(kfp_run)
-                if observation.finished_at is not None and (
-                    newest is None or observation.finished_at > newest
-                ):
-                    newest = observation.finished_at
-                if observation.is_terminal and observation.run_id in tracked:
-                    self._observe(observation)
+                for kfp_run in page.runs:
+                    observation = observation_from(kfp_run)
+                    if observation.run_id in listed:
+                        continue
+                    new += 1
+                    listed[observation.run_id] = observation
+                    if observation.finished_at is not None and (
+                        newest is None or observation.finished_at > newest
+                    ):
+                        newest = observation.finished_at
+                if page.total_size is not None and page.total_size <= recorded + new:
+                    break  # every match was recorded by an earlier poll or is on the pages just read
+            # Including runs listed before their Run recorded them (a run that finished before
+            # the status naming it reached the cache).
+            for run_id in tracked & listed.keys():
+                if listed[run_id].is_terminal:
+                    self._observe(listed[run_id])
         self._watermark = newest or since
         self._last_poll_started = started
         if first:
@@ -269,6 +301,11 @@ class KfpRunTracker:
             self._enqueue(key)
 
     def _since(self, tracked: Iterable[str]) -> datetime:
+        # Whole seconds, as the filter sends it: what was listed is forgotten exactly when the
+        # filter stops matching it.
+        return _whole_seconds(self._since_exact(tracked))
+
+    def _since_exact(self, tracked: Iterable[str]) -> datetime:
         if self._watermark is not None:
             since = self._watermark - self._lookback
             if self._last_poll_started is not None:
@@ -297,3 +334,7 @@ class KfpRunTracker:
                 del self._observed[run_id]
             for run_id in self._last_checked.keys() - tracked:
                 del self._last_checked[run_id]
+
+
+def _whole_seconds(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)

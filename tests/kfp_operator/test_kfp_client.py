@@ -16,7 +16,7 @@ from kfp_operator.clients.kfp import KfpClient, KfpMetrics
 from kfp_operator.settings import KfpConfig
 
 PAGES = {
-    "": {"runs": [{"run_id": "a"}, {"run_id": "b"}], "next_page_token": "t1"},
+    "": {"runs": [{"run_id": "a"}, {"run_id": "b"}], "total_size": 4, "next_page_token": "t1"},
     "t1": {"runs": [{"run_id": "c"}], "next_page_token": "t2"},
     "t2": {"runs": [{"run_id": "d"}]},
 }
@@ -66,3 +66,14 @@ def test_later_pages_send_only_the_token(endpoint: str) -> None:
     assert [q.get("page_token") for q in later] == [["t1"], ["t2"]]
     assert all("filter" not in q and "sort_by" not in q for q in later)
     assert all(q["page_size"] == ["2"] for q in RecordingKfp.queries)
+
+
+def test_pages_carry_the_count_and_the_next_is_asked_for_only_when_the_caller_goes_on(endpoint: str) -> None:
+    client = KfpClient(KfpConfig(endpoint=endpoint), KfpMetrics(CollectorRegistry()))
+
+    pages = client.list_run_pages(filter={}, sort_by="finished_at desc", page_size=2)
+    first = next(pages)
+
+    assert [r["run_id"] for r in first.runs] == ["a", "b"] and first.total_size == 4
+    assert len(RecordingKfp.queries) == 1
+    assert next(pages).total_size is None  # a page without the field (proto3 JSON omits zeros)

@@ -11,6 +11,7 @@ import pytest
 from controller.clock import FakeClock
 from controller.keys import ObjectKey
 from controller.store import Store
+from reconcilers.clients import RunsPage
 from reconcilers.run.tracking import MARKER_PREFIX, TRACKED_INDEX, KfpRunTracker, tracked_run_index
 from reconcilers.timestamps import format_time, parse_time
 
@@ -18,13 +19,16 @@ LOOKBACK = timedelta(minutes=5)
 
 
 class ListOnlyKfp:
-    """Answers ``list_runs`` from a list of KFP runs, applying the finished-since predicate."""
+    """Answers run listings from a list of KFP runs as KFP does: the finished-since predicate,
+    the sort order asked for, pages of ``PAGE_SIZE`` with the count of every match."""
 
     multi_user = False
+    PAGE_SIZE = 2
 
     def __init__(self) -> None:
         self.runs: list[dict[str, Any]] = []
         self.asked_since: list[datetime] = []
+        self.pages_read: list[int] = []  # per listing, how many pages the tracker asked for
 
     def finish(self, run_id: str, at: datetime, state: str = "SUCCEEDED") -> None:
         self.runs.append(
@@ -37,14 +41,23 @@ class ListOnlyKfp:
             }
         )
 
-    def list_runs(
+    def list_run_pages(
         self, *, filter: Mapping[str, Any], sort_by: str, namespace: str
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[RunsPage]:
         (finished,) = [p for p in filter["predicates"] if p["key"] == "finished_at"]
         since = parse_time(finished["timestamp_value"])
         assert since is not None
         self.asked_since.append(since)
-        return iter([run for run in self.runs if parse_time(run["finished_at"]) >= since])  # type: ignore[operator]
+        self.pages_read.append(0)
+        field, _, order = sort_by.partition(" ")
+        matching = sorted(
+            (run for run in self.runs if parse_time(run["finished_at"]) >= since),  # type: ignore[operator]
+            key=lambda run: run[field],
+            reverse=order == "desc",
+        )
+        for start in range(0, max(len(matching), 1), self.PAGE_SIZE):
+            self.pages_read[-1] += 1
+            yield RunsPage(matching[start : start + self.PAGE_SIZE], len(matching))
 
     @property
     def last_since(self) -> datetime:
@@ -177,3 +190,57 @@ def test_a_report_delayed_within_the_look_back_is_still_found(
     tracker.poll()
 
     assert enqueued == [ObjectKey("ml", "late")]
+
+
+def test_runs_recorded_by_earlier_polls_are_not_listed_again(
+    tracker: KfpRunTracker, kfp: ListOnlyKfp, runs: Store, clock: FakeClock
+) -> None:
+    """A burst's finished runs stay in the look-back for minutes; each later poll reads one page."""
+    track(runs, "busy", "r-busy", clock.now() - timedelta(hours=1))
+    for i in range(7):
+        kfp.finish(f"r-burst-{i}", clock.now() - timedelta(seconds=30 + i))
+    tracker.poll()
+    clock.step(10)
+    tracker.poll()
+    clock.step(10)
+    kfp.finish("r-next", clock.now() - timedelta(seconds=1))
+    tracker.poll()
+
+    assert kfp.pages_read == [4, 1, 1], "the first poll reads the 7 runs' 4 pages; then one page each"
+    assert all(parse_time(r["finished_at"]) >= kfp.last_since for r in kfp.runs)  # type: ignore[operator]
+
+
+def test_a_late_report_older_than_what_was_recorded_makes_the_poll_read_on_until_it_is_found(
+    tracker: KfpRunTracker, kfp: ListOnlyKfp, runs: Store, enqueued: list[ObjectKey], clock: FakeClock
+) -> None:
+    track(runs, "late", "r-late", clock.now() - timedelta(hours=1))
+    for i in range(5):
+        kfp.finish(f"r-burst-{i}", clock.now() - timedelta(seconds=10 + i))
+    tracker.poll()
+    clock.step(10)
+
+    kfp.finish("r-late", clock.now() - timedelta(minutes=3))  # the oldest finish: on the last page
+    tracker.poll()
+
+    assert kfp.pages_read == [3, 3]
+    assert enqueued == [ObjectKey("ml", "late")]
+
+
+def test_a_run_listed_before_its_run_recorded_it_is_observed_once_it_is_tracked(
+    tracker: KfpRunTracker, kfp: ListOnlyKfp, runs: Store, enqueued: list[ObjectKey], clock: FakeClock
+) -> None:
+    """The KFP run finished before the status naming it reached the cache: a later poll, which
+    does not list it again, still hands it to its Run."""
+    track(runs, "other", "r-other", clock.now() - timedelta(hours=1))
+    kfp.finish("r-quick", clock.now() - timedelta(seconds=5))
+    tracker.poll()
+    assert enqueued == []
+
+    track(runs, "quick", "r-quick", clock.now() - timedelta(seconds=10))
+    clock.step(10)
+    tracker.poll()
+
+    assert kfp.pages_read == [1, 1]
+    assert enqueued == [ObjectKey("ml", "quick")]
+    observation = tracker.observation("r-quick")
+    assert observation is not None and observation.succeeded
