@@ -43,7 +43,7 @@ from controller.metricsauth import MetricsAuthorizer
 from controller.ratelimit import RateLimiter
 from controller.reconcile import Reconciler
 from controller.resource import Resource
-from controller.runner import Controller, Watch
+from controller.runner import Controller, Predicate, Watch
 from controller.settings.loading import ConfigError
 from controller.settings.runtime import RuntimeSettings
 from controller.transform import strip_for_cache
@@ -145,8 +145,13 @@ class Manager:
         watches: Sequence[Watch] = (),
         workers: int | None = None,
         rate_limiter: RateLimiter | None = None,
+        predicate: Predicate | None = None,
     ) -> Controller:
-        """Registers a controller; it runs only while this instance leads. Names must be unique."""
+        """Registers a controller; it runs only while this instance leads. Names must be unique.
+
+        With a ``predicate``, changes of primary objects that fail it are not queued (see
+        :class:`~controller.runner.Controller`).
+        """
         if any(c.name == name for c in self._controllers):
             raise ValueError(f"a controller named {name!r} already exists")
         if self._started:
@@ -160,6 +165,7 @@ class Manager:
             metrics=self.metrics,
             clock=self.clock,
             rate_limiter=rate_limiter,
+            predicate=predicate,
         )
         self._controllers.append(controller)
         return controller

@@ -64,6 +64,7 @@ log = structlog.get_logger("controller.runner")
 CACHE_SYNC_TIMEOUT = 120.0
 
 MapFunc = Callable[[Mapping[str, Any]], Iterable[ObjectKey]]
+Predicate = Callable[[Mapping[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Controller:
         rate_limiter: RateLimiter | None = None,
         cache_sync_timeout: float = CACHE_SYNC_TIMEOUT,
         start_queue_thread: bool = True,
+        predicate: Predicate | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("a controller needs at least one worker")
@@ -106,6 +108,9 @@ class Controller:
         self.reconciler = reconciler
         self.primary = primary
         self.watches = tuple(watches)
+        # controller-runtime's event filter: a change of a primary object is queued only when
+        # the object (its new state, for an update) passes; keys from watches are not filtered.
+        self.predicate = predicate
         self.workers = workers
         self._metrics = metrics or Metrics(process_collector=False)
         self._clock = clock or RealClock()
@@ -187,6 +192,10 @@ class Controller:
         self.queue.add(key)
 
     def _enqueue(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        if self.predicate is not None:
+            state = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+            if not self.predicate(state):
+                return
         self.queue.add(key_func(obj))
 
     # ---- workers --------------------------------------------------------------------------

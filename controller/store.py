@@ -18,6 +18,7 @@ namespace-local (see :func:`namespaced_index_value`).
 from __future__ import annotations
 
 import builtins
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,12 @@ def resource_version(obj: Mapping[str, Any] | None) -> str:
     return (obj.get("metadata") or {}).get("resourceVersion") or ""
 
 
+def _index_values(fn: IndexFunc, obj: Mapping[str, Any]) -> tuple[str, ...]:
+    """The distinct values ``fn`` gives ``obj``, interned: the index's keys and every object's
+    record of them are then one string."""
+    return tuple(dict.fromkeys(sys.intern(value) for value in fn(obj)))
+
+
 @dataclass
 class ReplaceResult:
     """What :meth:`Store.replace` changed: the informer turns this into handler calls."""
@@ -59,6 +66,10 @@ class Store:
         self._indexers: dict[str, IndexFunc] = {}
         # index name -> index value -> keys
         self._indices: dict[str, dict[str, set[ObjectKey]]] = {}
+        # key -> the values the cached object is indexed under, one tuple per indexer in the
+        # order of ``_indexers``: an update then runs the index functions on the new object
+        # only, not on the old one again. Tuples of interned strings: a few bytes per object.
+        self._indexed: dict[ObjectKey, tuple[tuple[str, ...], ...]] = {}
         for name, fn in (indexers or {}).items():
             self.add_indexer(name, fn)
 
@@ -76,7 +87,9 @@ class Store:
             self._indexers[name] = fn
             index: dict[str, set[ObjectKey]] = {}
             for key, obj in self._items.items():
-                for value in fn(obj):
+                values = _index_values(fn, obj)
+                self._indexed[key] = (*self._indexed.get(key, ()), values)
+                for value in values:
                     index.setdefault(value, set()).add(key)
             self._indices[name] = index
 
@@ -102,18 +115,27 @@ class Store:
             raise KeyError(f"no indexer named {name!r}") from None
 
     def _update_indices(self, key: ObjectKey, old: Obj | None, new: Obj | None) -> None:
-        for name, fn in self._indexers.items():
+        if not self._indexers:
+            return
+        previous = self._indexed.pop(key, ()) if old is not None else ()
+        current: list[tuple[str, ...]] = []
+        for position, (name, fn) in enumerate(self._indexers.items()):
             index = self._indices[name]
-            old_values = set(fn(old)) if old is not None else set()
-            new_values = set(fn(new)) if new is not None else set()
-            for value in old_values - new_values:
+            old_values = previous[position] if position < len(previous) else ()
+            new_values = _index_values(fn, new) if new is not None else ()
+            current.append(new_values)
+            if old_values == new_values:
+                continue
+            for value in set(old_values) - set(new_values):
                 keys = index.get(value)
                 if keys is not None:
                     keys.discard(key)
                     if not keys:
                         del index[value]
-            for value in new_values - old_values:
+            for value in set(new_values) - set(old_values):
                 index.setdefault(value, set()).add(key)
+        if new is not None:
+            self._indexed[key] = tuple(current)
 
     # ---- reads ------------------------------------------------------------------------
 

@@ -126,8 +126,10 @@ class Queue(Generic[T]):
             if item in self._dirty:
                 self._queue.append(item)
                 self._cond.notify()
-            elif not self._processing:
-                # Wakes shut_down_with_drain, which waits for processing to empty.
+            elif not self._processing and self._drain:
+                # Wakes shut_down_with_drain, which waits for processing to empty. Only then:
+                # waking every idle worker whenever the queue empties costs each of them a
+                # thread switch for nothing.
                 self._cond.notify_all()
 
     def shut_down(self) -> None:

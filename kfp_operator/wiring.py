@@ -39,7 +39,7 @@ from kfp_operator.settings import Config
 from reconcilers.api import GROUP, RUN_CONFIGURATIONS, RUNS, VERSION
 from reconcilers.api.experiment import EXPERIMENTS
 from reconcilers.api.pipeline import PIPELINES
-from reconcilers.completion_event.reconciler import CompletionEventReconciler
+from reconcilers.completion_event.reconciler import CompletionEventReconciler, needs_delivery
 from reconcilers.experiment.reconciler import ExperimentReconciler, ExperimentSettings
 from reconcilers.indexes import (
     EXPERIMENT_INDEX,
@@ -66,7 +66,7 @@ from reconcilers.run.tracking import TRACKED_INDEX, KfpRunTracker, tracked_run_i
 from reconcilers.run_metrics import RunCacheCollector, RunConfigurationMetrics, RunMetrics
 from reconcilers.runconfiguration.latest_reconciler import LatestRunReconciler
 from reconcilers.runconfiguration.reconciler import RunConfigurationReconciler, RunConfigurationSettings
-from reconcilers.ttl.reconciler import TtlReconciler
+from reconcilers.ttl.reconciler import TtlReconciler, may_expire
 
 log = structlog.get_logger(__name__)
 
@@ -182,6 +182,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         ),
         primary=runs,
         rate_limiter=ItemExponentialFailureRateLimiter(max_delay=EVENT_RETRY_MAX_DELAY),
+        predicate=needs_delivery,
     )
 
     mgr.add_controller(
@@ -245,6 +246,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         ),
         primary=runs,
         watches=[Watch(run_configurations, runs_by(runs.store, OWNER_INDEX))],
+        predicate=may_expire,
     )
 
     if pipelines and experiments:

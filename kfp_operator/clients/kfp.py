@@ -28,6 +28,7 @@ import tenacity
 import urllib3
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from controller import jsoncodec
 from controller.transport import retries_enabled
 from kfp_operator.settings import KfpConfig
 from reconcilers.clients import KfpError, RunsPage
@@ -364,7 +365,7 @@ class KfpClient:
                 _error_message(response.status, data),
                 _retry_after(response.headers),
             )
-        decoded: dict[str, Any] = json.loads(data) if data else {}
+        decoded: dict[str, Any] = jsoncodec.loads(data) if data else {}
         return decoded
 
     def _headers(self) -> dict[str, str]:

@@ -8,7 +8,8 @@ this Run alone; other Runs' events go out meanwhile, because sinks fail fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import structlog
 
@@ -25,6 +26,15 @@ from reconcilers.run_metrics import RunMetrics
 from reconcilers.timestamps import format_time
 
 log = structlog.get_logger(__name__)
+
+
+def needs_delivery(obj: Mapping[str, Any]) -> bool:
+    """The controller's event filter: only a completed Run whose event is not delivered yet has
+    anything for it to do, so no other change of a Run is queued to it."""
+    status = obj.get("status") or {}
+    return bool(status.get("completionState")) and not (status.get("completionEvent") or {}).get(
+        "deliveredAt"
+    )
 
 
 class EventDeliveryFailing(Exception):

@@ -10,7 +10,9 @@ again on the new version.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -25,6 +27,12 @@ from reconcilers.run_metrics import RunMetrics
 from reconcilers.ttl.policy import Delete, Keep, decide
 
 log = structlog.get_logger(__name__)
+
+
+def may_expire(obj: Mapping[str, Any]) -> bool:
+    """The controller's event filter: a TTL runs from completion, so changes of a Run before it
+    completed are not queued (``policy.decide`` keeps such a Run, whatever it looks like)."""
+    return bool((obj.get("status") or {}).get("completionState"))
 
 
 class TtlReconciler:

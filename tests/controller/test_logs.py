@@ -9,8 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
-from controller.logs import REDACTED, configure_logging, redact_secrets
+from controller.logs import _VALUE_PATTERNS, REDACTED, configure_logging, redact_secrets, redact_text
 
 SECRETS = ("s3cr3t-token", "hunter2", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", "abc123def")
 
@@ -121,3 +123,11 @@ def test_urllib3_request_lines_are_not_logged_even_at_debug_level() -> None:
     structlog.get_logger("test").debug("visible")
 
     assert [json.loads(line)["msg"] for line in out.getvalue().splitlines()] == ["visible"]
+
+
+@given(st.text(alphabet=st.sampled_from(list("abeyJkotnwsr:/@ =.-'\"BPAT0123")), max_size=60))
+def test_text_without_a_secret_marker_is_returned_as_it_is_and_other_text_fully_redacted(text: str) -> None:
+    full = text
+    for pattern, replacement in _VALUE_PATTERNS:
+        full = pattern.sub(replacement, full)
+    assert redact_text(text) == full

@@ -225,6 +225,80 @@ def test_watches_enqueue_the_primary_key_and_mapped_keys() -> None:
     assert keys == [ObjectKey("ns", "r1"), ObjectKey("ns", "r2")]
 
 
+def test_a_predicate_keeps_changes_of_primary_objects_that_fail_it_out_of_the_queue() -> None:
+    runs = informer(CONFIGMAPS)
+    configs = informer(LEASES)
+    controller = Controller(
+        "test",
+        Scripted(),
+        primary=runs,
+        watches=[Watch(configs, lambda rc: [ObjectKey("ns", "quiet")])],
+        metrics=Metrics(process_collector=False),
+        clock=FakeClock(),
+        start_queue_thread=False,
+        predicate=lambda obj: bool(obj.get("wanted")),
+    )
+    controller.start_watches()
+
+    def obj(name: str, rv: str, wanted: bool) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv}, "wanted": wanted}
+
+    def queued() -> list[ObjectKey]:
+        keys = [controller.queue.get()[0] for _ in range(len(controller.queue))]
+        for key in keys:
+            controller.queue.done(key)  # type: ignore[arg-type]
+        return sorted(keys)  # type: ignore[type-var]
+
+    runs._upsert(obj("quiet", "1", False))
+    runs._upsert(obj("busy", "1", True))
+    assert queued() == [ObjectKey("ns", "busy")]
+
+    runs._upsert(obj("quiet", "2", False))
+    runs._upsert(obj("busy", "2", False))
+    assert queued() == [], "an update is filtered by the object's new state"
+
+    runs._upsert(obj("quiet", "3", True))
+    assert queued() == [ObjectKey("ns", "quiet")]
+
+    configs._upsert({"metadata": {"name": "x", "namespace": "ns", "resourceVersion": "1"}})
+    runs._upsert(obj("quiet", "4", False))
+    assert queued() == [ObjectKey("ns", "quiet")], "keys mapped from watches are not filtered"
+
+
+def test_a_predicate_judges_a_deletion_by_the_last_known_state_tombstones_included() -> None:
+    runs = informer(CONFIGMAPS)
+    controller = Controller(
+        "test",
+        Scripted(),
+        primary=runs,
+        metrics=Metrics(process_collector=False),
+        clock=FakeClock(),
+        start_queue_thread=False,
+        predicate=lambda obj: bool(obj.get("wanted")),
+    )
+    controller.start_watches()
+    wanted = {"metadata": {"name": "w", "namespace": "ns", "resourceVersion": "1"}, "wanted": True}
+    unwanted = {"metadata": {"name": "u", "namespace": "ns", "resourceVersion": "1"}, "wanted": False}
+    runs._replace([wanted, unwanted], None)
+    assert len(controller.queue) == 1
+    controller.queue.done(controller.queue.get()[0])  # type: ignore[arg-type]
+
+    runs._replace([], None)  # both gone while the watch was down: tombstones
+    assert [controller.queue.get()[0] for _ in range(len(controller.queue))] == [ObjectKey("ns", "w")]
+
+
+def test_a_failed_reconcile_is_retried_by_the_rate_limiter_whatever_the_predicate_says() -> None:
+    reconciler = Scripted(RuntimeError("sink down"), Result())
+    controller, _, clock = controller_for(reconciler, predicate=lambda obj: False)
+    controller.queue.add(KEY)
+    controller.process_next_work_item()
+    assert controller.queue.waiting_for(KEY) == pytest.approx(0.005)
+    clock.step(0.005)
+    controller.queue.pump()
+    assert controller.process_next_work_item()
+    assert reconciler.calls == [KEY, KEY]
+
+
 # ---- shutdown with real workers --------------------------------------------------------------------
 
 

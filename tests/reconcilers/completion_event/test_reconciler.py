@@ -10,7 +10,11 @@ import pytest
 from controller.keys import ObjectKey
 from controller.reconcile import Result
 from reconcilers.completion_event.event import event_id
-from reconcilers.completion_event.reconciler import CompletionEventReconciler, EventDeliveryFailing
+from reconcilers.completion_event.reconciler import (
+    CompletionEventReconciler,
+    EventDeliveryFailing,
+    needs_delivery,
+)
 from tests.reconcilers.fakes import Fixture, RecordingSink
 from tests.support.objects import run
 
@@ -102,6 +106,13 @@ def test_delivery(case: Case) -> None:
     assert patches == ([{"status": {"completionEvent": case.recorded}}] if case.recorded else [])
     assert f.recorder.reasons() == case.events
     assert f.counter(f.metrics.event_deliveries, "hooks", "delivered") == ("hooks" in case.published_to)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_the_event_filter_lets_through_exactly_the_runs_with_something_to_deliver(case: Case) -> None:
+    """Changes of Runs that fail ``needs_delivery`` are never queued: reconciling them would do nothing."""
+    has_work = bool(case.published_to or case.recorded or case.events or case.raises)
+    assert needs_delivery(run(status=case.status)) == has_work
 
 
 def test_without_sinks_nothing_is_delivered_or_recorded() -> None:

@@ -11,7 +11,7 @@ import pytest
 from controller.keys import ObjectKey
 from controller.reconcile import Result
 from reconcilers.api import RUNS, TTL_ANNOTATION
-from reconcilers.ttl.reconciler import TtlReconciler
+from reconcilers.ttl.reconciler import TtlReconciler, may_expire
 from tests.reconcilers.fakes import Fixture
 from tests.support.objects import run
 
@@ -100,3 +100,22 @@ def test_ttl(case: Case) -> None:
     assert all(d.body == {"uid": UID, "resourceVersion": "1"} for d in deletes)
     assert f.recorder.reasons() == case.events
     assert f.counter(f.metrics.ttl_deletions) == len(deletes)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_the_event_filter_lets_through_every_run_the_reconciler_may_act_on(case: Case) -> None:
+    """Changes of Runs that fail ``may_expire`` are never queued: reconciling them does nothing."""
+    if not may_expire(case.cached):
+        assert (case.kube, case.events, case.result) == ([], [], Result())
+
+
+def test_the_event_filter_keeps_out_runs_that_have_not_completed() -> None:
+    assert not may_expire(run(status={"providerId": "kfp:r-1"}))
+    assert may_expire(run(status=completed()))
+
+
+def test_every_change_of_a_completed_run_passes_the_event_filter() -> None:
+    """A new TTL annotation, a delivered event or a deletion under way: the reconciler decides."""
+    assert may_expire(run(status=completed(), annotations={TTL_ANNOTATION: "0s"}))
+    assert may_expire(run(status=completed(completionEvent={"deliveredAt": "2026-01-02T02:00:01Z"})))
+    assert may_expire(run(status=completed(), deletionTimestamp="2026-01-02T02:00:02Z"))

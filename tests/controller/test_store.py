@@ -1,0 +1,57 @@
+"""The store's indices follow every change of the objects they index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.keys import ObjectKey
+from controller.store import Store
+
+
+def obj(name: str, *colours: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns"}, "colours": list(colours)}
+
+
+def colours(o: Any) -> list[str]:
+    return list(o["colours"])
+
+
+def index(store: Store) -> dict[str, list[str]]:
+    return {
+        value: sorted(k.name for k in store.index_keys("colour", value))
+        for value in store.index_values("colour")
+    }
+
+
+def test_indices_follow_adds_updates_deletes_and_replaces() -> None:
+    store = Store({"colour": colours})
+    store.upsert(obj("a", "red", "red", "blue"))
+    store.upsert(obj("b", "red"))
+    assert index(store) == {"red": ["a", "b"], "blue": ["a"]}
+
+    store.upsert(obj("a", "green"))
+    assert index(store) == {"red": ["b"], "green": ["a"]}
+
+    store.upsert(obj("a", "green"))
+    assert index(store) == {"red": ["b"], "green": ["a"]}, "an unchanged object keeps its entries"
+
+    store.delete(ObjectKey("ns", "b"))
+    assert index(store) == {"green": ["a"]}
+
+    store.replace([obj("a", "blue"), obj("c", "blue", "red")])
+    assert index(store) == {"blue": ["a", "c"], "red": ["c"]}
+
+    store.replace([])
+    assert index(store) == {}
+
+
+def test_an_indexer_added_later_indexes_what_is_cached_and_every_later_change() -> None:
+    store = Store({"colour": colours})
+    store.upsert(obj("a", "red"))
+    store.add_indexer("first", lambda o: list(o["colours"][:1]))
+    assert store.index_keys("first", "red") == [ObjectKey("ns", "a")]
+
+    store.upsert(obj("a", "blue", "red"))
+    assert store.index_keys("first", "red") == []
+    assert store.index_keys("first", "blue") == [ObjectKey("ns", "a")]
+    assert index(store) == {"blue": ["a"], "red": ["a"]}
