@@ -8,7 +8,7 @@ import sys
 
 from bench.config import parse_args
 from bench.report import table, write_json
-from bench.run import default_json_path, run
+from bench.run import default_json_path, keep_profile, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     result = run(options)
     path = options.json_path or default_json_path(result)
+    keep_profile(result, path)
     write_json(result, path)
     print(table(result))
     print()

@@ -42,6 +42,8 @@ class BenchOptions:
     kube_qps: float | None = None  # a client-side QPS limit for the operator (and the floor)
     # Open the steady window only once the burst's runs are out of the bulk poll's look-back.
     settle_look_back: bool = True
+    profile: bool = True  # sample the operator with py-spy during the burst
+    kopf: bool = True  # the kopf peer's burst and memory
 
     @property
     def operator_settings(self) -> dict[str, Any]:
@@ -84,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
         default=None,
         help="set the operator's kube.qps (a client-side limit; the floor gets the same)",
     )
+    parser.add_argument("--no-profile", action="store_true", help="do not sample the burst with py-spy")
+    parser.add_argument("--no-kopf", action="store_true", help="leave out the kopf peer")
     args = parser.parse_args(argv)
     quick = args.quick
     return BenchOptions(
@@ -98,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
         quiet_seconds=0.5 if quick else 1.5,
         kube_qps=args.kube_qps,
         settle_look_back=not quick,
+        profile=not args.no_profile,
+        kopf=not args.no_kopf,
         timings=EmulatorTimings(0.1, 0.1) if quick else EmulatorTimings(0.5, 0.2),
     )
 

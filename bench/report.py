@@ -14,8 +14,11 @@ from typing import Any
 
 from bench.scenarios.burst import BurstResult
 from bench.scenarios.cache import CacheResult
+from bench.scenarios.capacity import CapacityResult
 from bench.scenarios.common import ratio
 from bench.scenarios.floor import FloorResult
+from bench.scenarios.idle_rc import IdleRunConfigurationsResult
+from bench.scenarios.peer import PeerBurstResult, PeerMemoryResult
 from bench.scenarios.steady import SteadyResult
 
 
@@ -29,6 +32,10 @@ class BenchResult:
     floor: FloorResult  # the burst's baseline
     steady: SteadyResult
     cache: CacheResult
+    capacity: CapacityResult
+    idle_run_configurations: IdleRunConfigurationsResult
+    kopf_burst: PeerBurstResult | None  # None with --no-kopf
+    kopf_memory: PeerMemoryResult | None
     ratios: dict[str, float | None] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -46,7 +53,34 @@ def compute_ratios(result: BenchResult) -> dict[str, float | None]:
         ),
         "restart_ready_vs_floor": ratio(cache.restart_ready_seconds, cache.restart_floor_seconds),
         "restart_reconciled_vs_floor": ratio(cache.restart_reconciled_seconds, cache.restart_floor_seconds),
+        # The operator's burst submission against KFP's own capacity for N creates.
+        "all_submitted_vs_kfp_capacity": ratio(
+            result.burst.all_submitted_seconds, result.capacity.create_seconds
+        ),
+        "floor_submitted_vs_kfp_capacity": ratio(
+            result.floor.all_submitted_seconds, result.capacity.create_seconds
+        ),
     }
+    if result.kopf_burst is not None:
+        ratios.update(_kopf_ratios(result))
+    return ratios
+
+
+def _kopf_ratios(result: BenchResult) -> dict[str, float | None]:
+    burst, kopf, cache, memory = result.burst, result.kopf_burst, result.cache, result.kopf_memory
+    assert kopf is not None
+    ratios = {
+        "all_submitted_vs_kopf": ratio(burst.all_submitted_seconds, kopf.all_submitted_seconds),
+        "all_completed_vs_kopf": ratio(burst.all_completed_seconds, kopf.all_completed_seconds),
+        "cpu_per_run_vs_kopf": ratio(burst.operator_cpu_ms_per_run, kopf.cpu_ms_per_run),
+        "api_requests_per_run_vs_kopf": ratio(
+            burst.api_reads_per_run + burst.api_writes_per_run,
+            kopf.api_reads_per_run + kopf.api_writes_per_run,
+        ),
+    }
+    if memory is not None:
+        ratios["rss_empty_vs_kopf"] = ratio(cache.rss_empty_bytes, memory.rss_empty_bytes)
+        ratios["rss_cached_vs_kopf"] = ratio(cache.rss_cached_bytes, memory.rss_cached_bytes)
     return ratios
 
 
@@ -83,7 +117,9 @@ def find_problems(result: BenchResult) -> list[str]:
     if cache.restart_kfp_calls:
         problems.append(f"restart: KFP calls with only completed Runs: {cache.restart_kfp_calls}")
     if cache.restart_api_writes_excluding_leases:
-        problems.append(f"restart: API writes other than Lease renewals: {cache.restart_api_requests}")
+        problems.append(
+            f"restart: API writes other than Lease renewals: {cache.restart_api_writes_by_resource}"
+        )
     if cache.restart_api_failed_requests:
         problems.append(f"restart: failed API requests: {cache.restart_api_failed_requests}")
     return problems
@@ -122,6 +158,9 @@ def table(result: BenchResult) -> str:
         *_burst_rows(result.burst, result.floor, result.ratios),
         *_steady_rows(result.steady, result.ratios),
         *_cache_rows(result.cache, result.ratios),
+        *_capacity_rows(result),
+        *_kopf_rows(result),
+        *_idle_rc_rows(result.idle_run_configurations),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines: list[str] = []
@@ -191,6 +230,77 @@ def _cache_rows(c: CacheResult, r: dict[str, Any]) -> list[Row]:
          _vs(c.restart_floor_seconds, r["restart_reconciled_vs_floor"])),
         ("", "KFP calls", str(sum(c.restart_kfp_calls.values())), "0"),
         ("", "API writes excl. Lease", f"{c.restart_api_writes_excluding_leases:g}", "0"),
+    ]  # fmt: skip
+
+
+def _capacity_rows(result: BenchResult) -> list[Row]:
+    c, r = result.capacity, result.ratios
+    sweep = ", ".join(f"{k}: {v:g}/s" for k, v in c.creates_per_second_by_concurrency.items())
+    return [
+        ("KFP", f"N = {c.runs} creates straight to KFP", "KFP alone", "operator | floor (vs KFP)"),
+        ("", "creates per second by concurrency", sweep, ""),
+        ("", f"N creates at the best concurrency ({c.best_concurrency})", _s(c.create_seconds),
+         f"{_s(result.burst.all_submitted_seconds)} (x{r['all_submitted_vs_kfp_capacity']}) | "
+         f"{_s(result.floor.all_submitted_seconds)} (x{r['floor_submitted_vs_kfp_capacity']})"),
+    ]  # fmt: skip
+
+
+def _kopf_rows(result: BenchResult) -> list[Row]:
+    k, m, b, c, r = result.kopf_burst, result.kopf_memory, result.burst, result.cache, result.ratios
+    if k is None:
+        return []
+    rows: list[Row] = [
+        ("kopf", "the floor's behaviour as a kopf operator", "operator", "kopf (operator / kopf)"),
+        (
+            "",
+            "burst: time until all submitted",
+            _s(b.all_submitted_seconds),
+            _vs(k.all_submitted_seconds, r["all_submitted_vs_kopf"]),
+        ),
+        (
+            "",
+            "burst: time until all Succeeded",
+            _s(b.all_completed_seconds),
+            _vs(k.all_completed_seconds, r["all_completed_vs_kopf"]),
+        ),
+        (
+            "",
+            "burst: CPU per Run",
+            f"{b.operator_cpu_ms_per_run:g} ms",
+            f"{k.cpu_ms_per_run:g} ms (x{r['cpu_per_run_vs_kopf']})",
+        ),
+        (
+            "",
+            "burst: API requests per Run (reads + writes)",
+            f"{b.api_reads_per_run:g} + {b.api_writes_per_run:g}",
+            f"{k.api_reads_per_run:g} + {k.api_writes_per_run:g} (x{r['api_requests_per_run_vs_kopf']})",
+        ),
+    ]
+    if m is not None:
+        rows += [
+            (
+                "",
+                "RSS with 0 Runs",
+                _mib(c.rss_empty_bytes),
+                f"{_mib(m.rss_empty_bytes)} (x{r['rss_empty_vs_kopf']})",
+            ),
+            (
+                "",
+                f"RSS with M = {m.cached_runs} Runs",
+                _mib(c.rss_cached_bytes),
+                f"{_mib(m.rss_cached_bytes)} (x{r['rss_cached_vs_kopf']})",
+            ),
+        ]
+    return rows  # fmt: skip
+
+
+def _idle_rc_rows(i: IdleRunConfigurationsResult) -> list[Row]:
+    return [
+        ("Idle RCs", f"{i.run_configurations} RunConfigurations, none due",
+         f"{i.window_seconds:g} s window", ""),
+        ("", "API requests per minute excl. Leases", f"{i.api_requests_per_minute_excluding_leases:g}", "-"),
+        ("", "KFP calls per minute", f"{i.kfp_calls_per_minute:g}", "-"),
+        ("", "CPU per minute", f"{i.operator_cpu_seconds_per_minute:g} s", "-"),
     ]  # fmt: skip
 
 

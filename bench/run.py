@@ -24,8 +24,11 @@ from bench.config import RESULTS_DIR, BenchOptions
 from bench.report import BenchResult, compute_ratios, find_problems
 from bench.scenarios.burst import run_burst
 from bench.scenarios.cache import CacheScenario
+from bench.scenarios.capacity import measure_capacity
 from bench.scenarios.common import READY_TIMEOUT, Context, stop_operator
 from bench.scenarios.floor import run_floor
+from bench.scenarios.idle_rc import measure_idle_run_configurations
+from bench.scenarios.peer import measure_peer_memory, run_peer_burst
 from bench.scenarios.steady import measure_steady, prepare_steady
 from bench.stack import BenchStack
 
@@ -44,13 +47,22 @@ def run(options: BenchOptions) -> BenchResult:
         stack.start()
         ctx = Context(stack, options, work_dir)
 
+        log.info("KFP capacity: %d creates straight to KFP", options.runs)
+        capacity = measure_capacity(ctx)
+
+        planned = ctx.planned_operator_config()
         log.info("floor: %d Runs without the operator", options.runs)
-        floor = run_floor(ctx, ctx.planned_operator_config())
+        floor = run_floor(ctx, planned)
 
         log.info("burst: %d Runs", options.runs)
         burst, operator, watcher = run_burst(ctx)
         stop_operator(operator)
         last_completion = max(t.completed or 0.0 for t in watcher.snapshot().values())
+
+        peer_burst = None
+        if options.kopf:
+            log.info("kopf peer: %d Runs", options.runs)
+            peer_burst = run_peer_burst(ctx, planned)
 
         log.info("memory: the operator with 0 Runs")
         cache_scenario = CacheScenario(ctx)
@@ -69,8 +81,17 @@ def run(options: BenchOptions) -> BenchResult:
         stop_operator(operator)
         watcher.stop()
 
+        log.info("idle RunConfigurations: %d on schedules not due", options.runs)
+        idle_rc = measure_idle_run_configurations(ctx)
+
         log.info("memory and restart: %d completed Runs", options.cache_runs)
         cache = cache_scenario.measure_restart()
+
+        peer_memory = None
+        if options.kopf:
+            # After the operator's restart: kopf annotates every Run it has never seen.
+            log.info("kopf peer: memory with 0 and %d Runs", options.cache_runs)
+            peer_memory = measure_peer_memory(ctx, planned, cache_scenario.namespace)
     finally:
         if ctx is not None:
             ctx.stop_operators()
@@ -98,6 +119,10 @@ def run(options: BenchOptions) -> BenchResult:
         floor=floor,
         steady=steady,
         cache=cache,
+        capacity=capacity,
+        idle_run_configurations=idle_rc,
+        kopf_burst=peer_burst,
+        kopf_memory=peer_memory,
     )
     result.ratios = compute_ratios(result)
     result.problems = find_problems(result)
@@ -105,5 +130,17 @@ def run(options: BenchOptions) -> BenchResult:
 
 
 def default_json_path(result: BenchResult) -> Path:
-    stamp = result.started_at.replace(":", "").replace("-", "").replace("+0000", "Z")
+    stamp = result.started_at.replace(":", "").replace("-", "").replace("+00:00", "Z").replace("+0000", "Z")
     return RESULTS_DIR / f"{stamp}.json"
+
+
+def keep_profile(result: BenchResult, json_path: Path) -> Path | None:
+    """Copies the burst's collapsed stacks next to the JSON (``<name>.burst-profile.collapsed``)."""
+    source = result.burst.profile_file
+    if not source or not Path(source).exists():
+        return None
+    target = json_path.with_suffix(".burst-profile.collapsed")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    result.burst.profile_file = target.name
+    return target

@@ -29,6 +29,7 @@ from typing import Any
 
 from bench import kfp_runs, procstat
 from bench.operator import OperatorProcess
+from bench.profile import Profiler, summarise
 from bench.promtext import Samples
 from bench.runs import create_runs, names, run_spec
 from bench.scenarios.common import (
@@ -80,6 +81,10 @@ class BurstResult:
     kubernetes_events: dict[str, int]  # Event objects in the namespace by reason (N each expected)
     events_dropped_in_log: int  # operator log lines "event queue full, dropping event"
     effective_operator_config: dict[str, Any] = field(default_factory=dict)
+    # py-spy's samples of the operator over the burst: the functions holding its CPU (None
+    # without py-spy); the collapsed stacks are kept next to the JSON.
+    profile: dict[str, Any] | None = None
+    profile_file: str | None = None
 
 
 def run_burst(ctx: Context) -> tuple[BurstResult, OperatorProcess, RunWatcher]:
@@ -96,6 +101,9 @@ def run_burst(ctx: Context) -> tuple[BurstResult, OperatorProcess, RunWatcher]:
     pids = ctx.process_ids(operator=operator.pid)
     metrics_before, process_before = operator.metrics(), operator.sample()
     cpu_before = procstat.cpu_by_process(pids)
+    profiler = (
+        Profiler(operator.pid, ctx.work_dir / "burst-profile.collapsed") if ctx.options.profile else None
+    )
     t0 = time.monotonic()
     created = create_runs(ctx.kube, namespace, run_names, run_spec(), threads=ctx.options.create_threads)
     create_seconds = max(created.values()) - t0
@@ -106,6 +114,7 @@ def run_burst(ctx: Context) -> tuple[BurstResult, OperatorProcess, RunWatcher]:
     span = time.monotonic() - t0
     process_after = operator.sample()
     cpu_after = procstat.cpu_by_process(pids)
+    collapsed = profiler.stop() if profiler is not None else None
     kfp_calls = ctx.emulator.calls()
     mlmd_calls = ctx.emulator.mlmd_calls()
 
@@ -155,6 +164,8 @@ def run_burst(ctx: Context) -> tuple[BurstResult, OperatorProcess, RunWatcher]:
         kubernetes_events=_events_by_reason(ctx, namespace),
         events_dropped_in_log=operator.log.read_text(errors="replace").count("event queue full"),
         effective_operator_config=config,
+        profile=summarise(collapsed) if collapsed is not None else None,
+        profile_file=str(collapsed) if collapsed is not None else None,
     )
     return result, operator, watcher
 

@@ -169,3 +169,20 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or not denominator:
         return None
     return round(numerator / denominator, 2)
+
+
+APISERVER_WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
+
+
+def writes_by_resource(delta: Samples) -> dict[str, float]:
+    """API server write requests by ``resource[/subresource]``."""
+    counts: dict[str, float] = {}
+    for (name, labels), value in delta.values.items():
+        if name != "apiserver_request_total" or not value:
+            continue
+        label = dict(labels)
+        if label.get("verb") not in APISERVER_WRITE_VERBS:
+            continue
+        key = label.get("resource", "") + (f"/{label['subresource']}" if label.get("subresource") else "")
+        counts[key] = counts.get(key, 0.0) + value
+    return dict(sorted(counts.items()))

@@ -32,12 +32,11 @@ from bench.scenarios.common import (
     requests_by_method,
     wait_for_runs,
     wait_quiet,
+    writes_by_resource,
 )
 from bench.stack import HELD_PIPELINE, HELD_VERSION
 from bench.watcher import RunWatcher
 from reconcilers.run.tracking import DEFAULT_LOOKBACK
-
-APISERVER_WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
 
 
 @dataclass
@@ -91,7 +90,7 @@ def measure_steady(ctx: Context, operator: OperatorProcess, *, last_completion: 
     minutes = elapsed / 60
     cycles = elapsed / poll_interval
     reads, writes = reads_and_writes(requests_by_method(metrics_after.minus(metrics_before)))
-    by_resource = _writes_by_resource(apiserver_after.minus(apiserver_before))
+    by_resource = writes_by_resource(apiserver_after.minus(apiserver_before))
     kfp = {route: kfp_after.get(route, 0) - kfp_before.get(route, 0) for route in kfp_after}
     kfp = {route: count for route, count in kfp.items() if count}
     return SteadyResult(
@@ -126,17 +125,3 @@ def _settle(ctx: Context, last_completion: float, poll_interval: float) -> float
     elapsed = time.monotonic() - started
     calls = sum(ctx.emulator.calls().values()) - calls_before
     return round(calls / (elapsed / poll_interval), 2) if elapsed >= poll_interval else None
-
-
-def _writes_by_resource(delta: Samples) -> dict[str, float]:
-    """API server write requests by ``resource[/subresource]``."""
-    counts: dict[str, float] = {}
-    for (name, labels), value in delta.values.items():
-        if name != "apiserver_request_total" or not value:
-            continue
-        label = dict(labels)
-        if label.get("verb") not in APISERVER_WRITE_VERBS:
-            continue
-        key = label.get("resource", "") + (f"/{label['subresource']}" if label.get("subresource") else "")
-        counts[key] = counts.get(key, 0.0) + value
-    return dict(sorted(counts.items()))
