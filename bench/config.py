@@ -88,6 +88,11 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
     )
     parser.add_argument("--no-profile", action="store_true", help="do not sample the burst with py-spy")
     parser.add_argument("--no-kopf", action="store_true", help="leave out the kopf peer")
+    parser.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="open the steady window without waiting out the poll's look-back (no settling figure)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     return BenchOptions(
@@ -101,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
         ),
         quiet_seconds=0.5 if quick else 1.5,
         kube_qps=args.kube_qps,
-        settle_look_back=not quick,
+        settle_look_back=not (quick or args.no_settle),
         profile=not args.no_profile,
         kopf=not args.no_kopf,
         timings=EmulatorTimings(0.1, 0.1) if quick else EmulatorTimings(0.5, 0.2),

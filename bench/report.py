@@ -210,7 +210,8 @@ def _steady_rows(s: SteadyResult, r: dict[str, Any]) -> list[Row]:
         ("", f"KFP calls per poll cycle ({s.poll_interval_seconds:g} s)",
          f"{s.kfp_calls_per_poll_cycle:g}", "-"),
         ("", "KFP calls per poll cycle, settling", _opt(s.kfp_calls_per_poll_cycle_settling),
-         "while the burst's runs were in the look-back"),
+         f"bulk poll only, over {s.settling_seconds:g} s while the burst's runs were in the look-back "
+         f"({_opt(s.kfp_calls_per_poll_cycle_settling_all_routes)} with lookups)"),
         ("", "CPU per minute", f"{s.operator_cpu_seconds_per_minute:g} s",
          f"= CPU of {r['steady_cpu_per_minute_in_runs']} burst Runs"),
     ]  # fmt: skip

@@ -43,6 +43,7 @@ import builtins
 import random
 import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -174,7 +175,8 @@ class Reflector:
     ) -> None:
         self.name = name
         # Applied to each object as it arrives (each list page, each watch event), so a re-list
-        # never holds more than one page of objects in their full form.
+        # never holds more than two pages of objects in their full form (the one being
+        # transformed, the next one being fetched).
         self._transform = transform
         self._lw = lister_watcher
         self._sink = sink
@@ -288,32 +290,39 @@ class Reflector:
         self._synced.set()
 
     def _list_at(self, rv: str) -> tuple[builtins.list[Obj], str]:
+        # The next page is asked for as soon as this one's continue token is known, and the
+        # API server prepares it while this page's objects are transformed: on a restart over
+        # many objects the two processes work at once instead of in turn.
         objs: builtins.list[Obj] = []
-        continue_token: str | None = None
-        while True:
-            if continue_token is None:
-                page = self._lw.list(
-                    resource_version=rv,
-                    resource_version_match="NotOlderThan" if rv else None,
-                    limit=self._page_size,
-                    continue_token=None,
+        with ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-list") as fetcher:
+            page = self._lw.list(
+                resource_version=rv,
+                resource_version_match="NotOlderThan" if rv else None,
+                limit=self._page_size,
+                continue_token=None,
+            )
+            while True:
+                items = _with_type_meta(page)
+                metadata = page.get("metadata") or {}
+                continue_token = metadata.get("continue") or None
+                following = (
+                    # The continue token encodes the resourceVersion of the first page.
+                    fetcher.submit(
+                        self._lw.list,
+                        resource_version=None,
+                        resource_version_match=None,
+                        limit=self._page_size,
+                        continue_token=continue_token,
+                    )
+                    if continue_token is not None
+                    else None
                 )
-            else:
-                # The continue token encodes the resourceVersion of the first page.
-                page = self._lw.list(
-                    resource_version=None,
-                    resource_version_match=None,
-                    limit=self._page_size,
-                    continue_token=continue_token,
-                )
-            items = _with_type_meta(page)
-            objs.extend(map(self._transform, items) if self._transform else items)
-            metadata = page.get("metadata") or {}
-            continue_token = metadata.get("continue") or None
-            if continue_token is None:
-                return objs, metadata.get("resourceVersion") or ""
-            if self._stop.is_set():
-                raise InterruptedError("reflector stopped while listing")
+                objs.extend(map(self._transform, items) if self._transform else items)
+                if following is None:
+                    return objs, metadata.get("resourceVersion") or ""
+                if self._stop.is_set():
+                    raise InterruptedError("reflector stopped while listing")
+                page = following.result()
 
     # ---- watch --------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ class CapacityResult:
 def measure_capacity(ctx: Context) -> CapacityResult:
     n = ctx.options.runs
     creator = _Creator(ctx)
-    per_level = max(10, min(200, n // 5))
+    per_level = max(10, min(100, n // 10))
     sweep: dict[str, float] = {}
     for concurrency in CONCURRENCIES:
         seconds, _ = creator.create(per_level, concurrency)

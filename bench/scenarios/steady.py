@@ -38,6 +38,8 @@ from bench.stack import HELD_PIPELINE, HELD_VERSION
 from bench.watcher import RunWatcher
 from reconcilers.run.tracking import DEFAULT_LOOKBACK
 
+BULK_POLL_ROUTE = "GET /apis/v2beta1/runs"
+
 
 @dataclass
 class SteadyResult:
@@ -49,7 +51,9 @@ class SteadyResult:
     seconds_since_last_completion: float  # at the window's start (the poll's look-back is 5 minutes)
     # KFP calls per poll from quiet until the window opens, while the burst's runs are in the
     # look-back; None when the bench does not wait for it (--quick).
-    kfp_calls_per_poll_cycle_settling: float | None
+    kfp_calls_per_poll_cycle_settling: float | None  # the bulk poll's list calls only
+    kfp_calls_per_poll_cycle_settling_all_routes: float | None  # any KFP call, lookups included
+    settling_seconds: float  # how long the settling figures were observed (0 when not waited)
     api_writes_per_minute: float  # the operator's non-GET requests, Lease renewals included
     api_reads_per_minute: float
     api_writes_per_minute_by_resource: dict[str, float]  # from the API server's own metrics
@@ -76,7 +80,10 @@ def measure_steady(ctx: Context, operator: OperatorProcess, *, last_completion: 
     wait_quiet(operator, timeout=ctx.timeout(n), interval=ctx.options.quiet_seconds)
     window = ctx.options.steady_window_seconds
     poll_interval = float(ctx.effective_operator_config(operator)["poll_interval"])
-    settling = _settle(ctx, last_completion, poll_interval) if ctx.options.settle_look_back else None
+    settle_started = time.monotonic()
+    settling, settling_all = (
+        _settle(ctx, last_completion, poll_interval) if ctx.options.settle_look_back else (None, None)
+    )
     kfp_before, mlmd_before = ctx.emulator.calls(), ctx.emulator.mlmd_calls()
     apiserver_before = Samples.parse(ctx.stack.apiserver_metrics())
     metrics_before, cpu_before = operator.metrics(), operator.sample().cpu_seconds
@@ -101,6 +108,8 @@ def measure_steady(ctx: Context, operator: OperatorProcess, *, last_completion: 
         poll_cycles=round(cycles, 2),
         seconds_since_last_completion=round(started - last_completion, 1),
         kfp_calls_per_poll_cycle_settling=settling,
+        kfp_calls_per_poll_cycle_settling_all_routes=settling_all,
+        settling_seconds=round(started - settle_started, 1) if ctx.options.settle_look_back else 0.0,
         api_writes_per_minute=round(writes / minutes, 2),
         api_reads_per_minute=round(reads / minutes, 2),
         api_writes_per_minute_by_resource={
@@ -116,12 +125,18 @@ def measure_steady(ctx: Context, operator: OperatorProcess, *, last_completion: 
     )
 
 
-def _settle(ctx: Context, last_completion: float, poll_interval: float) -> float | None:
-    """Waits until the last completion is out of the poll's look-back; KFP calls per poll meanwhile."""
+def _settle(ctx: Context, last_completion: float, poll_interval: float) -> tuple[float | None, float | None]:
+    """Waits until the last completion is out of the poll's look-back; the bulk poll's KFP calls
+    per poll meanwhile, and every KFP call per poll (lookups of Runs submitted just before)."""
     # The previous poll must have started a look-back after the last finish: two intervals of margin.
     opens = last_completion + DEFAULT_LOOKBACK.total_seconds() + 2 * poll_interval
-    started, calls_before = time.monotonic(), sum(ctx.emulator.calls().values())
+    started, calls_before = time.monotonic(), ctx.emulator.calls()
     time.sleep(max(0.0, opens - started))  # waits for the clock itself: the look-back is a time
     elapsed = time.monotonic() - started
-    calls = sum(ctx.emulator.calls().values()) - calls_before
-    return round(calls / (elapsed / poll_interval), 2) if elapsed >= poll_interval else None
+    calls_after = ctx.emulator.calls()
+    if elapsed < poll_interval:
+        return None, None
+    cycles = elapsed / poll_interval
+    polls = calls_after.get(BULK_POLL_ROUTE, 0) - calls_before.get(BULK_POLL_ROUTE, 0)
+    every = sum(calls_after.values()) - sum(calls_before.values())
+    return round(polls / cycles, 2), round(every / cycles, 2)

@@ -8,6 +8,7 @@ re-list at the last resourceVersion that itself expires.
 from __future__ import annotations
 
 import random
+import threading
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -140,6 +141,31 @@ def run_until_script_ends(reflector: Reflector) -> None:
 
 
 # ---- list -------------------------------------------------------------------------------------
+
+
+def test_the_next_page_is_asked_for_while_this_one_is_transformed() -> None:
+    lw = ScriptedListerWatcher()
+    lw.lists.extend([page([cm("a", "5")], "10", cont="tok"), page([cm("b", "7")], "10")])
+    asked_for_the_next = threading.Event()
+    listing = lw.list
+
+    def list_and_tell(**options: Any) -> dict[str, Any]:
+        if options["continue_token"] == "tok":
+            asked_for_the_next.set()
+        return listing(**options)
+
+    lw.list = list_and_tell  # type: ignore[method-assign]
+    seen_while_transforming: list[tuple[str, bool]] = []
+
+    def transform(obj: dict[str, Any]) -> dict[str, Any]:
+        name = obj["metadata"]["name"]
+        seen_while_transforming.append((name, name != "a" or asked_for_the_next.wait(timeout=10)))
+        return obj
+
+    informer = Informer(CONFIGMAPS, lambda ns: lw, clock=FakeClock(), transform=transform)
+    run_until_script_ends(reflector_of(informer))
+    assert seen_while_transforming == [("a", True), ("b", True)]
+    assert informer.has_synced()
 
 
 def test_initial_list_is_paginated_consistent_and_syncs() -> None:
