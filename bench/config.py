@@ -44,6 +44,8 @@ class BenchOptions:
     settle_look_back: bool = True
     profile: bool = True  # sample the operator with py-spy during the burst
     kopf: bool = True  # the kopf peer's burst and memory
+    capacity: bool = True  # KFP's own capacity for N creates
+    idle_run_configurations: bool = True  # N RunConfigurations on schedules, none due
 
     @property
     def operator_settings(self) -> dict[str, Any]:
@@ -88,6 +90,8 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
     )
     parser.add_argument("--no-profile", action="store_true", help="do not sample the burst with py-spy")
     parser.add_argument("--no-kopf", action="store_true", help="leave out the kopf peer")
+    parser.add_argument("--no-capacity", action="store_true", help="leave out KFP's own capacity")
+    parser.add_argument("--no-idle-rc", action="store_true", help="leave out the idle RunConfigurations")
     parser.add_argument(
         "--no-settle",
         action="store_true",
@@ -109,6 +113,8 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
         settle_look_back=not (quick or args.no_settle),
         profile=not args.no_profile,
         kopf=not args.no_kopf,
+        capacity=not args.no_capacity,
+        idle_run_configurations=not args.no_idle_rc,
         timings=EmulatorTimings(0.1, 0.1) if quick else EmulatorTimings(0.5, 0.2),
     )
 

@@ -32,8 +32,8 @@ class BenchResult:
     floor: FloorResult  # the burst's baseline
     steady: SteadyResult
     cache: CacheResult
-    capacity: CapacityResult
-    idle_run_configurations: IdleRunConfigurationsResult
+    capacity: CapacityResult | None  # None with --no-capacity
+    idle_run_configurations: IdleRunConfigurationsResult | None  # None with --no-idle-rc
     kopf_burst: PeerBurstResult | None  # None with --no-kopf
     kopf_memory: PeerMemoryResult | None
     ratios: dict[str, float | None] = field(default_factory=dict)
@@ -53,14 +53,15 @@ def compute_ratios(result: BenchResult) -> dict[str, float | None]:
         ),
         "restart_ready_vs_floor": ratio(cache.restart_ready_seconds, cache.restart_floor_seconds),
         "restart_reconciled_vs_floor": ratio(cache.restart_reconciled_seconds, cache.restart_floor_seconds),
-        # The operator's burst submission against KFP's own capacity for N creates.
-        "all_submitted_vs_kfp_capacity": ratio(
-            result.burst.all_submitted_seconds, result.capacity.create_seconds
-        ),
-        "floor_submitted_vs_kfp_capacity": ratio(
-            result.floor.all_submitted_seconds, result.capacity.create_seconds
-        ),
     }
+    if result.capacity is not None:
+        # The operator's burst submission against KFP's own capacity for N creates.
+        ratios["all_submitted_vs_kfp_capacity"] = ratio(
+            result.burst.all_submitted_seconds, result.capacity.create_seconds
+        )
+        ratios["floor_submitted_vs_kfp_capacity"] = ratio(
+            result.floor.all_submitted_seconds, result.capacity.create_seconds
+        )
     if result.kopf_burst is not None:
         ratios.update(_kopf_ratios(result))
     return ratios
@@ -160,7 +161,7 @@ def table(result: BenchResult) -> str:
         *_cache_rows(result.cache, result.ratios),
         *_capacity_rows(result),
         *_kopf_rows(result),
-        *_idle_rc_rows(result.idle_run_configurations),
+        *(_idle_rc_rows(result.idle_run_configurations) if result.idle_run_configurations else []),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines: list[str] = []
@@ -236,6 +237,8 @@ def _cache_rows(c: CacheResult, r: dict[str, Any]) -> list[Row]:
 
 def _capacity_rows(result: BenchResult) -> list[Row]:
     c, r = result.capacity, result.ratios
+    if c is None:
+        return []
     sweep = ", ".join(f"{k}: {v:g}/s" for k, v in c.creates_per_second_by_concurrency.items())
     return [
         ("KFP", f"N = {c.runs} creates straight to KFP", "KFP alone", "operator | floor (vs KFP)"),

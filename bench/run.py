@@ -47,8 +47,10 @@ def run(options: BenchOptions) -> BenchResult:
         stack.start()
         ctx = Context(stack, options, work_dir)
 
-        log.info("KFP capacity: %d creates straight to KFP", options.runs)
-        capacity = measure_capacity(ctx)
+        capacity = None
+        if options.capacity:
+            log.info("KFP capacity: %d creates straight to KFP", options.runs)
+            capacity = measure_capacity(ctx)
 
         planned = ctx.planned_operator_config()
         log.info("floor: %d Runs without the operator", options.runs)
@@ -81,8 +83,10 @@ def run(options: BenchOptions) -> BenchResult:
         stop_operator(operator)
         watcher.stop()
 
-        log.info("idle RunConfigurations: %d on schedules not due", options.runs)
-        idle_rc = measure_idle_run_configurations(ctx)
+        idle_rc = None
+        if options.idle_run_configurations:
+            log.info("idle RunConfigurations: %d on schedules not due", options.runs)
+            idle_rc = measure_idle_run_configurations(ctx)
 
         log.info("memory and restart: %d completed Runs", options.cache_runs)
         cache = cache_scenario.measure_restart()
