@@ -3,6 +3,7 @@ as the real server does: uploads, 404s, refusals)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,11 +12,19 @@ from prometheus_client import CollectorRegistry
 
 from kfp_devstack.emulator import Emulator, EmulatorConfig
 from kfp_devstack.examples import PIPELINES_DIR
+from kfp_devstack.waiting import wait_until
 from kfp_operator.clients.kfp import KfpClient, KfpMetrics
 from kfp_operator.settings import KfpConfig
 from reconcilers.clients import KfpError
 
 PENGUIN = (PIPELINES_DIR / "penguin_pipeline.yaml").read_text()
+
+
+def next_second() -> None:
+    """KFP orders versions by creation time in whole seconds (ties by id): one made in a later
+    second is reliably later."""
+    start = int(time.time())
+    wait_until(lambda: int(time.time()) > start, timeout=2, interval=0.02, message="the next second")
 
 
 @pytest.fixture
@@ -31,6 +40,7 @@ def test_pipelines_and_versions(kfp: KfpClient) -> None:
     assert list(kfp.all_pipeline_versions(pipeline_id)) == []  # created without a version
 
     kfp.upload_pipeline_version(pipeline_id, name="v1", description="mine", content=PENGUIN)
+    next_second()
     kfp.upload_pipeline_version(pipeline_id, name="v2", description="mine too", content=PENGUIN)
     assert kfp.find_pipeline_version(pipeline_id, "v2")["description"] == "mine too"
     assert kfp.find_pipeline_version(pipeline_id, "v3") is None
