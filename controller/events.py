@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import structlog
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import Counter
 
 from controller.clock import Clock, RealClock
 from controller.keys import ObjectKey
@@ -97,8 +98,12 @@ class EventRecorder:
         cache_size: int = CACHE_SIZE,
         spam_burst: int = SPAM_BURST,
         spam_refill_seconds: float = SPAM_REFILL_SECONDS,
+        dropped: Counter | None = None,
     ) -> None:
         self._sink = sink
+        # controller_events_dropped_total, by why: Events are best effort, but on-call should
+        # see how many were lost rather than find out from a missing line in kubectl describe.
+        self._dropped = dropped
         self._component = component
         self._instance = instance
         self._clock = clock or RealClock()
@@ -135,6 +140,7 @@ class EventRecorder:
             self._queue.put_nowait(pending)
         except queue.Full:
             self._finished()
+            self._count_dropped("queue_full")
             log.warning(
                 "event queue full, dropping event", reason=reason, object=pending.involved.get("name")
             )
@@ -170,6 +176,7 @@ class EventRecorder:
             try:
                 self._write(pending)
             except Exception as err:
+                self._count_dropped("write_failed")
                 log.warning(
                     "could not write event",
                     reason=pending.reason,
@@ -178,6 +185,10 @@ class EventRecorder:
                 )
             finally:
                 self._finished()
+
+    def _count_dropped(self, why: str) -> None:
+        if self._dropped is not None:
+            self._dropped.labels(why).inc()
 
     def _finished(self) -> None:
         with self._idle:
@@ -194,6 +205,7 @@ class EventRecorder:
             involved["name"],
         )
         if not self._allow(object_key):
+            self._count_dropped("spam_filtered")
             log.debug("event suppressed by spam filter", reason=pending.reason, object=involved["name"])
             return
         key: _EventKey = (*object_key, pending.type, pending.reason, pending.message)

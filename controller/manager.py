@@ -185,7 +185,9 @@ class Manager:
     def event_recorder(self) -> EventRecorder:
         """The process's event recorder (started with the manager)."""
         if self._recorder is None:
-            self._recorder = EventRecorder(self.kube, instance=self.identity, clock=self.clock)
+            self._recorder = EventRecorder(
+                self.kube, instance=self.identity, clock=self.clock, dropped=self.metrics.events_dropped
+            )
         return self._recorder
 
     @property

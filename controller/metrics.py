@@ -220,6 +220,16 @@ class Metrics:
             ["code", "method", "host"],
             registry=r,
         )
+        self.events_dropped = Counter(
+            "controller_events_dropped_total",
+            "Kubernetes Events not written, by why: queue_full (more were recorded than the writer "
+            "keeps up with), write_failed (the API server refused or could not be reached), "
+            "spam_filtered (one object emitted more than its burst).",
+            ["reason"],
+            registry=r,
+        )
+        for why in ("queue_full", "write_failed", "spam_filtered"):
+            self.events_dropped.labels(why)
         self.leader_election_master_status = Gauge(
             "leader_election_master_status",
             "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, "

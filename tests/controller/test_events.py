@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import CollectorRegistry, Counter
 
 from controller.clock import FakeClock
 from controller.events import NORMAL, WARNING, EventRecorder
@@ -118,3 +119,36 @@ def test_invalid_input_is_rejected_at_once() -> None:
         rec.event(RUN, "Error", "X", "y")
     with pytest.raises(ValueError, match="kind"):
         rec.event({"metadata": {"name": "x"}}, NORMAL, "X", "y")
+
+
+def dropped_counter() -> Counter:
+    return Counter("dropped", "events dropped", ["reason"], registry=CollectorRegistry())
+
+
+def test_events_dropped_for_a_full_queue_are_counted() -> None:
+    sink, dropped = FakeSink(), dropped_counter()
+    rec = recorder(sink, queue_size=2, dropped=dropped)
+
+    for n in range(5):  # the writer is not started: the queue holds two
+        rec.event(RUN, NORMAL, "Submitted", f"run {n}")
+    record(rec)
+
+    assert len(sink.created) == 2
+    assert dropped.labels("queue_full")._value.get() == 3
+
+
+def test_events_dropped_by_the_spam_filter_or_a_failed_write_are_counted() -> None:
+    class RefusingSink(FakeSink):
+        def create_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+            if event["reason"] == "Refused":
+                raise ApiException(status=403)
+            return super().create_event(event)
+
+    sink, dropped = RefusingSink(), dropped_counter()
+    rec = recorder(sink, spam_burst=2, dropped=dropped)
+
+    record(rec, (NORMAL, "Refused", "a"), (NORMAL, "Fine", "b"), (NORMAL, "Fine", "c"))
+
+    assert [e["message"] for e in sink.created] == ["b"]
+    assert dropped.labels("write_failed")._value.get() == 1
+    assert dropped.labels("spam_filtered")._value.get() == 1

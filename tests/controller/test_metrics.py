@@ -47,6 +47,7 @@ EXPECTED: dict[str, tuple[str, set[str], list[float] | None]] = {
     "workqueue_retries_total": ("counter", {"name", "controller"}, None),
     "rest_client_requests_total": ("counter", {"code", "method", "host"}, None),
     "leader_election_master_status": ("gauge", {"name"}, None),
+    "controller_events_dropped_total": ("counter", {"reason"}, None),
 }
 
 
