@@ -52,7 +52,7 @@ format: venv
 test: prereqs venv bins kfp-backend
 	$(VENV)/bin/pytest
 
-# The benchmarks (about 9 minutes): their own local stack and the real operator; see docs/performance.md.
+# The benchmarks (about 15 minutes): their own local stack and the real operator; see docs/performance.md.
 # Options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--runs 200 --cache-runs 2000".
 bench: venv bins
 	$(PYTHON) -m bench $(BENCH_ARGS)
