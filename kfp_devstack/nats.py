@@ -9,7 +9,6 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import nats
 from nats.js.errors import NotFoundError
@@ -19,7 +18,7 @@ from kfp_devstack.processes import ProcessRecord
 
 
 @dataclass
-class NatsServer(processes.ServerProcess):
+class NatsServer(processes.LocalServer):
     work_dir: Path
     port: int | None = None
     # Further nats-server flags, for example ``--auth=TOKEN`` or ``--tlscert=...``
@@ -54,18 +53,6 @@ class NatsServer(processes.ServerProcess):
                 return s.recv(4).startswith(b"INFO")
         except OSError:
             return False
-
-    def to_json(self) -> dict[str, Any]:
-        assert self.process is not None
-        return {"workDir": str(self.work_dir), "port": self.port, "process": self.process.to_json()}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> NatsServer:
-        return cls(
-            work_dir=Path(data["workDir"]),
-            port=data["port"],
-            process=ProcessRecord.from_json(data["process"]),
-        )
 
 
 def ensure_stream(url: str, name: str, subjects: list[str]) -> None:

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from kfp_devstack.waiting import wait_until
 
@@ -191,3 +191,23 @@ class ServerProcess:
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.is_running()
+
+
+class LocalServer(ServerProcess):
+    """A server process with a work directory and a loopback port, recorded in the stack's state
+    file as both plus its process record."""
+
+    work_dir: Path
+    port: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        assert self.process is not None
+        return {"workDir": str(self.work_dir), "port": self.port, "process": self.process.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(  # type: ignore[call-arg]  # the dataclass subclasses take these fields
+            work_dir=Path(data["workDir"]),
+            port=data["port"],
+            process=ProcessRecord.from_json(data["process"]),
+        )

@@ -20,7 +20,6 @@ import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kfp_devstack import processes
 from kfp_devstack.processes import ProcessRecord
@@ -73,7 +72,7 @@ def _install() -> None:
 
 
 @dataclass
-class MariaDbServer(processes.ServerProcess):
+class MariaDbServer(processes.LocalServer):
     """A MariaDB server whose data, socket and log live under ``work_dir``."""
 
     work_dir: Path
@@ -127,15 +126,3 @@ class MariaDbServer(processes.ServerProcess):
                 return s.recv(5)[4:5] == b"\x0a"
         except OSError:
             return False
-
-    def to_json(self) -> dict[str, Any]:
-        assert self.process is not None
-        return {"workDir": str(self.work_dir), "port": self.port, "process": self.process.to_json()}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> MariaDbServer:
-        return cls(
-            work_dir=Path(data["workDir"]),
-            port=data["port"],
-            process=ProcessRecord.from_json(data["process"]),
-        )

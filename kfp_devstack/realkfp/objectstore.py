@@ -11,14 +11,13 @@ import sys
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kfp_devstack import processes
 from kfp_devstack.processes import ProcessRecord
 
 
 @dataclass
-class MotoS3Server(processes.ServerProcess):
+class MotoS3Server(processes.LocalServer):
     work_dir: Path
     port: int | None = None
     process: ProcessRecord | None = None
@@ -45,15 +44,3 @@ class MotoS3Server(processes.ServerProcess):
                 return response.status == 200
         except OSError:
             return False
-
-    def to_json(self) -> dict[str, Any]:
-        assert self.process is not None
-        return {"workDir": str(self.work_dir), "port": self.port, "process": self.process.to_json()}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> MotoS3Server:
-        return cls(
-            work_dir=Path(data["workDir"]),
-            port=data["port"],
-            process=ProcessRecord.from_json(data["process"]),
-        )
