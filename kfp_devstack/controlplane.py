@@ -265,6 +265,18 @@ class ControlPlane:
 
     def _write_kubeconfig(self) -> None:
         pki = self.pki
+        admin = {
+            "client-certificate-data": _b64_file(pki.admin_cert),
+            "client-key-data": _b64_file(pki.admin_key),
+        }
+        self._kubeconfig_for("admin", admin, self.kubeconfig)
+
+    def token_kubeconfig(self, token: str, path: Path) -> Path:
+        """A kubeconfig at ``path`` for a bearer token (a ServiceAccount's, say), holding everything
+        in itself (no file paths), as one mounted into a pod would."""
+        return self._kubeconfig_for("token", {"token": token}, path)
+
+    def _kubeconfig_for(self, user: str, credentials: dict[str, str], path: Path) -> Path:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -273,24 +285,17 @@ class ControlPlane:
                     "name": "kfp-devstack",
                     "cluster": {
                         "server": self.api_url,
-                        "certificate-authority-data": _b64_file(pki.ca_cert),
+                        "certificate-authority-data": _b64_file(self.pki.ca_cert),
                     },
                 }
             ],
-            "users": [
-                {
-                    "name": "admin",
-                    "user": {
-                        "client-certificate-data": _b64_file(pki.admin_cert),
-                        "client-key-data": _b64_file(pki.admin_key),
-                    },
-                }
-            ],
-            "contexts": [{"name": "kfp-devstack", "context": {"cluster": "kfp-devstack", "user": "admin"}}],
+            "users": [{"name": user, "user": credentials}],
+            "contexts": [{"name": "kfp-devstack", "context": {"cluster": "kfp-devstack", "user": user}}],
             "current-context": "kfp-devstack",
         }
-        self.kubeconfig.write_text(yaml.safe_dump(config))
-        self.kubeconfig.chmod(0o600)
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
 
     def _wait_for_default_namespace(self) -> None:
         core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(self.admin_configuration()))

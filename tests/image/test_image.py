@@ -4,7 +4,6 @@ arguments and environment, and the chart's permissions, against the local stack.
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import subprocess
@@ -15,7 +14,6 @@ from typing import Any
 
 import kubernetes
 import pytest
-import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -145,29 +143,6 @@ def test_the_image_says_what_it_is_and_how_it_runs(image: BuiltImage) -> None:
     assert set(config["ExposedPorts"]) == {"8080/tcp", "8081/tcp"}
 
 
-def token_kubeconfig(control_plane: ControlPlane, token: str, path: Path) -> Path:
-    """A kubeconfig holding everything in itself (no file paths), as a ServiceAccount's."""
-    ca = base64.b64encode(control_plane.pki.ca_cert.read_bytes()).decode()
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "c",
-                        "cluster": {"server": control_plane.api_url, "certificate-authority-data": ca},
-                    }
-                ],
-                "users": [{"name": "operator", "user": {"token": token}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "operator"}}],
-                "current-context": "c",
-            }
-        )
-    )
-    return path
-
-
 def test_the_seed_example_runs_in_the_image_as_the_chart_runs_it(
     image: BuiltImage,
     world: World,
@@ -188,8 +163,8 @@ def test_the_seed_example_runs_in_the_image_as_the_chart_runs_it(
         if obj["kind"] != "Deployment":  # the test runs the pod itself
             kubernetes.utils.create_from_dict(api_client, obj, namespace=obj["metadata"].get("namespace"))
     service_account = rendered.pod_spec["serviceAccountName"]
-    kubeconfig = token_kubeconfig(
-        control_plane, service_account_token(release_namespace, service_account), tmp_path / "sa.kubeconfig"
+    kubeconfig = control_plane.token_kubeconfig(
+        service_account_token(release_namespace, service_account), tmp_path / "sa.kubeconfig"
     )
     # The chart's configuration, pointed at this test's KFP, ML Metadata and NATS.
     config: dict[str, Any] = rendered.config

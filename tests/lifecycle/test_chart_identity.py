@@ -4,40 +4,16 @@ configuration its ConfigMap renders."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any
 
 import kubernetes
-import yaml
 
 from kfp_devstack.controlplane import ControlPlane
 from tests.chart.chartlib import parse, render_text
 from tests.chart.dashboard import load_dashboard, missing_series
 from tests.lifecycle.harness import OperatorProcess, World
 from tests.lifecycle.seed import run_seed_scenario
-
-
-def token_kubeconfig(control_plane: ControlPlane, token: str, path: Path) -> Path:
-    ca = base64.b64encode(control_plane.pki.ca_cert.read_bytes()).decode()
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "c",
-                        "cluster": {"server": control_plane.api_url, "certificate-authority-data": ca},
-                    }
-                ],
-                "users": [{"name": "operator", "user": {"token": token}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "operator"}}],
-                "current-context": "c",
-            }
-        )
-    )
-    return path
 
 
 def test_the_seed_example_runs_with_the_charts_permissions(
@@ -57,8 +33,8 @@ def test_the_seed_example_runs_with_the_charts_permissions(
     for obj in rendered.objects:
         kubernetes.utils.create_from_dict(api_client, obj, namespace=obj["metadata"].get("namespace"))
     service_account = rendered.pod_spec["serviceAccountName"]
-    kubeconfig = token_kubeconfig(
-        control_plane, service_account_token(release_namespace, service_account), tmp_path / "sa.kubeconfig"
+    kubeconfig = control_plane.token_kubeconfig(
+        service_account_token(release_namespace, service_account), tmp_path / "sa.kubeconfig"
     )
     # The chart's configuration, pointed at this test's KFP, ML Metadata and NATS.
     config: dict[str, Any] = rendered.config
