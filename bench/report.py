@@ -230,6 +230,7 @@ def _cache_rows(c: CacheResult, r: dict[str, Any]) -> list[Row]:
          _vs(c.restart_floor_seconds, r["restart_ready_vs_floor"])),
         ("", "start to all Runs reconciled", _s(c.restart_reconciled_seconds),
          _vs(c.restart_floor_seconds, r["restart_reconciled_vs_floor"])),
+        ("", "the API server alone: one list, not decoded", "-", _s(c.apiserver_list_seconds)),
         ("", "KFP calls", str(sum(c.restart_kfp_calls.values())), "0"),
         ("", "API writes excl. Lease", f"{c.restart_api_writes_excluding_leases:g}", "0"),
     ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Decoding the API server's JSON: orjson, with the standard library as the fallback.
+"""The API server's JSON: orjson, with the standard library as the fallback.
 
 Every object the operator caches was decoded here, from a list page or a watch event, so the
 decoder's speed is most of the cost of a re-list and of each change. orjson decodes about twice
@@ -24,3 +24,13 @@ def loads(data: bytes | str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
+
+
+def dumps(value: Any) -> bytes:
+    """A JSON document (UTF-8) for a request body."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        # What orjson refuses (dict keys that are not strings, integers beyond 64 bits) the
+        # standard library may still encode, or refuses with its own error.
+        return json.dumps(value).encode()

@@ -124,7 +124,8 @@ class Kube:
         self.limiter = TokenBucket(qps, burst)
         self.request_timeout = request_timeout
         self.api_client = ApiClient(configuration)
-        self.api_client.rest_client = InstrumentedRESTClient(configuration, metrics, self.limiter)
+        self._rest = InstrumentedRESTClient(configuration, metrics, self.limiter)
+        self.api_client.rest_client = self._rest
         self.api_client.user_agent = _user_agent()
 
     def close(self) -> None:
@@ -174,18 +175,21 @@ class Kube:
         content_type: str | None,
         timeout: float | tuple[float, float],
     ) -> RESTResponse:
-        headers = {"Accept": "application/json"}
+        # The client's own request path (param_serialize, call_api) walks every body to
+        # sanitise model objects; the operator only sends plain JSON values, so the body is
+        # encoded once here and the request goes straight to the instrumented REST layer.
+        headers = {"Accept": "application/json", **self.api_client.default_headers}
+        data = None
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
-        serialized = self.api_client.param_serialize(
-            method,
-            path,
-            query_params=list(query) or None,
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        return self.api_client.call_api(*serialized, _request_timeout=timeout)
+            data = jsoncodec.dumps(body)
+        # Reads the token each time: the configuration refreshes it (exec plugins, the
+        # projected service account token).
+        self.api_client.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
+        url = self.configuration.host + path
+        if query:
+            url += "?" + self.api_client.parameters_to_url_query(list(query), None)
+        return self._rest.send(method, url, headers, data, timeout)
 
     # ---- reads ----
 

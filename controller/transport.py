@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import structlog
+import urllib3
 import urllib3.exceptions
 from kubernetes.client import Configuration
 from kubernetes.client.exceptions import ApiException
@@ -76,7 +77,12 @@ def retries_disabled() -> Iterator[None]:
 
 
 class InstrumentedRESTClient(RESTClientObject):
-    """The client's REST layer with a token bucket in front and a request counter behind."""
+    """The client's REST layer with a token bucket in front and a request counter behind.
+
+    :meth:`send` is the operator's own path (``controller.kube.Kube``): a body already
+    encoded, straight to the connection pool. :meth:`request` is the client's, for typed
+    API classes built on the same ``ApiClient``.
+    """
 
     def __init__(self, configuration: Configuration, metrics: Metrics, limiter: TokenBucket) -> None:
         super().__init__(configuration)
@@ -113,6 +119,42 @@ class InstrumentedRESTClient(RESTClientObject):
             raise
         self._requests.labels(str(response.status), method, self._host).inc()
         return response
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float | tuple[float, float],
+    ) -> RESTResponse:
+        """Sends one request whose body is already encoded, and returns the response unread
+        (streamed, for watches). Raises urllib3's errors for transport failures, and an
+        ``ApiException`` with status 0 for a TLS failure, as the client's own path does."""
+        self._limiter.wait()
+        try:
+            response = self.pool_manager.request(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                timeout=_timeout(timeout),
+                preload_content=False,
+            )
+        except urllib3.exceptions.SSLError as err:
+            self._requests.labels("<error>", method, self._host).inc()
+            raise ApiException(status=0, reason=f"{type(err).__name__}\n{err}") from err
+        except Exception:
+            self._requests.labels("<error>", method, self._host).inc()
+            raise
+        self._requests.labels(str(response.status), method, self._host).inc()
+        return RESTResponse(response)
+
+
+def _timeout(timeout: float | tuple[float, float]) -> urllib3.Timeout:
+    if isinstance(timeout, tuple):
+        return urllib3.Timeout(connect=timeout[0], read=timeout[1])
+    return urllib3.Timeout(total=timeout)
 
 
 _CONNECT_ERRORS = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)

@@ -8,7 +8,8 @@
    the size real completed Runs are. Their JSON size is the sum of the response
    bodies of the status patches: each Run serialised as the API server returns it.
 3. The restart floor (``bench.restart_floor``): a process that imports the operator's
-   code and lists the M Runs once, the unavoidable part of any restart.
+   code and lists the M Runs once, the unavoidable part of any restart; and the API
+   server alone: one unpaginated list of the M Runs, read but not decoded.
 4. A fresh operator on that namespace: time from spawning it to ``/readyz`` 200 with
    the Lease held, then until its ``run`` controller has reconciled every Run once and
    all queues are empty; then one more poll interval of observation. KFP and MLMD
@@ -56,6 +57,7 @@ class CacheResult:
     restart_ready_seconds: float  # spawn -> /readyz 200 and Lease held
     restart_reconciled_seconds: float  # spawn -> every Run reconciled once, queues empty
     restart_floor_seconds: float  # spawn -> exit of a process importing the operator and listing M Runs
+    apiserver_list_seconds: float  # one unpaginated list of the M Runs, read and not decoded
     restart_kfp_calls: dict[str, int]
     restart_mlmd_calls: int
     restart_api_requests: dict[str, float]  # by method
@@ -107,6 +109,7 @@ class CacheScenario:
         assert self._rss_empty is not None and self._json_bytes is not None, "steps 1 and 2 first"
         timeout = ctx.timeout(m)
         floor_seconds = _restart_floor(ctx, self.namespace, m)
+        apiserver_list_seconds = _apiserver_list_seconds(ctx, self.namespace)
 
         ctx.emulator.reset_calls()
         apiserver_before = Samples.parse(ctx.stack.apiserver_metrics())
@@ -151,6 +154,7 @@ class CacheScenario:
             restart_ready_seconds=round(ready_seconds, 3),
             restart_reconciled_seconds=round(reconciled_seconds, 3),
             restart_floor_seconds=round(floor_seconds, 3),
+            apiserver_list_seconds=round(apiserver_list_seconds, 3),
             restart_kfp_calls=kfp_calls,
             restart_mlmd_calls=sum(mlmd_calls.values()),
             restart_api_requests=by_method,
@@ -188,3 +192,25 @@ def _restart_floor(ctx: Context, namespace: str, m: int) -> float:
     if listed != m:
         raise RuntimeError(f"the restart floor listed {listed} Runs, expected {m}")
     return elapsed
+
+
+def _apiserver_list_seconds(ctx: Context, namespace: str) -> float:
+    """What serving the M Runs costs the API server alone: the restart floor's
+    ``--bytes-only`` list, timed by that process around the request."""
+    output = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.restart_floor",
+            "--bytes-only",
+            f"--kubeconfig={ctx.stack.kubeconfig}",
+            namespace,
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    # "served <bytes> bytes in <seconds> s"
+    return float(output.split()[4])

@@ -213,6 +213,32 @@ def test_patch_status_is_a_merge_patch_of_the_status_subresource(server: FakeApi
     assert seen.body == {"status": {"phase": "Running", "old": None}, "metadata": {"resourceVersion": "42"}}
 
 
+def test_every_request_carries_the_current_token_the_user_agent_and_its_query(
+    server: FakeApiServer,
+) -> None:
+    configuration = Configuration(host=f"http://{server.host}")
+    configuration.api_key = {"BearerToken": "first"}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    tokens = iter(["second", "third"])
+
+    def refresh(config: Configuration) -> None:
+        # What the kubeconfig loader installs for exec plugins and rotated token files.
+        config.api_key = {"BearerToken": next(tokens)}
+
+    configuration.refresh_api_key_hook = refresh
+    kube = Kube(configuration, Metrics(process_collector=False))
+    kube.list_page(CONFIGMAPS, "ns", limit=5, continue_token="c/1")
+    kube.create(CONFIGMAPS, {"metadata": {"name": "ü", "namespace": "ns"}})
+    first, second = server.seen
+    headers = [{name.lower(): value for name, value in seen.headers.items()} for seen in server.seen]
+    assert headers[0]["authorization"] == "Bearer second"
+    assert headers[1]["authorization"] == "Bearer third", "the token is read again for each request"
+    assert headers[0]["user-agent"].startswith("kfp-operator")
+    assert first.path == "/api/v1/namespaces/ns/configmaps?limit=5&continue=c/1"
+    assert second.body == {"metadata": {"name": "ü", "namespace": "ns"}}
+    assert headers[1]["content-type"] == "application/json"
+
+
 def test_finalizer_helpers_patch_conditionally_and_only_when_needed(server: FakeApiServer) -> None:
     kube = client(server.host)
     run = {"metadata": {"name": "r", "namespace": "ns", "resourceVersion": "7", "finalizers": ["other"]}}

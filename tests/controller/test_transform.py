@@ -10,6 +10,8 @@ import copy
 import json
 from typing import Any
 
+import pytest
+
 from controller import jsoncodec
 from controller.clock import FakeClock
 from controller.informer import Informer
@@ -139,3 +141,12 @@ def test_an_informer_with_a_transform_caches_and_hands_out_only_transformed_obje
         assert obj is not None
         assert "managedFields" not in obj["metadata"] and "generateName" not in obj["metadata"]
         assert LAST_APPLIED_ANNOTATION not in obj["metadata"]["annotations"]
+
+
+def test_request_bodies_are_encoded_by_orjson_and_what_it_refuses_by_the_standard_library() -> None:
+    body = {"metadata": {"name": "ü"}, "status": {"count": 2, "ratio": 0.5, "gone": None}}
+    assert json.loads(jsoncodec.dumps(body)) == body
+    # Non-string keys: orjson refuses them, json turns them into strings.
+    assert json.loads(jsoncodec.dumps({1: True})) == {"1": True}
+    with pytest.raises(TypeError):
+        jsoncodec.dumps({"not json": object()})
