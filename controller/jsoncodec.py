@@ -13,6 +13,7 @@ numbers of custom resources as int64 or float64 itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -34,3 +35,61 @@ def dumps(value: Any) -> bytes:
         # What orjson refuses (dict keys that are not strings, integers beyond 64 bits) the
         # standard library may still encode, or refuses with its own error.
         return json.dumps(value).encode()
+
+
+_METADATA_KEY = b'"metadata":'
+
+
+class ListDocument(Mapping[str, Any]):
+    """A list response kept encoded until more than its ``metadata`` is read.
+
+    The API server writes a custom resource's list with its keys in order (``apiVersion``,
+    ``items``, ``kind``, ``metadata``), so the list's own metadata, which holds the continue
+    token, is the document's last value and can be read without decoding the items. A list
+    reader can then ask for the next page before it decodes this one, and the API server
+    prepares that page meanwhile. A document laid out otherwise (the built-in types put
+    ``metadata`` before ``items``) is decoded whole on first access, as any other.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._decoded: dict[str, Any] | None = None
+        self._metadata = _trailing_list_metadata(data)
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "metadata" and self._decoded is None and self._metadata is not None:
+            return self._metadata
+        return self._document()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._document())
+
+    def __len__(self) -> int:
+        return len(self._document())
+
+    def _document(self) -> dict[str, Any]:
+        if self._decoded is None:
+            decoded = loads(self._data) if self._data else {}
+            self._decoded = decoded if isinstance(decoded, dict) else {}
+            self._data = b""
+        return self._decoded
+
+
+def _trailing_list_metadata(data: bytes) -> dict[str, Any] | None:
+    """The value of the document's last key if that key is a list's ``metadata``, else None.
+
+    Inside a JSON string every quote is escaped, so the last unescaped ``"metadata":`` is a
+    key; if it is not the document's last key, what follows it is not one JSON value and
+    does not decode. An object's metadata (it has a name) is not a list's.
+    """
+    at = data.rfind(_METADATA_KEY)
+    end = data.rfind(b"}")  # the document's closing brace
+    if at < 0 or end < at:
+        return None
+    try:
+        value = orjson.loads(data[at + len(_METADATA_KEY) : end])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or "name" in value or "uid" in value:
+        return None
+    return value

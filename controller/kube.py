@@ -151,16 +151,33 @@ class Kube:
         Transient failures are retried (see the module docstring) unless ``retry=False`` or
         the call is made inside :func:`retries_disabled`.
         """
+        data = self.request_bytes(
+            method, path, query=query, body=body, content_type=content_type, timeout=timeout, retry=retry
+        )
+        return jsoncodec.loads(data) if data else {}
+
+    def request_bytes(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, Any]] = (),
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+        retry: bool = True,
+    ) -> bytes:
+        """As :meth:`request`, and returns the response body as it came."""
         method = method.upper()
 
-        def once() -> Obj:
+        def once() -> bytes:
             response = self._send(method, path, query, body, content_type, timeout or self.request_timeout)
-            data = response.read()
+            data: bytes = response.read()
             if not 200 <= response.status <= 299:
                 raise ApiException.from_response(
                     http_resp=response, body=data.decode("utf-8", "replace"), data=None
                 )
-            return jsoncodec.loads(data) if data else {}
+            return data
 
         if not retry or not retries_enabled():
             return once()
@@ -243,8 +260,12 @@ class Kube:
         label_selector: str | None = None,
         field_selector: str | None = None,
         retry: bool = True,
-    ) -> Obj:
-        """One page of a list; the arguments are the API's list options."""
+    ) -> jsoncodec.ListDocument:
+        """One page of a list; the arguments are the API's list options.
+
+        The page is decoded when more than its ``metadata`` is read (see
+        :class:`~controller.jsoncodec.ListDocument`).
+        """
         query: list[tuple[str, Any]] = [("limit", limit)]
         if continue_token:
             query.append(("continue", continue_token))
@@ -256,7 +277,8 @@ class Kube:
             query.append(("labelSelector", label_selector))
         if field_selector:
             query.append(("fieldSelector", field_selector))
-        return self.request("GET", resource.path(namespace), query=query, retry=retry)
+        data = self.request_bytes("GET", resource.path(namespace), query=query, retry=retry)
+        return jsoncodec.ListDocument(data)
 
     def watch(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from controller.kube import Kube
@@ -27,7 +28,7 @@ class KubeListerWatcher:
         resource_version_match: str | None,
         limit: int,
         continue_token: str | None,
-    ) -> dict[str, Any]:
+    ) -> Mapping[str, Any]:
         return self._kube.list_page(
             self._resource,
             self._namespace,

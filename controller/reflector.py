@@ -87,8 +87,10 @@ class ListerWatcher(Protocol):
         resource_version_match: str | None,
         limit: int,
         continue_token: str | None,
-    ) -> dict[str, Any]:
-        """Returns one page: a ``...List`` object with ``items`` and ``metadata``."""
+    ) -> Mapping[str, Any]:
+        """Returns one page: a ``...List`` object with ``items`` and ``metadata``.
+
+        Its ``metadata`` is read first, and may be read without decoding the items."""
         ...
 
     def watch(self, *, resource_version: str, timeout_seconds: int) -> WatchStream:
@@ -290,9 +292,10 @@ class Reflector:
         self._synced.set()
 
     def _list_at(self, rv: str) -> tuple[builtins.list[Obj], str]:
-        # The next page is asked for as soon as this one's continue token is known, and the
-        # API server prepares it while this page's objects are transformed: on a restart over
-        # many objects the two processes work at once instead of in turn.
+        # The next page is asked for as soon as this one's continue token is known, before this
+        # page is decoded (the token is read from the end of the encoded page), and the API
+        # server prepares it while this page's objects are decoded and transformed: on a restart
+        # over many objects the two processes work at once instead of in turn.
         objs: builtins.list[Obj] = []
         with ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-list") as fetcher:
             page = self._lw.list(
@@ -302,7 +305,6 @@ class Reflector:
                 continue_token=None,
             )
             while True:
-                items = _with_type_meta(page)
                 metadata = page.get("metadata") or {}
                 continue_token = metadata.get("continue") or None
                 following = (
@@ -317,6 +319,7 @@ class Reflector:
                     if continue_token is not None
                     else None
                 )
+                items = _with_type_meta(page)
                 objs.extend(map(self._transform, items) if self._transform else items)
                 if following is None:
                     return objs, metadata.get("resourceVersion") or ""

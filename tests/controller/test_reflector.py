@@ -168,6 +168,39 @@ def test_the_next_page_is_asked_for_while_this_one_is_transformed() -> None:
     assert informer.has_synced()
 
 
+class EncodedPage(dict[str, Any]):
+    """A page whose items, when read, record whether the next page had been asked for."""
+
+    def __init__(self, content: dict[str, Any], asked_for_the_next: threading.Event) -> None:
+        super().__init__(content)
+        self.items_read_after_the_next_was_asked: list[bool] = []
+        self._asked = asked_for_the_next
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "items":
+            self.items_read_after_the_next_was_asked.append(self._asked.wait(timeout=10))
+        return super().get(key, default)
+
+
+def test_the_next_page_is_asked_for_before_this_one_is_decoded() -> None:
+    asked_for_the_next = threading.Event()
+    first = EncodedPage(page([cm("a", "5")], "10", cont="tok"), asked_for_the_next)
+    lw = ScriptedListerWatcher()
+    lw.lists.extend([first, page([cm("b", "7")], "10")])
+    listing = lw.list
+
+    def list_and_tell(**options: Any) -> dict[str, Any]:
+        if options["continue_token"] == "tok":
+            asked_for_the_next.set()
+        return listing(**options)
+
+    lw.list = list_and_tell  # type: ignore[method-assign]
+    informer, recorder = informer_with(lw)
+    run_until_script_ends(reflector_of(informer))
+    assert first.items_read_after_the_next_was_asked == [True]
+    assert recorder.events == [("add", "a", "5"), ("add", "b", "7")]
+
+
 def test_initial_list_is_paginated_consistent_and_syncs() -> None:
     lw = ScriptedListerWatcher()
     lw.lists.extend([page([cm("a", "5")], "10", cont="tok"), page([cm("b", "7")], "10")])

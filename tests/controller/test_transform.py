@@ -150,3 +150,35 @@ def test_request_bodies_are_encoded_by_orjson_and_what_it_refuses_by_the_standar
     assert json.loads(jsoncodec.dumps({1: True})) == {"1": True}
     with pytest.raises(TypeError):
         jsoncodec.dumps({"not json": object()})
+
+
+def test_a_custom_resource_list_gives_its_metadata_without_decoding_its_items() -> None:
+    # The API server's layout of a custom resource list: keys in order, metadata last.
+    page = {
+        "apiVersion": "pipelines.kubeflow.org/v1alpha5",
+        "items": [{"metadata": {"name": "r", "uid": "u"}, "spec": {"note": '"metadata":{"x":1}}'}}],
+        "kind": "RunList",
+        "metadata": {"continue": "token", "remainingItemCount": 3, "resourceVersion": "7"},
+    }
+    document = jsoncodec.ListDocument(json.dumps(page, separators=(",", ":")).encode() + b"\n")
+    assert document["metadata"] == page["metadata"]
+    assert document._decoded is None, "reading the metadata decoded nothing else"
+    assert dict(document) == page
+    assert document.get("metadata") == page["metadata"]
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        # Built-in types: metadata before items, the last "metadata" is an item's.
+        {"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {"resourceVersion": "7"},
+         "items": [{"metadata": {"name": "c", "uid": "u"}}]},
+        {"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {"resourceVersion": "7"}, "items": []},
+        {"items": [{"metadata": {"name": "last", "uid": "u"}}]},
+        {"items": []},
+    ],
+)  # fmt: skip
+def test_a_list_laid_out_otherwise_is_decoded_whole(page: dict[str, Any]) -> None:
+    document = jsoncodec.ListDocument(json.dumps(page).encode())
+    assert document.get("metadata") == page.get("metadata")
+    assert dict(document) == page
