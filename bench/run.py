@@ -11,6 +11,7 @@ measured then), and the restart is measured last, alone.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from bench import machine
 from bench.config import RESULTS_DIR, BenchOptions
+from bench.profile import RATE, summary_text
 from bench.report import BenchResult, compute_ratios, find_problems
 from bench.scenarios.burst import run_burst
 from bench.scenarios.cache import CacheScenario
@@ -139,12 +141,22 @@ def default_json_path(result: BenchResult) -> Path:
 
 
 def keep_profile(result: BenchResult, json_path: Path) -> Path | None:
-    """Copies the burst's collapsed stacks next to the JSON (``<name>.burst-profile.collapsed``)."""
+    """Keeps the burst's profile next to the JSON: the collapsed stacks, compressed
+    (``<name>.burst-profile.collapsed.gz``), and their summary (``<name>.burst-profile.txt``)."""
     source = result.burst.profile_file
     if not source or not Path(source).exists():
         return None
-    target = json_path.with_suffix(".burst-profile.collapsed")
+    target = json_path.with_suffix(".burst-profile.collapsed.gz")
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
+    with Path(source).open("rb") as collapsed, gzip.open(target, "wb") as compressed:
+        shutil.copyfileobj(collapsed, compressed)
     result.burst.profile_file = target.name
+    if result.burst.profile is not None:
+        heading = (
+            f"py-spy record --nonblocking --gil --rate {RATE} --format raw, over the burst of "
+            f"{result.burst.runs} Runs ({result.burst.profile['samples']} samples of the thread "
+            "holding the GIL, i.e. of the operator's own CPU).\n"
+            f"Collapsed stacks: {target.name} (flamegraph.pl, speedscope)."
+        )
+        json_path.with_suffix(".burst-profile.txt").write_text(summary_text(result.burst.profile, heading))
     return target

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from reconcilers.artifacts.filter import Filter, InvalidArtifactFilter, parse_filter
 
@@ -57,6 +58,12 @@ class ArtifactPath:
         return reference if self.filter is None else f"{reference}[{self.filter}]"
 
 
+# The same few paths are parsed for every Run of a pipeline (when it is submitted, when its
+# artifacts are resolved); the parsed path is immutable, so a parse is made once per path.
+_PARSED_PATHS = 1024
+
+
+@lru_cache(maxsize=_PARSED_PATHS)
 def parse_artifact_path(text: str) -> ArtifactPath:
     """Parse an artifact path, raising InvalidArtifactPath with a message a user can act on."""
     match = _ARTIFACT_PATH.fullmatch(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import subprocess
 import sys
@@ -110,6 +111,22 @@ def test_the_figures_are_plausible(bench_run: tuple[subprocess.CompletedProcess[
     # The burst's profile names the operator's own code.
     assert result["burst"]["profile"]["samples"] > 0
     assert any("controller/" in f["function"] for f in result["burst"]["profile"]["inclusive"])
+    by_work = {row["work"] for row in result["burst"]["profile"]["by_work"]}
+    assert "status patches (run controller)" in by_work
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_profile_is_kept_next_to_the_json(
+    bench_run: tuple[subprocess.CompletedProcess[str], dict],
+) -> None:
+    completed, result = bench_run
+    kept = Path(completed.stdout.rpartition("JSON: ")[2].strip()).parent
+    assert result["burst"]["profile_file"] == "result.burst-profile.collapsed.gz"
+    with gzip.open(kept / "result.burst-profile.collapsed.gz", "rt") as collapsed:
+        assert collapsed.readline().rstrip().rpartition(" ")[2].isdigit(), "collapsed stacks: stack count"
+    summary = (kept / "result.burst-profile.txt").read_text()
+    assert "Where the CPU went, by the work it paid for" in summary
 
 
 @pytest.mark.slow

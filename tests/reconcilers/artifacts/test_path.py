@@ -150,3 +150,11 @@ def test_paths_render_and_parse_back_to_the_same_value(
     rendered = str(path)
     assert CRD_PATTERN.fullmatch(rendered)
     assert parse_artifact_path(rendered) == path
+
+
+def test_a_path_is_parsed_once_and_an_invalid_one_every_time() -> None:
+    text = "Pusher:pushed_model:0[pushed == 1]"
+    assert parse_artifact_path(text) is parse_artifact_path(text)
+    for _ in range(2):
+        with pytest.raises(InvalidArtifactPath):
+            parse_artifact_path("Pusher:pushed_model[pushed ==]")
