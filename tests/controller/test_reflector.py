@@ -143,18 +143,23 @@ def run_until_script_ends(reflector: Reflector) -> None:
 # ---- list -------------------------------------------------------------------------------------
 
 
+def tell_when_asked_for(lw: ScriptedListerWatcher, continue_token: str, asked: threading.Event) -> None:
+    """Sets ``asked`` when the page of that continue token is asked for."""
+    listing = lw.list
+
+    def list_and_tell(**options: Any) -> dict[str, Any]:
+        if options["continue_token"] == continue_token:
+            asked.set()
+        return listing(**options)
+
+    lw.list = list_and_tell  # type: ignore[method-assign]
+
+
 def test_the_next_page_is_asked_for_while_this_one_is_transformed() -> None:
     lw = ScriptedListerWatcher()
     lw.lists.extend([page([cm("a", "5")], "10", cont="tok"), page([cm("b", "7")], "10")])
     asked_for_the_next = threading.Event()
-    listing = lw.list
-
-    def list_and_tell(**options: Any) -> dict[str, Any]:
-        if options["continue_token"] == "tok":
-            asked_for_the_next.set()
-        return listing(**options)
-
-    lw.list = list_and_tell  # type: ignore[method-assign]
+    tell_when_asked_for(lw, "tok", asked_for_the_next)
     seen_while_transforming: list[tuple[str, bool]] = []
 
     def transform(obj: dict[str, Any]) -> dict[str, Any]:
@@ -187,14 +192,7 @@ def test_the_next_page_is_asked_for_before_this_one_is_decoded() -> None:
     first = EncodedPage(page([cm("a", "5")], "10", cont="tok"), asked_for_the_next)
     lw = ScriptedListerWatcher()
     lw.lists.extend([first, page([cm("b", "7")], "10")])
-    listing = lw.list
-
-    def list_and_tell(**options: Any) -> dict[str, Any]:
-        if options["continue_token"] == "tok":
-            asked_for_the_next.set()
-        return listing(**options)
-
-    lw.list = list_and_tell  # type: ignore[method-assign]
+    tell_when_asked_for(lw, "tok", asked_for_the_next)
     informer, recorder = informer_with(lw)
     run_until_script_ends(reflector_of(informer))
     assert first.items_read_after_the_next_was_asked == [True]
