@@ -15,6 +15,7 @@ from controller.listwatch import KubeListerWatcher
 from controller.resource import CONFIGMAPS
 from kfp_devstack.waiting import wait_until
 from reconcilers.api import RUN_CONFIGURATIONS, RUNS
+from tests.support.objects import API_VERSION, SEED_SPEC
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -267,3 +268,28 @@ def test_custom_resources_are_listed_and_watched_by_path(
         timeout=30,
         message="both watches to be established",
     )
+
+
+def test_a_custom_resource_list_page_gives_its_continue_token_before_its_items_are_decoded(
+    kube: Kube, namespace: str
+) -> None:
+    # The reflector asks for the next page before decoding this one only if the API server
+    # writes a custom resource list's own metadata last; a built-in list is decoded whole.
+    for i in range(3):
+        kube.create(
+            RUNS,
+            {"apiVersion": API_VERSION, "kind": "Run", "metadata": {"name": f"run-{i}"}, "spec": SEED_SPEC},
+            namespace=namespace,
+        )
+    first = kube.list_page(RUNS, namespace, limit=2)
+    assert first["metadata"]["continue"] and first["metadata"]["remainingItemCount"] == 1
+    assert first._decoded is None, "the continue token was read without decoding the page"
+    second = kube.list_page(RUNS, namespace, limit=2, continue_token=first["metadata"]["continue"])
+    names = [item["metadata"]["name"] for page in (first, second) for item in page["items"]]
+    assert names == ["run-0", "run-1", "run-2"]
+    assert not second["metadata"].get("continue"), "the last page"
+
+    kube.create(CONFIGMAPS, configmap(namespace, "cm"))
+    configmaps = kube.list_page(CONFIGMAPS, namespace, limit=2)
+    assert configmaps["metadata"]["resourceVersion"]
+    assert configmaps._decoded is not None, "a built-in list puts its metadata first: decoded whole"
