@@ -151,23 +151,20 @@ class Kube:
         Transient failures are retried (see the module docstring) unless ``retry=False`` or
         the call is made inside :func:`retries_disabled`.
         """
-        data = self.request_bytes(
-            method, path, query=query, body=body, content_type=content_type, timeout=timeout, retry=retry
-        )
+        data = self._exchange(method, path, query, body, content_type, timeout, retry)
         return jsoncodec.loads(data) if data else {}
 
-    def request_bytes(
+    def _exchange(
         self,
         method: str,
         path: str,
-        *,
-        query: Sequence[tuple[str, Any]] = (),
-        body: Any = None,
-        content_type: str | None = None,
-        timeout: float | None = None,
-        retry: bool = True,
+        query: Sequence[tuple[str, Any]],
+        body: Any,
+        content_type: str | None,
+        timeout: float | None,
+        retry: bool,
     ) -> bytes:
-        """As :meth:`request`, and returns the response body as it came."""
+        """One request under the retry policy; returns the response body as it came."""
         method = method.upper()
 
         def once() -> bytes:
@@ -277,7 +274,7 @@ class Kube:
             query.append(("labelSelector", label_selector))
         if field_selector:
             query.append(("fieldSelector", field_selector))
-        data = self.request_bytes("GET", resource.path(namespace), query=query, retry=retry)
+        data = self._exchange("GET", resource.path(namespace), query, None, None, None, retry)
         return jsoncodec.ListDocument(data)
 
     def watch(
