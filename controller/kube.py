@@ -23,7 +23,6 @@ from typing import Any
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
-from kubernetes.client.rest import RESTResponse
 
 from controller import jsoncodec
 from controller.keys import ObjectKey
@@ -112,6 +111,7 @@ class Kube:
         qps: float = 0.0,
         burst: int = 30,
         request_timeout: float = 30.0,
+        use_libcurl: bool = True,
     ) -> None:
         configuration.retries = False
         if (
@@ -124,12 +124,14 @@ class Kube:
         self.limiter = TokenBucket(qps, burst)
         self.request_timeout = request_timeout
         self.api_client = ApiClient(configuration)
-        self._rest = InstrumentedRESTClient(configuration, metrics, self.limiter)
+        self._rest = InstrumentedRESTClient(configuration, metrics, self.limiter, use_libcurl=use_libcurl)
         self.api_client.rest_client = self._rest
         self.api_client.user_agent = _user_agent()
 
     def close(self) -> None:
         self.api_client.close()
+        if self._rest.curl is not None:
+            self._rest.curl.close()
 
     # ---- raw requests ----
 
@@ -168,8 +170,9 @@ class Kube:
         method = method.upper()
 
         def once() -> bytes:
-            response = self._send(method, path, query, body, content_type, timeout or self.request_timeout)
-            data: bytes = response.read()
+            headers, data, url = self._prepare(method, path, query, body, content_type)
+            response = self._rest.exchange(method, url, headers, data, timeout or self.request_timeout)
+            data = response.read()
             if not 200 <= response.status <= 299:
                 raise ApiException.from_response(
                     http_resp=response, body=data.decode("utf-8", "replace"), data=None
@@ -180,15 +183,15 @@ class Kube:
             return once()
         return retrying(method, path)(once)
 
-    def _send(
+    def _prepare(
         self,
         method: str,
         path: str,
         query: Sequence[tuple[str, Any]],
         body: Any,
         content_type: str | None,
-        timeout: float | tuple[float, float],
-    ) -> RESTResponse:
+    ) -> tuple[dict[str, str], bytes | None, str]:
+        """The headers, encoded body and URL of one request."""
         # The client's own request path (param_serialize, call_api) walks every body to
         # sanitise model objects; the operator only sends plain JSON values, so the body is
         # encoded once here and the request goes straight to the instrumented REST layer.
@@ -203,7 +206,7 @@ class Kube:
         url = self.configuration.host + path
         if query:
             url += "?" + self.api_client.parameters_to_url_query(list(query), None)
-        return self._rest.send(method, url, headers, data, timeout)
+        return headers, data, url
 
     # ---- reads ----
 
@@ -299,9 +302,8 @@ class Kube:
             query.append(("allowWatchBookmarks", "true"))
         if resource_version:
             query.append(("resourceVersion", resource_version))
-        response = self._send(
-            "GET", resource.path(namespace), query, None, None, (self.request_timeout, timeout_seconds + 30)
-        )
+        headers, _, url = self._prepare("GET", resource.path(namespace), query, None, None)
+        response = self._rest.send("GET", url, headers, None, (self.request_timeout, timeout_seconds + 30))
         if not 200 <= response.status <= 299:
             data = response.read()
             raise ApiException.from_response(

@@ -1,7 +1,9 @@
 """How the operator's Kubernetes requests travel: rate limit, metrics, and the retry policy.
 
 **Every HTTP request** made through ``controller.kube.Kube``, typed API classes built on its
-``api_client`` included, passes through :class:`InstrumentedRESTClient`, which
+``api_client`` included, passes through :class:`InstrumentedRESTClient`, which sends the
+operator's unary requests with libcurl where it can (``controller.libcurl`` says why and when)
+and everything else (watches, typed API classes) with the client's urllib3 pool, and which
 
 * waits for a token from a client-side token bucket (``kube.qps``/``kube.burst``; the Python
   client has none of its own), and
@@ -48,6 +50,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from controller.libcurl import CurlResponse, CurlSession, serves
 from controller.metrics import Metrics
 from controller.ratelimit import TokenBucket
 
@@ -79,16 +82,25 @@ def retries_disabled() -> Iterator[None]:
 class InstrumentedRESTClient(RESTClientObject):
     """The client's REST layer with a token bucket in front and a request counter behind.
 
-    :meth:`send` is the operator's own path (``controller.kube.Kube``): a body already
-    encoded, straight to the connection pool. :meth:`request` is the client's, for typed
-    API classes built on the same ``ApiClient``.
+    :meth:`exchange` and :meth:`send` are the operator's own path (``controller.kube.Kube``): a
+    body already encoded, straight to libcurl (``exchange``, when ``use_libcurl`` and the
+    configuration allows) or to the connection pool. :meth:`request` is the client's, for
+    typed API classes built on the same ``ApiClient``.
     """
 
-    def __init__(self, configuration: Configuration, metrics: Metrics, limiter: TokenBucket) -> None:
+    def __init__(
+        self,
+        configuration: Configuration,
+        metrics: Metrics,
+        limiter: TokenBucket,
+        *,
+        use_libcurl: bool = True,
+    ) -> None:
         super().__init__(configuration)
         self._requests = metrics.rest_client_requests
         self._limiter = limiter
         self._host = urlparse(configuration.host).netloc
+        self.curl = CurlSession(configuration) if use_libcurl and serves(configuration) else None
 
     def request(
         self,
@@ -119,6 +131,29 @@ class InstrumentedRESTClient(RESTClientObject):
             raise
         self._requests.labels(str(response.status), method, self._host).inc()
         return response
+
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float,
+    ) -> CurlResponse | RESTResponse:
+        """Sends one request whose body is already encoded and returns the response, read
+        whole. Transport failures are raised as :meth:`send` raises them."""
+        if self.curl is None:
+            response = self.send(method, url, headers, body, timeout)
+            response.read()
+            return response
+        self._limiter.wait()
+        try:
+            curl_response = self.curl.request(method, url, headers, body, timeout)
+        except Exception:
+            self._requests.labels("<error>", method, self._host).inc()
+            raise
+        self._requests.labels(str(curl_response.status), method, self._host).inc()
+        return curl_response
 
     def send(
         self,

@@ -147,12 +147,18 @@ def test_bookmarks_advance_the_resource_version(
     kube: Kube, namespace: str, make_informer: Any, recorder: Recorder
 ) -> None:
     # A short server-side timeout makes the server send a bookmark about 2 s before it.
-    informer: Informer = make_informer(CONFIGMAPS, (namespace,), watch_timeout=(5, 5))
+    watching = GatedListerWatcher(KubeListerWatcher(kube, CONFIGMAPS, namespace))
+    informer: Informer = make_informer(
+        CONFIGMAPS, (namespace,), lister_watcher=watching, watch_timeout=(5, 5)
+    )
     informer.add_event_handler(recorder)
     informer.start()
     assert informer.wait_for_sync(30)
     (reflector,) = informer.reflectors
     synced_at = int(reflector.last_sync_resource_version)
+    # The change must come after the watch is open: one the server's watch cache sees before
+    # would be skipped as the watch's starting point, and no bookmark would carry it.
+    wait_until(lambda: watching.watch_calls, timeout=30, message="the watch")
     # A change the informer does not watch (another namespace) moves the resource's version on.
     other = f"{namespace}-other"
     kube.create(CONFIGMAPS, configmap("default", f"elsewhere-{namespace}"))

@@ -6,7 +6,7 @@ import json
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -103,9 +103,19 @@ def server() -> Iterator[FakeApiServer]:
     fake.close()
 
 
-def client(host: str, **kwargs: Any) -> Kube:
-    configuration = Configuration(host=f"http://{host}")
-    return Kube(configuration, Metrics(process_collector=False), **kwargs)
+@pytest.fixture(params=["libcurl", "urllib3"])
+def client(request: pytest.FixtureRequest) -> Callable[..., Kube]:
+    """Makes a client of the scripted server; every test runs over both HTTP stacks."""
+
+    def make(host: str, **kwargs: Any) -> Kube:
+        configuration = Configuration(host=f"http://{host}")
+        kube = Kube(
+            configuration, Metrics(process_collector=False), use_libcurl=request.param == "libcurl", **kwargs
+        )
+        assert (kube._rest.curl is not None) == (request.param == "libcurl")
+        return kube
+
+    return make
 
 
 def requests_total(kube: Kube, code: str, method: str, host: str) -> float:
@@ -121,7 +131,9 @@ def no_retry_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transport, "_WaitRetryAfter", lambda: lambda state: 0.0)
 
 
-def test_every_request_is_counted_by_code_method_and_host(server: FakeApiServer) -> None:
+def test_every_request_is_counted_by_code_method_and_host(
+    client: Callable[..., Kube], server: FakeApiServer
+) -> None:
     kube = client(server.host)
     server.replies.extend([Reply(503), Reply(200, {"kind": "ConfigMap"}), Reply(404)])
     assert kube.get(CONFIGMAPS, ObjectKey("ns", "a")) == {"kind": "ConfigMap"}
@@ -133,7 +145,7 @@ def test_every_request_is_counted_by_code_method_and_host(server: FakeApiServer)
     assert requests_total(kube, "404", "GET", server.host) == 1
 
 
-def test_a_request_without_response_is_counted_as_error() -> None:
+def test_a_request_without_response_is_counted_as_error(client: Callable[..., Kube]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         host = f"127.0.0.1:{s.getsockname()[1]}"
@@ -143,7 +155,9 @@ def test_a_request_without_response_is_counted_as_error() -> None:
     assert requests_total(kube, "<error>", "GET", host) == 1
 
 
-def test_transient_failures_are_retried_within_the_budget(server: FakeApiServer) -> None:
+def test_transient_failures_are_retried_within_the_budget(
+    client: Callable[..., Kube], server: FakeApiServer
+) -> None:
     kube = client(server.host)
     server.replies.extend([Reply(429, headers={"Retry-After": "1"}), Reply(500), Reply(200, {"ok": True})])
     assert kube.request("GET", "/api/v1/namespaces") == {"ok": True}
@@ -157,7 +171,7 @@ def test_transient_failures_are_retried_within_the_budget(server: FakeApiServer)
 
 
 def test_retry_after_is_honoured_and_a_long_one_ends_the_retries(
-    server: FakeApiServer, monkeypatch: pytest.MonkeyPatch
+    client: Callable[..., Kube], server: FakeApiServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.undo()  # the real waiting policy
     kube = client(server.host)
@@ -173,7 +187,7 @@ def test_retry_after_is_honoured_and_a_long_one_ends_the_retries(
     assert transport._WaitRetryAfter()(State()) == 60.0  # type: ignore[arg-type]
 
 
-def test_nothing_is_retried_inside_a_reconcile(server: FakeApiServer) -> None:
+def test_nothing_is_retried_inside_a_reconcile(client: Callable[..., Kube], server: FakeApiServer) -> None:
     kube = client(server.host)
     server.replies.extend([Reply(503), Reply(200)])
     with retries_disabled(), pytest.raises(ApiException) as raised:
@@ -182,7 +196,9 @@ def test_nothing_is_retried_inside_a_reconcile(server: FakeApiServer) -> None:
     assert len(server.seen) == 1, "the work queue is the only retry layer inside a reconcile"
 
 
-def test_permanent_failures_and_unsafe_repeats_are_not_retried(server: FakeApiServer) -> None:
+def test_permanent_failures_and_unsafe_repeats_are_not_retried(
+    client: Callable[..., Kube], server: FakeApiServer
+) -> None:
     kube = client(server.host)
     server.replies.extend([Reply(409), Reply(500), Reply(503), Reply(201, {"created": True})])
     with pytest.raises(ApiException):
@@ -194,14 +210,18 @@ def test_permanent_failures_and_unsafe_repeats_are_not_retried(server: FakeApiSe
     assert len(server.seen) == 4, "a 503 is refused before any work, so a POST may repeat"
 
 
-def test_requests_take_tokens_from_the_client_side_bucket(server: FakeApiServer) -> None:
+def test_requests_take_tokens_from_the_client_side_bucket(
+    client: Callable[..., Kube], server: FakeApiServer
+) -> None:
     kube = client(server.host, qps=0.001, burst=2)
     kube.request("GET", "/api/v1/namespaces")
     kube.request("GET", "/api/v1/namespaces")
     assert kube.limiter.reserve() > 100, "both tokens of the burst were spent by the two requests"
 
 
-def test_patch_status_is_a_merge_patch_of_the_status_subresource(server: FakeApiServer) -> None:
+def test_patch_status_is_a_merge_patch_of_the_status_subresource(
+    client: Callable[..., Kube], server: FakeApiServer
+) -> None:
     kube = client(server.host)
     kube.patch_status(RUNS, ObjectKey("ns", "r"), {"phase": "Running", "old": None}, resource_version="42")
     seen = server.seen[0]
@@ -239,7 +259,9 @@ def test_every_request_carries_the_current_token_the_user_agent_and_its_query(
     assert headers[1]["content-type"] == "application/json"
 
 
-def test_finalizer_helpers_patch_conditionally_and_only_when_needed(server: FakeApiServer) -> None:
+def test_finalizer_helpers_patch_conditionally_and_only_when_needed(
+    client: Callable[..., Kube], server: FakeApiServer
+) -> None:
     kube = client(server.host)
     run = {"metadata": {"name": "r", "namespace": "ns", "resourceVersion": "7", "finalizers": ["other"]}}
     kube.add_finalizer(RUNS, run, "pipelines.kubeflow.org/run")
@@ -252,7 +274,7 @@ def test_finalizer_helpers_patch_conditionally_and_only_when_needed(server: Fake
     assert len(server.seen) == 1
 
 
-def test_delete_with_uid_precondition(server: FakeApiServer) -> None:
+def test_delete_with_uid_precondition(client: Callable[..., Kube], server: FakeApiServer) -> None:
     kube = client(server.host)
     server.replies.extend([Reply(200, {"status": "Success"}), Reply(404), Reply(409)])
     assert kube.delete(RUNS, ObjectKey("ns", "r"), uid="u-1", propagation_policy="Foreground") is True
@@ -265,7 +287,9 @@ def test_delete_with_uid_precondition(server: FakeApiServer) -> None:
     assert raised.value.status == 409, "a different object with the same name is not deleted"
 
 
-def test_watch_stream_decodes_events_across_chunk_boundaries(server: FakeApiServer) -> None:
+def test_watch_stream_decodes_events_across_chunk_boundaries(
+    client: Callable[..., Kube], server: FakeApiServer
+) -> None:
     kube = client(server.host)
     events = [
         {"type": "ADDED", "object": {"metadata": {"name": "a", "resourceVersion": "2"}}},
@@ -284,7 +308,7 @@ def test_watch_stream_decodes_events_across_chunk_boundaries(server: FakeApiServ
     assert requests_total(kube, "200", "GET", server.host) == 1
 
 
-def test_watch_request_rejected_with_410_raises(server: FakeApiServer) -> None:
+def test_watch_request_rejected_with_410_raises(client: Callable[..., Kube], server: FakeApiServer) -> None:
     kube = client(server.host)
     server.replies.append(Reply(410, {"kind": "Status", "code": 410}))
     with pytest.raises(ApiException) as raised:

@@ -1,0 +1,225 @@
+"""Unary API requests over libcurl: header parsing, error mapping, when it is used, and the real
+API server over TLS (client certificates, a CA that does not match, a request sent once)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pycurl
+import pytest
+import urllib3.exceptions
+from kubernetes.client import Configuration
+from kubernetes.client.exceptions import ApiException
+
+from controller.keys import ObjectKey
+from controller.kube import Kube
+from controller.libcurl import parse_header_lines, serves, transport_error
+from controller.metrics import Metrics
+from controller.resource import CONFIGMAPS
+from controller.transport import is_transient
+
+
+@pytest.mark.parametrize(
+    ("lines", "reason", "headers"),
+    [
+        (
+            [b"HTTP/1.1 429 Too Many Requests\r\n", b"Retry-After: 3\r\n", b"Audit-Id: a\r\n", b"\r\n"],
+            "Too Many Requests",
+            {"retry-after": "3", "audit-id": "a"},
+        ),
+        (  # only the final response's headers count
+            [
+                b"HTTP/1.1 100 Continue\r\n",
+                b"X-Early: 1\r\n",
+                b"\r\n",
+                b"HTTP/1.1 201 Created\r\n",
+                b"X-Late: 2\r\n",
+            ],
+            "Created",
+            {"x-late": "2"},
+        ),
+        (
+            [b"HTTP/2 200\r\n", b"content-type: application/json\r\n"],
+            "",
+            {"Content-Type": "application/json"},
+        ),
+        ([b"HTTP/1.1 200 OK\r\n", b"Warning: one\r\n", b"Warning: two\r\n"], "OK", {"warning": "one, two"}),
+        ([b"HTTP/1.1 200 OK\r\n", b"X-Spaced:   padded value  \r\n"], "OK", {"x-spaced": "padded value"}),
+    ],
+)
+def test_header_lines_parse_as_the_last_response_case_insensitively(
+    lines: list[bytes], reason: str, headers: dict[str, str]
+) -> None:
+    parsed_reason, parsed = parse_header_lines(lines)
+    assert parsed_reason == reason
+    assert {name.lower() for name in parsed} == {name.lower() for name in headers}
+    for name, value in headers.items():
+        assert parsed.get(name.upper()) == value
+
+
+@pytest.mark.parametrize(
+    ("code", "sent", "error_type", "post_retried"),
+    [
+        (pycurl.E_COULDNT_CONNECT, False, urllib3.exceptions.NewConnectionError, True),
+        (pycurl.E_COULDNT_RESOLVE_HOST, False, urllib3.exceptions.NewConnectionError, True),
+        (pycurl.E_OPERATION_TIMEDOUT, False, urllib3.exceptions.ConnectTimeoutError, True),
+        (pycurl.E_OPERATION_TIMEDOUT, True, urllib3.exceptions.ReadTimeoutError, False),
+        (pycurl.E_GOT_NOTHING, True, urllib3.exceptions.ProtocolError, False),
+        (pycurl.E_RECV_ERROR, True, urllib3.exceptions.ProtocolError, False),
+        (pycurl.E_SEND_ERROR, True, urllib3.exceptions.ProtocolError, False),
+        (pycurl.E_PEER_FAILED_VERIFICATION, False, ApiException, False),
+        (pycurl.E_SSL_CONNECT_ERROR, False, ApiException, False),
+    ],
+)
+def test_libcurl_failures_become_the_errors_the_retry_policy_classifies(
+    code: int, sent: bool, error_type: type[Exception], post_retried: bool
+) -> None:
+    error = transport_error(code, "message", "https://api/x", sent=sent)
+    assert type(error) is error_type
+    assert f"libcurl error {code}" in str(error)
+    assert is_transient(error, "POST") is post_retried, "a POST repeats only if it never left"
+    if isinstance(error, ApiException):
+        assert error.status == 0, "a TLS failure is raised as the client's own path raises it"
+
+
+@pytest.mark.parametrize(
+    ("settings", "uses_libcurl"),
+    [
+        ({}, True),
+        ({"verify_ssl": False}, True),
+        ({"ssl_ca_cert": "/ca.crt", "cert_file": "/c.crt", "key_file": "/c.key"}, True),
+        ({"proxy": "http://proxy:3128"}, False),
+        ({"tls_server_name": "kubernetes.default"}, False),
+        ({"assert_hostname": False}, False),
+        ({"socket_options": []}, False),
+    ],
+)
+def test_libcurl_serves_only_configurations_it_sends_as_urllib3_would(
+    settings: dict[str, Any], uses_libcurl: bool
+) -> None:
+    configuration = Configuration(host="https://api:6443")
+    for name, value in settings.items():
+        setattr(configuration, name, value)
+    assert serves(configuration) is uses_libcurl
+    kube = Kube(configuration, Metrics(process_collector=False))
+    assert (kube._rest.curl is not None) is uses_libcurl
+    kube.close()
+
+
+class SilentServer:
+    """Accepts connections, reads what arrives, and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.received = bytearray()
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        while data := conn.recv(65536):
+            self.received.extend(data)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self._conns:
+            conn.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def test_a_post_without_answer_times_out_as_a_read_and_is_sent_once(silent: SilentServer) -> None:
+    kube = Kube(
+        Configuration(host=f"http://{silent.host}"), Metrics(process_collector=False), request_timeout=0.5
+    )
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        kube.create(CONFIGMAPS, {"metadata": {"name": "a", "namespace": "ns"}})
+    assert silent.received.count(b"POST /api/v1/namespaces/ns/configmaps") == 1, "never repeated"
+    kube.close()
+
+
+def test_requests_over_tls_with_client_certificates_from_many_threads(kube: Kube, namespace: str) -> None:
+    assert kube._rest.curl is not None, "the admin kubeconfig is served by libcurl"
+
+    def write(i: int) -> str:
+        made = kube.create(CONFIGMAPS, {"metadata": {"name": f"cm-{i}", "namespace": namespace}})
+        patched = kube.patch(CONFIGMAPS, ObjectKey(namespace, f"cm-{i}"), {"data": {"i": str(i)}})
+        assert patched["metadata"]["resourceVersion"] != made["metadata"]["resourceVersion"]
+        return str(kube.get(CONFIGMAPS, ObjectKey(namespace, f"cm-{i}"))["data"]["i"])
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(write, range(24))) == [str(i) for i in range(24)]
+    with pytest.raises(ApiException) as conflict:
+        kube.create(CONFIGMAPS, {"metadata": {"name": "cm-0", "namespace": namespace}})
+    assert conflict.value.status == 409
+    assert (
+        conflict.value.headers is not None
+        and conflict.value.headers.get("content-type") == "application/json"
+    )
+    assert len(kube.list(CONFIGMAPS, namespace, page_size=5)) == 24
+
+
+def test_a_server_certificate_from_another_ca_fails_as_a_tls_error(control_plane: Any, tmp_path: Any) -> None:
+    configuration = control_plane.admin_configuration()
+    other_ca = tmp_path / "other-ca.crt"
+    other_ca.write_bytes(_self_signed_ca())
+    configuration.ssl_ca_cert = str(other_ca)
+    kube = Kube(configuration, Metrics(process_collector=False))
+    assert kube._rest.curl is not None
+    with pytest.raises(ApiException) as raised:
+        kube.request("GET", "/api/v1/namespaces", retry=False)
+    assert raised.value.status == 0
+    assert "SSLError" in str(raised.value.reason)
+    host = configuration.host.removeprefix("https://")
+    assert kube.metrics.registry.get_sample_value(
+        "rest_client_requests_total", {"code": "<error>", "method": "GET", "host": host}
+    )
+    kube.close()
+
+
+def _self_signed_ca() -> bytes:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "another-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
