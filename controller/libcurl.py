@@ -1,4 +1,4 @@
-"""Unary requests to the API server through libcurl (``pycurl``).
+"""Unary HTTP requests through libcurl (``pycurl``).
 
 Why not urllib3 for these: a status patch or an Event costs the operator about 1 ms of CPU in
 Python's HTTP stack alone (``http.client`` formatting headers and parsing them with the
@@ -7,29 +7,27 @@ that request; libcurl makes the same exchange in C for about a third of that and
 GIL while it waits. Watches stay on urllib3 (``controller.transport``): they stream, and what
 they cost is decoding events, not HTTP.
 
-Nothing changes for callers: a response comes back as a :class:`CurlResponse` with what the
-``kubernetes`` client's exceptions read (``status``, ``reason``, ``headers``, ``data``), and a
-transport failure is raised as the urllib3 error the retry policy and the reflector already
-classify (:func:`transport_error`): a connection that could not be made as
-``NewConnectionError`` or ``ConnectTimeoutError`` (the request never left), a timeout once
-connected as ``ReadTimeoutError``, anything else after sending as ``ProtocolError``, and a TLS
-failure as an ``ApiException`` with status 0, as the client's own path raises it.
+Nothing changes for callers: a response comes back as a :class:`CurlResponse` with what
+urllib3's response offers the callers and the ``kubernetes`` client's exceptions (``status``,
+``reason``, ``headers``, ``data``), and a transport failure is raised as the urllib3 error the
+retry policies and the reflector already classify (:func:`transport_error`): a connection that
+could not be made as ``NewConnectionError`` or ``ConnectTimeoutError`` (the request never
+left), a timeout once connected as ``ReadTimeoutError``, a TLS failure as ``SSLError``, and
+anything else after sending as ``ProtocolError``.
 
-libcurl is used only for configurations it serves exactly as urllib3 would
-(:func:`serves`): no proxy, no TLS server name or hostname override, no socket options. For
-those the client's urllib3 pool manager is kept.
+Proxies are not supported: a client configured with one keeps urllib3.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pycurl
 import urllib3.exceptions
-from kubernetes.client import Configuration
-from kubernetes.client.exceptions import ApiException
 from urllib3 import HTTPHeaderDict
 
 _CONNECT_FAILURES = frozenset(
@@ -52,14 +50,19 @@ _TLS_FAILURES = frozenset(
 )
 
 
-def serves(configuration: Configuration) -> bool:
-    """Whether libcurl can make this configuration's requests exactly as urllib3 would."""
-    return not (
-        configuration.proxy
-        or configuration.tls_server_name
-        or configuration.assert_hostname is not None
-        or configuration.socket_options is not None
-    )
+@dataclass(frozen=True)
+class TlsOptions:
+    """How to check the server and prove the client, as urllib3's pool takes them.
+
+    With no CA given, the server is checked against the system's CAs, the ones Python's
+    ``ssl`` module (and so urllib3) would load.
+    """
+
+    verify: bool = True
+    ca_file: str | None = None
+    ca_data: bytes | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
 
 
 class CurlResponse:
@@ -119,8 +122,9 @@ class CurlSession:
     what urllib3's pool gives each concurrent caller too.
     """
 
-    def __init__(self, configuration: Configuration) -> None:
-        self._configuration = configuration
+    def __init__(self, tls: TlsOptions, *, connect_timeout: float = 10.0) -> None:
+        self._tls = tls
+        self._connect_timeout_ms = int(connect_timeout * 1000)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._handles: list[pycurl.Curl] = []
@@ -178,26 +182,37 @@ class CurlSession:
         return curl
 
     def _configure(self, curl: pycurl.Curl) -> None:
-        config = self._configuration
+        tls = self._tls
         curl.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: the operator is threaded
-        # The configuration has resolved any proxy from the environment already (and such a
-        # configuration is sent by urllib3, see serves()); libcurl must not look again.
+        # Any proxy was resolved by the client's configuration, and such a client keeps
+        # urllib3; libcurl must not look in the environment again.
         curl.setopt(pycurl.PROXY, "")
         curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
-        curl.setopt(pycurl.CONNECTTIMEOUT_MS, 10_000)
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, self._connect_timeout_ms)
         curl.setopt(pycurl.TCP_KEEPALIVE, 1)
-        if not config.verify_ssl:
+        if not tls.verify:
             curl.setopt(pycurl.SSL_VERIFYPEER, 0)
             curl.setopt(pycurl.SSL_VERIFYHOST, 0)
-        if config.ssl_ca_cert:
-            curl.setopt(pycurl.CAINFO, config.ssl_ca_cert)
-        if config.ca_cert_data:
-            data = config.ca_cert_data
-            curl.setopt(pycurl.CAINFO_BLOB, data.encode() if isinstance(data, str) else data)
-        if config.cert_file:
-            curl.setopt(pycurl.SSLCERT, config.cert_file)
-        if config.key_file:
-            curl.setopt(pycurl.SSLKEY, config.key_file)
+        if tls.ca_data:
+            curl.setopt(pycurl.CAINFO_BLOB, tls.ca_data)
+        elif tls.ca_file:
+            curl.setopt(pycurl.CAINFO, tls.ca_file)
+        else:
+            _system_cas(curl)
+        if tls.cert_file:
+            curl.setopt(pycurl.SSLCERT, tls.cert_file)
+        if tls.key_file:
+            curl.setopt(pycurl.SSLKEY, tls.key_file)
+
+
+def _system_cas(curl: pycurl.Curl) -> None:
+    """Points libcurl at the CAs Python's ``ssl`` loads by default (``SSL_CERT_FILE`` and
+    ``SSL_CERT_DIR`` included); the libcurl bundled with pycurl may look elsewhere."""
+    paths = ssl.get_default_verify_paths()
+    if paths.cafile:
+        curl.setopt(pycurl.CAINFO, paths.cafile)
+    if paths.capath:
+        curl.setopt(pycurl.CAPATH, paths.capath)
 
 
 def transport_error(code: int, message: str, url: str, *, sent: bool) -> Exception:
@@ -208,7 +223,7 @@ def transport_error(code: int, message: str, url: str, *, sent: bool) -> Excepti
     """
     detail = f"libcurl error {code}: {message}"
     if code in _TLS_FAILURES:
-        return ApiException(status=0, reason=f"SSLError\n{detail}")
+        return urllib3.exceptions.SSLError(detail)
     if code in _CONNECT_FAILURES:
         return urllib3.exceptions.NewConnectionError(None, detail)  # type: ignore[arg-type]
     if code == pycurl.E_OPERATION_TIMEDOUT:

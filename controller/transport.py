@@ -50,7 +50,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from controller.libcurl import CurlResponse, CurlSession, serves
+from controller.libcurl import CurlResponse, CurlSession, TlsOptions
 from controller.metrics import Metrics
 from controller.ratelimit import TokenBucket
 
@@ -100,7 +100,7 @@ class InstrumentedRESTClient(RESTClientObject):
         self._requests = metrics.rest_client_requests
         self._limiter = limiter
         self._host = urlparse(configuration.host).netloc
-        self.curl = CurlSession(configuration) if use_libcurl and serves(configuration) else None
+        self.curl = CurlSession(tls_options(configuration)) if use_libcurl and serves(configuration) else None
 
     def request(
         self,
@@ -149,6 +149,9 @@ class InstrumentedRESTClient(RESTClientObject):
         self._limiter.wait()
         try:
             curl_response = self.curl.request(method, url, headers, body, timeout)
+        except urllib3.exceptions.SSLError as err:
+            self._requests.labels("<error>", method, self._host).inc()
+            raise ApiException(status=0, reason=f"{type(err).__name__}\n{err}") from err
         except Exception:
             self._requests.labels("<error>", method, self._host).inc()
             raise
@@ -184,6 +187,28 @@ class InstrumentedRESTClient(RESTClientObject):
             raise
         self._requests.labels(str(response.status), method, self._host).inc()
         return RESTResponse(response)
+
+
+def serves(configuration: Configuration) -> bool:
+    """Whether libcurl makes this configuration's requests exactly as urllib3 would: not
+    through a proxy, and with no TLS server name, hostname override or socket options."""
+    return not (
+        configuration.proxy
+        or configuration.tls_server_name
+        or configuration.assert_hostname is not None
+        or configuration.socket_options is not None
+    )
+
+
+def tls_options(configuration: Configuration) -> TlsOptions:
+    data = configuration.ca_cert_data
+    return TlsOptions(
+        verify=bool(configuration.verify_ssl),
+        ca_file=configuration.ssl_ca_cert,
+        ca_data=data.encode() if isinstance(data, str) else data,
+        cert_file=configuration.cert_file,
+        key_file=configuration.key_file,
+    )
 
 
 def _timeout(timeout: float | tuple[float, float]) -> urllib3.Timeout:

@@ -242,6 +242,9 @@ def _fault_body(fault: Fault, route: Route) -> Any:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5; a burst of new connections (the bench's capacity
+    # probe opens 32 at once) would overflow it and see connections reset.
+    request_queue_size = 128
     block_on_close = False
     allow_reuse_address = True
     app: ApiServer
