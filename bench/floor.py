@@ -14,7 +14,8 @@ No finalizer, no Kubernetes Events, no ML Metadata reads, no run-completion even
 The status patches are exactly the operator's: they are computed by the operator's
 own pure functions (``reconcilers.run.status``), so they carry the same fields.
 API server requests go through the operator's own token bucket with the same QPS
-and burst, so both are held to the same client-side budget.
+and burst, so both are held to the same client-side budget, and over the operator's
+own HTTP transport (libcurl, ``controller.libcurl``), so each request costs both the same.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import urllib3
+from urllib.parse import urlencode
 
 from bench.kubehttp import MERGE_PATCH, ApiError, KubeHttp, runs_path
+from controller.libcurl import CurlSession, TlsOptions
 from controller.ratelimit import TokenBucket
 from reconcilers.api.run import RunView
 from reconcilers.run import status as run_status
@@ -69,9 +70,11 @@ class LimitedKube:
 
 
 class Kfp:
-    def __init__(self, url: str, pool_size: int) -> None:
+    """KFP over the operator's transport (``controller.libcurl``), one connection per thread."""
+
+    def __init__(self, url: str) -> None:
         self._url = url.rstrip("/") + "/apis/v2beta1"
-        self._pool = urllib3.PoolManager(maxsize=pool_size, retries=False)
+        self._http = CurlSession(TlsOptions())
 
     def create_run(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/runs", body=json.dumps(body).encode())
@@ -82,10 +85,11 @@ class Kfp:
     def list_runs(self, fields: Mapping[str, str]) -> dict[str, Any]:
         return self._call("GET", "/runs", fields=fields)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self._pool.request(
-            method, self._url + path, headers={"Content-Type": "application/json"}, **kwargs
-        )
+    def _call(
+        self, method: str, path: str, *, body: bytes | None = None, fields: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        url = self._url + path + ("?" + urlencode(fields) if fields else "")
+        response = self._http.request(method, url, {"Content-Type": "application/json"}, body, 35.0)
         if response.status != 200:
             raise RuntimeError(f"KFP {method} {path}: HTTP {response.status}: {response.data[:300]!r}")
         return json.loads(response.data)
@@ -94,7 +98,7 @@ class Kfp:
 class Floor:
     def __init__(self, args: argparse.Namespace) -> None:
         self._kube = LimitedKube(KubeHttp(args.kubeconfig), TokenBucket(args.qps, args.burst))
-        self._kfp = Kfp(args.kfp, args.workers * 2)
+        self._kfp = Kfp(args.kfp)
         self._namespace = args.namespace
         self._workers = args.workers
         self._poll_interval = args.poll_interval

@@ -1,10 +1,12 @@
 """A lean HTTP client for the Kubernetes API server, for the bench's own load and observations.
 
 The bench creates tens of thousands of objects on two cores shared with the system
-under test, so it talks to the API server with plain urllib3 and raw JSON: the
-official client's model (de)serialisation would cost the bench more CPU than the
-API server spends on the requests. Credentials come from the kubeconfig the
-control plane writes (client certificate and CA).
+under test, so it talks to the API server with raw JSON over the operator's own
+transport (``controller.libcurl``; streams over urllib3, as the operator's watches):
+the official client's model (de)serialisation would cost the bench more CPU than the
+API server spends on the requests. The floor sends its requests the same way, so the
+operator and its floor pay the same for each request. Credentials come from the
+kubeconfig the control plane writes (client certificate and CA).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import kubernetes
 import urllib3
 
+from controller.libcurl import CurlSession, TlsOptions
 from reconcilers.api import GROUP, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -55,6 +58,13 @@ class KubeHttp:
             retries=False,
             timeout=urllib3.Timeout(connect=10, read=60),
         )
+        self._curl = CurlSession(
+            TlsOptions(
+                ca_file=configuration.ssl_ca_cert,
+                cert_file=configuration.cert_file,
+                key_file=configuration.key_file,
+            )
+        )
 
     def request(
         self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
@@ -64,7 +74,7 @@ class KubeHttp:
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = content_type
-        response = self._pool.request(method, self.host + path, body=data, headers=headers)
+        response = self._curl.request(method, self.host + path, headers, data, 70.0)
         if not 200 <= response.status < 300:
             raise ApiError(method, path, response.status, response.data)
         return Response(response.status, response.data)
