@@ -130,10 +130,14 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
 
     def write_counts() -> None:
+        # Replaced whole, never rewritten in place: a reader must not see an emptied file
+        # (the bench would take it for a change and wait for quiet again).
+        partial = counts_file.with_suffix(".partial")
         while not stop.wait(0.5):
             with _lock:
                 text = json.dumps(dict(REQUESTS))
-            counts_file.write_text(text)
+            partial.write_text(text)
+            partial.replace(counts_file)
 
     @kopf.on.login()  # type: ignore[arg-type]
     def login(**kwargs: Any) -> Any:
