@@ -15,7 +15,7 @@ posts none), the sync handlers' thread pool has the operator's ``workers`` threa
 operator runs standalone in one namespace (no peering). kopf keeps its progress and its last
 handled state in annotations of each Run, as it does by default.
 
-Every API server request (kopf's over aiohttp, the poll's over urllib3) is counted by method,
+Every API server request (kopf's over aiohttp, the poll's over libcurl) is counted by method,
 and the counts written to ``--counts`` as JSON twice a second: the bench reads them.
 """
 

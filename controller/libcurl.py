@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ import pycurl
 import urllib3.exceptions
 from urllib3 import HTTPHeaderDict
 
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _CONNECT_FAILURES = frozenset(
     {pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_PROXY}
 )
@@ -119,7 +121,8 @@ class CurlSession:
     """Sends unary requests with one libcurl handle per thread.
 
     A handle is not thread-safe; each thread's handle keeps its own connection alive, which is
-    what urllib3's pool gives each concurrent caller too.
+    what urllib3's pool gives each concurrent caller too. A thread's handle, and its
+    connection, go with the thread.
     """
 
     def __init__(self, tls: TlsOptions, *, connect_timeout: float = 10.0) -> None:
@@ -127,12 +130,12 @@ class CurlSession:
         self._connect_timeout_ms = int(connect_timeout * 1000)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._handles: list[pycurl.Curl] = []
+        self._handles: weakref.WeakSet[pycurl.Curl] = weakref.WeakSet()
 
     def close(self) -> None:
         """Closes every thread's handle and its connection; later requests open new ones."""
         with self._lock:
-            handles, self._handles = self._handles, []
+            handles, self._handles = list(self._handles), weakref.WeakSet()
             self._local = threading.local()
         for curl in handles:
             curl.close()
@@ -156,8 +159,9 @@ class CurlSession:
             curl.setopt(pycurl.HTTPGET, 1)
         else:
             curl.setopt(pycurl.CUSTOMREQUEST, method)
-            if body is not None:
-                curl.setopt(pycurl.POSTFIELDS, body)
+            if body is not None or method in _METHODS_WITH_BODY:
+                # An empty body is sent with its length, 0, as urllib3 sends it.
+                curl.setopt(pycurl.POSTFIELDS, body or b"")
         # "Expect:" stops libcurl from waiting for a 100 Continue before sending a large body.
         curl.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in headers.items()] + ["Expect:"])
         curl.setopt(pycurl.TIMEOUT_MS, max(1, int(timeout * 1000)))
@@ -178,7 +182,7 @@ class CurlSession:
         if curl is None:
             curl = self._local.curl = pycurl.Curl()
             with self._lock:
-                self._handles.append(curl)
+                self._handles.add(curl)
         return curl
 
     def _configure(self, curl: pycurl.Curl) -> None:

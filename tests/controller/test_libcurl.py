@@ -3,10 +3,12 @@ API server over TLS (client certificates, a CA that does not match, a request se
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pycurl
@@ -17,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from controller.keys import ObjectKey
 from controller.kube import Kube
-from controller.libcurl import parse_header_lines, transport_error
+from controller.libcurl import CurlResponse, CurlSession, TlsOptions, parse_header_lines, transport_error
 from controller.metrics import Metrics
 from controller.resource import CONFIGMAPS
 from controller.transport import is_transient, serves
@@ -221,3 +223,47 @@ def _self_signed_ca() -> bytes:
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.fixture
+def server_host() -> Iterator[str]:
+    """A server that answers every request with the request's own header lines."""
+
+    class Echo(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            data = str(self.headers).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_bodiless_post_says_its_length_and_a_threads_handle_goes_with_it(server_host: str) -> None:
+    session = CurlSession(TlsOptions())
+    seen: list[CurlResponse] = []
+
+    def post() -> None:
+        seen.append(session.request("POST", f"http://{server_host}/echo", {}, None, 5.0))
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    thread.join()
+    assert seen[0].status == 200
+    assert b"content-length: 0" in seen[0].data.lower()
+    del thread
+    gc.collect()
+    assert len(session._handles) == 0, "the ended thread's handle (and its connection) is gone"
+    session.close()
