@@ -147,14 +147,8 @@ class InstrumentedRESTClient(RESTClientObject):
             response.read()
             return response
         self._limiter.wait()
-        try:
+        with self._no_response(method):
             curl_response = self.curl.request(method, url, headers, body, timeout)
-        except urllib3.exceptions.SSLError as err:
-            self._requests.labels("<error>", method, self._host).inc()
-            raise ApiException(status=0, reason=f"{type(err).__name__}\n{err}") from err
-        except Exception:
-            self._requests.labels("<error>", method, self._host).inc()
-            raise
         self._requests.labels(str(curl_response.status), method, self._host).inc()
         return curl_response
 
@@ -170,7 +164,7 @@ class InstrumentedRESTClient(RESTClientObject):
         (streamed, for watches). Raises urllib3's errors for transport failures, and an
         ``ApiException`` with status 0 for a TLS failure, as the client's own path does."""
         self._limiter.wait()
-        try:
+        with self._no_response(method):
             response = self.pool_manager.request(
                 method,
                 url,
@@ -179,14 +173,21 @@ class InstrumentedRESTClient(RESTClientObject):
                 timeout=_timeout(timeout),
                 preload_content=False,
             )
+        self._requests.labels(str(response.status), method, self._host).inc()
+        return RESTResponse(response)
+
+    @contextlib.contextmanager
+    def _no_response(self, method: str) -> Iterator[None]:
+        """Counts a request that got no response as ``<error>``, and raises a TLS failure as
+        the client's own path does: an ``ApiException`` with status 0."""
+        try:
+            yield
         except urllib3.exceptions.SSLError as err:
             self._requests.labels("<error>", method, self._host).inc()
             raise ApiException(status=0, reason=f"{type(err).__name__}\n{err}") from err
         except Exception:
             self._requests.labels("<error>", method, self._host).inc()
             raise
-        self._requests.labels(str(response.status), method, self._host).inc()
-        return RESTResponse(response)
 
 
 def serves(configuration: Configuration) -> bool:
