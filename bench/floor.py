@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import urllib3
+
 from bench.kubehttp import MERGE_PATCH, ApiError, KubeHttp, runs_path
-from controller.libcurl import CurlSession, TlsOptions
+from controller.libcurl import REPEATABLE_METHODS, CurlSession, TlsOptions
 from controller.ratelimit import TokenBucket
 from reconcilers.api.run import RunView
 from reconcilers.run import status as run_status
@@ -70,11 +72,12 @@ class LimitedKube:
 
 
 class Kfp:
-    """KFP over the operator's transport (``controller.libcurl``), one connection per thread."""
+    """KFP over the operator's transport: libcurl (``controller.libcurl``), POSTs over urllib3."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int) -> None:
         self._url = url.rstrip("/") + "/apis/v2beta1"
         self._http = CurlSession(TlsOptions())
+        self._pool = urllib3.PoolManager(maxsize=pool_size, retries=False)
 
     def create_run(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/runs", body=json.dumps(body).encode())
@@ -89,7 +92,12 @@ class Kfp:
         self, method: str, path: str, *, body: bytes | None = None, fields: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
         url = self._url + path + ("?" + urlencode(fields) if fields else "")
-        response = self._http.request(method, url, {"Content-Type": "application/json"}, body, 35.0)
+        headers = {"Content-Type": "application/json"}
+        response: Any
+        if method in REPEATABLE_METHODS:
+            response = self._http.request(method, url, headers, body, 35.0)
+        else:
+            response = self._pool.request(method, url, body=body, headers=headers)
         if response.status != 200:
             raise RuntimeError(f"KFP {method} {path}: HTTP {response.status}: {response.data[:300]!r}")
         return json.loads(response.data)
@@ -98,7 +106,7 @@ class Kfp:
 class Floor:
     def __init__(self, args: argparse.Namespace) -> None:
         self._kube = LimitedKube(KubeHttp(args.kubeconfig), TokenBucket(args.qps, args.burst))
-        self._kfp = Kfp(args.kfp)
+        self._kfp = Kfp(args.kfp, args.workers * 2)
         self._namespace = args.namespace
         self._workers = args.workers
         self._poll_interval = args.poll_interval

@@ -2,7 +2,7 @@
 
 The bench creates tens of thousands of objects on two cores shared with the system
 under test, so it talks to the API server with raw JSON over the operator's own
-transport (``controller.libcurl``; streams over urllib3, as the operator's watches):
+transport (``controller.libcurl``; POSTs and streams over urllib3, as the operator's):
 the official client's model (de)serialisation would cost the bench more CPU than the
 API server spends on the requests. The floor sends its requests the same way, so the
 operator and its floor pay the same for each request. Credentials come from the
@@ -20,7 +20,7 @@ from typing import Any
 import kubernetes
 import urllib3
 
-from controller.libcurl import CurlSession, TlsOptions
+from controller.libcurl import REPEATABLE_METHODS, CurlSession, TlsOptions
 from reconcilers.api import GROUP, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -74,7 +74,11 @@ class KubeHttp:
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = content_type
-        response = self._curl.request(method, self.host + path, headers, data, 70.0)
+        response: Any
+        if method in REPEATABLE_METHODS:
+            response = self._curl.request(method, self.host + path, headers, data, 70.0)
+        else:  # as the operator sends it (controller.libcurl)
+            response = self._pool.request(method, self.host + path, body=data, headers=headers)
         if not 200 <= response.status < 300:
             raise ApiError(method, path, response.status, response.data)
         return Response(response.status, response.data)

@@ -15,6 +15,13 @@ could not be made as ``NewConnectionError`` or ``ConnectTimeoutError`` (the requ
 left), a timeout once connected as ``ReadTimeoutError``, a TLS failure as ``SSLError``, and
 anything else after sending as ``ProtocolError``.
 
+Only requests that may be repeated go over libcurl (:data:`REPEATABLE_METHODS`): when a kept-alive
+connection turns out dead before any answer arrives, libcurl sends the request once more on a
+fresh connection, and nothing turns that off. A repeated GET, PUT or DELETE changes nothing, a
+repeated JSON merge patch sets the same fields again (and one conditional on a
+``resourceVersion`` fails visibly with 409); a repeated POST could create a second object (a
+second KFP run), so a POST is refused here and its callers send it with urllib3.
+
 Proxies are not supported: a client configured with one keeps urllib3.
 """
 
@@ -31,7 +38,8 @@ import pycurl
 import urllib3.exceptions
 from urllib3 import HTTPHeaderDict
 
-_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+REPEATABLE_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+_METHODS_WITH_BODY = frozenset({"PUT", "PATCH"})
 _CONNECT_FAILURES = frozenset(
     {pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_PROXY}
 )
@@ -148,6 +156,8 @@ class CurlSession:
         body: bytes | None,
         timeout: float,
     ) -> CurlResponse:
+        if method not in REPEATABLE_METHODS:
+            raise ValueError(f"{method} is not safe to repeat: send it with urllib3 (see controller.libcurl)")
         curl = self._handle()
         # reset() keeps the handle's live connection and TLS session; the options are set anew.
         curl.reset()
@@ -226,6 +236,9 @@ def transport_error(code: int, message: str, url: str, *, sent: bool) -> Excepti
     connect timeout (safe to repeat, whatever the method), after it a read timeout.
     """
     detail = f"libcurl error {code}: {message}"
+    if code == pycurl.E_PEER_FAILED_VERIFICATION:
+        # The name Python's ssl (and so urllib3) gives this failure, which users search for.
+        detail = f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed ({detail})"
     if code in _TLS_FAILURES:
         return urllib3.exceptions.SSLError(detail)
     if code in _CONNECT_FAILURES:

@@ -2,8 +2,9 @@
 
 **Every HTTP request** made through ``controller.kube.Kube``, typed API classes built on its
 ``api_client`` included, passes through :class:`InstrumentedRESTClient`, which sends the
-operator's unary requests with libcurl where it can (``controller.libcurl`` says why and when)
-and everything else (watches, typed API classes) with the client's urllib3 pool, and which
+operator's unary requests other than POSTs with libcurl where it can (``controller.libcurl``
+says why and when) and everything else (POSTs, watches, typed API classes) with the client's
+urllib3 pool, and which
 
 * waits for a token from a client-side token bucket (``kube.qps``/``kube.burst``; the Python
   client has none of its own), and
@@ -50,7 +51,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from controller.libcurl import CurlResponse, CurlSession, TlsOptions
+from controller.libcurl import REPEATABLE_METHODS, CurlResponse, CurlSession, TlsOptions
 from controller.metrics import Metrics
 from controller.ratelimit import TokenBucket
 
@@ -141,8 +142,9 @@ class InstrumentedRESTClient(RESTClientObject):
         timeout: float,
     ) -> CurlResponse | RESTResponse:
         """Sends one request whose body is already encoded and returns the response, read
-        whole. Transport failures are raised as :meth:`send` raises them."""
-        if self.curl is None:
+        whole, over libcurl when it may be repeated (not a POST: ``controller.libcurl``).
+        Transport failures are raised as :meth:`send` raises them."""
+        if self.curl is None or method not in REPEATABLE_METHODS:
             response = self.send(method, url, headers, body, timeout)
             response.read()
             return response

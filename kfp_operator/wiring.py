@@ -100,7 +100,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         log.error("Pipeline and Experiment resources are not handled", reason=unusable)
     registry.register(RunCacheCollector(runs.list))
 
-    kfp = KfpClient(config.kfp, KfpMetrics(registry))
+    kfp = KfpClient(config.kfp, KfpMetrics(registry), pool_size=max(config.workers * 2, 10))
     mlmd = config.mlmd
     metadata = MlmdClient(
         mlmd.host,

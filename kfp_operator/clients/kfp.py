@@ -1,5 +1,6 @@
 """The Kubeflow Pipelines API (v2beta1) as the operator uses it: JSON over HTTP, with libcurl
-(``controller.libcurl``: a run's create costs a third of the CPU it costs through urllib3).
+(``controller.libcurl``: a request costs a third of the CPU it costs through urllib3), except
+POSTs (a run's create), which libcurl could repeat on its own and urllib3 never does.
 
 The operator makes a dozen calls whose paths, query parameters and JSON bodies are fixed by the
 API (``kfp-and-mlmd.md``), and reads a few fields of the answers. The generated ``kfp-server-api``
@@ -30,7 +31,7 @@ import urllib3
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from controller import jsoncodec
-from controller.libcurl import CurlSession, TlsOptions
+from controller.libcurl import REPEATABLE_METHODS, CurlResponse, CurlSession, TlsOptions
 from controller.transport import retries_enabled
 from kfp_operator.settings import KfpConfig
 from reconcilers.clients import KfpError, RunsPage
@@ -63,24 +64,35 @@ class KfpMetrics:
 class KfpClient:
     """Thin, metered access to the KFP API, retried where that is safe; shared by all workers."""
 
-    def __init__(self, config: KfpConfig, metrics: KfpMetrics) -> None:
+    def __init__(self, config: KfpConfig, metrics: KfpMetrics, *, pool_size: int = 16) -> None:
         self._base = config.endpoint.rstrip("/")
         self._token_path = Path(config.token_path) if config.token_path else None
         # One connection per calling thread, kept alive; libcurl never retries a request that
         # may have reached the server, so the retry policy here is the only one.
-        self._http = CurlSession(
-            TlsOptions(
-                ca_file=config.ca_file or None,  # None: the system's CAs
-                cert_file=config.cert_file or None,
-                key_file=config.key_file or None,
-            ),
-            connect_timeout=CONNECT_TIMEOUT,
+        tls = TlsOptions(
+            ca_file=config.ca_file or None,  # None: the system's CAs
+            cert_file=config.cert_file or None,
+            key_file=config.key_file or None,
+        )
+        self._http = CurlSession(tls, connect_timeout=CONNECT_TIMEOUT)
+        # POSTs: a create must never be sent twice, and urllib3 (with its retries off) never
+        # repeats one; one retry policy, ours.
+        self._pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=pool_size,
+            retries=False,
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=tls.ca_file,
+            cert_file=tls.cert_file,
+            key_file=tls.key_file,
         )
         self._metrics = metrics
         self.multi_user = config.multi_user
 
     def close(self) -> None:
         self._http.close()
+        self._pool.clear()
 
     # -- pipelines ---------------------------------------------------------------------------
 
@@ -351,7 +363,11 @@ class KfpClient:
         else:
             payload = json.dumps(body).encode() if body is not None else None
         try:
-            response = self._http.request(method, url, headers, payload, CONNECT_TIMEOUT + READ_TIMEOUT)
+            response: CurlResponse | urllib3.BaseHTTPResponse
+            if method in REPEATABLE_METHODS:
+                response = self._http.request(method, url, headers, payload, CONNECT_TIMEOUT + READ_TIMEOUT)
+            else:
+                response = self._pool.request(method, url, body=payload, headers=headers)
             code = str(response.status)
             data = response.data
         except (urllib3.exceptions.HTTPError, OSError) as error:
