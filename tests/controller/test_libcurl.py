@@ -24,6 +24,7 @@ from controller.libcurl import CurlResponse, CurlSession, TlsOptions, parse_head
 from controller.metrics import Metrics
 from controller.resource import CONFIGMAPS
 from controller.transport import is_transient, serves
+from kfp_devstack.pki import ensure_pki
 
 
 @pytest.mark.parametrize(
@@ -185,9 +186,7 @@ def test_requests_over_tls_with_client_certificates_from_many_threads(kube: Kube
 
 def test_a_server_certificate_from_another_ca_fails_as_a_tls_error(control_plane: Any, tmp_path: Any) -> None:
     configuration = control_plane.admin_configuration()
-    other_ca = tmp_path / "other-ca.crt"
-    other_ca.write_bytes(_self_signed_ca())
-    configuration.ssl_ca_cert = str(other_ca)
+    configuration.ssl_ca_cert = str(ensure_pki(tmp_path / "another-pki").ca_cert)  # another CA
     kube = Kube(configuration, Metrics(process_collector=False))
     assert kube._rest.curl is not None
     with pytest.raises(ApiException) as raised:
@@ -200,31 +199,6 @@ def test_a_server_certificate_from_another_ca_fails_as_a_tls_error(control_plane
         "rest_client_requests_total", {"code": "<error>", "method": "GET", "host": host}
     )
     kube.close()
-
-
-def _self_signed_ca() -> bytes:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "another-ca")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 @pytest.fixture
