@@ -145,15 +145,17 @@ class Kube:
         content_type: str | None = None,
         timeout: float | None = None,
         retry: bool = True,
+        repeat_safe: bool = False,
     ) -> Obj:
         """Sends one request and returns the decoded JSON response.
 
         Raises :class:`kubernetes.client.ApiException` for a non-2xx status (with ``status``,
         ``reason``, ``body`` and ``headers``) and urllib3 errors for transport failures.
         Transient failures are retried (see the module docstring) unless ``retry=False`` or
-        the call is made inside :func:`retries_disabled`.
+        the call is made inside :func:`retries_disabled`. ``repeat_safe`` vouches that a POST
+        sent twice does no harm (``controller.libcurl``).
         """
-        data = self._exchange(method, path, query, body, content_type, timeout, retry)
+        data = self._exchange(method, path, query, body, content_type, timeout, retry, repeat_safe)
         return jsoncodec.loads(data) if data else {}
 
     def _exchange(
@@ -165,13 +167,16 @@ class Kube:
         content_type: str | None,
         timeout: float | None,
         retry: bool,
+        repeat_safe: bool = False,
     ) -> bytes:
         """One request under the retry policy; returns the response body as it came."""
         method = method.upper()
 
         def once() -> bytes:
             headers, data, url = self._prepare(method, path, query, body, content_type)
-            response = self._rest.exchange(method, url, headers, data, timeout or self.request_timeout)
+            response = self._rest.exchange(
+                method, url, headers, data, timeout or self.request_timeout, repeat_safe=repeat_safe
+            )
             data = response.read()
             if not 200 <= response.status <= 299:
                 raise ApiException.from_response(
@@ -443,5 +448,17 @@ class Kube:
         return True
 
     def create_event(self, event: Mapping[str, Any]) -> Obj:
-        """Creates a core/v1 Event (see ``controller.events`` for the recorder)."""
-        return self.create(EVENTS, event)
+        """Creates a core/v1 Event (see ``controller.events`` for the recorder).
+
+        An Event named by its sender (the recorder's names are unique) may be sent twice: it
+        goes over libcurl, whose one repeat (a kept-alive connection found dead) can only find
+        the Event created, and that 409 AlreadyExists means created.
+        """
+        metadata = event.get("metadata") or {}
+        named = bool(metadata.get("name"))
+        try:
+            return self.request("POST", EVENTS.path(metadata.get("namespace")), body=event, repeat_safe=named)
+        except ApiException as err:
+            if err.status == 409 and _status_reason(err) == "AlreadyExists":
+                return dict(event)
+            raise

@@ -155,8 +155,12 @@ class CurlSession:
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: float,
+        *,
+        repeat_safe: bool = False,
     ) -> CurlResponse:
-        if method not in REPEATABLE_METHODS:
+        """Sends one request and reads the whole response. ``repeat_safe`` lets a POST through:
+        the caller vouches that the request, sent twice, does no harm."""
+        if method not in REPEATABLE_METHODS and not repeat_safe:
             raise ValueError(f"{method} is not safe to repeat: send it with urllib3 (see controller.libcurl)")
         curl = self._handle()
         # reset() keeps the handle's live connection and TLS session; the options are set anew.

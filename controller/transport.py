@@ -140,17 +140,20 @@ class InstrumentedRESTClient(RESTClientObject):
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: float,
+        *,
+        repeat_safe: bool = False,
     ) -> CurlResponse | RESTResponse:
         """Sends one request whose body is already encoded and returns the response, read
-        whole, over libcurl when it may be repeated (not a POST: ``controller.libcurl``).
-        Transport failures are raised as :meth:`send` raises them."""
-        if self.curl is None or method not in REPEATABLE_METHODS:
+        whole, over libcurl when it may be repeated (not a POST, unless the caller vouches
+        with ``repeat_safe`` that a repeat is harmless: ``controller.libcurl``). Transport
+        failures are raised as :meth:`send` raises them."""
+        if self.curl is None or not (repeat_safe or method in REPEATABLE_METHODS):
             response = self.send(method, url, headers, body, timeout)
             response.read()
             return response
         self._limiter.wait()
         with self._no_response(method):
-            curl_response = self.curl.request(method, url, headers, body, timeout)
+            curl_response = self.curl.request(method, url, headers, body, timeout, repeat_safe=repeat_safe)
         self._requests.labels(str(curl_response.status), method, self._host).inc()
         return curl_response
 

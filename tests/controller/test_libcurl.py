@@ -249,9 +249,14 @@ def test_a_bodiless_put_says_its_length_and_a_threads_handle_goes_with_it(server
 
 def test_libcurl_refuses_a_post_which_it_could_send_twice(server_host: str) -> None:
     # libcurl repeats a request whose kept-alive connection died before the answer: a POST
-    # could create twice, so it never goes this way.
+    # could create twice, so it goes this way only when its caller vouches a repeat is harmless.
+    session = CurlSession(TlsOptions())
     with pytest.raises(ValueError, match="POST is not safe to repeat"):
-        CurlSession(TlsOptions()).request("POST", f"http://{server_host}/echo", {}, b"{}", 5.0)
+        session.request("POST", f"http://{server_host}/echo", {}, b"{}", 5.0)
+    assert (
+        session.request("POST", f"http://{server_host}/echo", {}, b"{}", 5.0, repeat_safe=True).status == 200
+    )
+    session.close()
 
 
 def test_kube_sends_posts_with_urllib3_and_everything_else_with_libcurl(
@@ -262,12 +267,80 @@ def test_kube_sends_posts_with_urllib3_and_everything_else_with_libcurl(
     sent_by_curl: list[str] = []
     original = CurlSession.request
 
-    def recording(self: CurlSession, method: str, *args: Any) -> CurlResponse:
+    def recording(self: CurlSession, method: str, *args: Any, **kwargs: Any) -> CurlResponse:
         sent_by_curl.append(method)
-        return original(self, method, *args)
+        return original(self, method, *args, **kwargs)
 
     monkeypatch.setattr(CurlSession, "request", recording)
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         kube.request(method, "/echo", body={}, retry=False)
     assert sent_by_curl == ["PUT", "PATCH", "DELETE"]
+    sent_by_curl.clear()
+    kube.create_event({"metadata": {"generateName": "r.", "namespace": "ns"}})
+    assert sent_by_curl == [], "an Event the server names could be created twice"
+    kube.create_event({"metadata": {"name": "r.17", "namespace": "ns"}})
+    assert sent_by_curl == ["POST"], "an Event named by its sender can only be created once"
     kube.close()
+
+
+class _ForgetfulAfterFirst(BaseHTTPRequestHandler):
+    """Creates objects by name (409 AlreadyExists for a name it has), and drops each kept-alive
+    connection unanswered at its second request: the case in which libcurl sends it again."""
+
+    protocol_version = "HTTP/1.1"
+    names: list[str] = []
+
+    def do_POST(self) -> None:
+        name = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["metadata"]["name"]
+        self.names.append(name)
+        self.served = getattr(self, "served", 0) + 1
+        if self.served > 1:
+            self.close_connection = True  # read, perhaps acted on, never answered
+            return
+        exists = self.names.count(name) > 1
+        status = {"kind": "Status", "status": "Failure", "reason": "AlreadyExists", "code": 409}
+        data = json.dumps(status if exists else {"metadata": {"name": name, "namespace": "ns"}}).encode()
+        self.send_response(409 if exists else 201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_event_post_libcurl_repeats_is_created_once_and_reported_created() -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ForgetfulAfterFirst)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    kube = Kube(
+        Configuration(host=f"http://127.0.0.1:{httpd.server_address[1]}"), Metrics(process_collector=False)
+    )
+    try:
+        assert (
+            kube.create_event({"metadata": {"name": "r.1", "namespace": "ns"}})["metadata"]["name"] == "r.1"
+        )
+        # The kept-alive connection is dropped at this one: libcurl sends it again on a new
+        # connection, which finds the Event there.
+        second = {"metadata": {"name": "r.2", "namespace": "ns"}, "reason": "Submitted"}
+        assert kube.create_event(second) == second
+        assert _ForgetfulAfterFirst.names == ["r.1", "r.2", "r.2"], "sent twice, answered once"
+    finally:
+        kube.close()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_an_event_created_twice_against_the_api_server_is_reported_created(
+    kube: Kube, namespace: str
+) -> None:
+    event = {
+        "metadata": {"name": "r.1", "namespace": namespace},
+        "involvedObject": {"kind": "ConfigMap", "name": "r", "namespace": namespace},
+        "reason": "Submitted",
+        "message": "created",
+        "type": "Normal",
+    }
+    assert kube.create_event(event)["metadata"]["uid"], "created by the API server"
+    assert kube.create_event(event) == event, "AlreadyExists: the first attempt wrote it"

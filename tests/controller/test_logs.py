@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +14,15 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.logs import _VALUE_PATTERNS, REDACTED, configure_logging, redact_secrets, redact_text
+from controller.logs import (
+    _VALUE_PATTERNS,
+    REDACTED,
+    _is_sensitive_key,
+    _redact,
+    configure_logging,
+    redact_secrets,
+    redact_text,
+)
 
 SECRETS = ("s3cr3t-token", "hunter2", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", "abc123def")
 
@@ -131,3 +141,65 @@ def test_text_without_a_secret_marker_is_returned_as_it_is_and_other_text_fully_
     for pattern, replacement in _VALUE_PATTERNS:
         full = pattern.sub(replacement, full)
     assert redact_text(text) == full
+
+
+_FIELD_TEXT = st.text(alphabet=st.sampled_from(list("abeyJkotnwsr:/@ =.-'\"BPAT0123")), max_size=30)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["msg", "name", "token", "url", "reason", "tokenPath", "count"]),
+        st.one_of(_FIELD_TEXT, st.integers(), st.none(), st.lists(_FIELD_TEXT, max_size=2)),
+        max_size=5,
+    )
+)
+def test_a_whole_line_is_redacted_as_each_of_its_fields_would_be(event: dict[str, object]) -> None:
+    # Lines with nothing to redact are let through after one scan of all their text; that
+    # shortcut must never let through what the field-by-field pass would have blanked.
+    by_field = {k: REDACTED if _is_sensitive_key(k) and v else _redact(v) for k, v in event.items()}
+    assert redact_secrets(None, "info", dict(event)) == by_field
+
+
+class _OverlapDetectingStream(io.StringIO):
+    """Counts writes that began while another thread's write was still going on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = False
+        self.overlaps = 0
+
+    def write(self, text: str) -> int:
+        if self.writing:
+            self.overlaps += 1
+        self.writing = True
+        for _ in range(20):
+            os.sched_yield()  # gives the other thread every chance to write now
+        written = super().write(text)
+        self.writing = False
+        return written
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_structlog_and_library_lines_never_interleave() -> None:
+    out = _OverlapDetectingStream()
+    configure_logging("info", "json", stream=out)
+
+    def operator_lines() -> None:
+        for i in range(300):
+            structlog.get_logger("test").info("operator", i=i)
+
+    def library_lines() -> None:
+        for i in range(300):
+            logging.getLogger("kubernetes.client").warning("library %d", i)
+
+    threads = [threading.Thread(target=operator_lines), threading.Thread(target=library_lines)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert out.overlaps == 0
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert sorted(line["msg"] for line in lines) == sorted(
+        ["operator"] * 300 + [f"library {i}" for i in range(300)]
+    )
