@@ -203,3 +203,12 @@ def test_structlog_and_library_lines_never_interleave() -> None:
     assert sorted(line["msg"] for line in lines) == sorted(
         ["operator"] * 300 + [f"library {i}" for i in range(300)]
     )
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_values_orjson_refuses_are_still_written_as_json() -> None:
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    structlog.get_logger("test").info("counted", by_code={200: 3, 404: 1}, big=2**70)
+    line = json.loads(out.getvalue())
+    assert line["by_code"] == {"200": 3, "404": 1} and line["big"] == 2**70
