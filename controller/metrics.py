@@ -26,9 +26,10 @@ over HTTPS (:mod:`controller.servingcert`) and only to clients whose bearer toke
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -69,6 +70,8 @@ def exponential_buckets(start: float, factor: float, count: int) -> tuple[float,
 
 # controller-runtime pkg/internal/metrics/workqueue.go: ExponentialBuckets(10e-9, 10, 12)
 WORKQUEUE_DURATION_BUCKETS = exponential_buckets(10e-9, 10, 12)
+
+MetricT = TypeVar("MetricT", Counter, Gauge, Histogram)
 
 RECONCILE_RESULTS = ("success", "error", "requeue", "requeue_after")
 
@@ -244,8 +247,9 @@ class Metrics:
 
         self.workqueue_provider = PrometheusWorkqueueMetricsProvider(self)
 
-    def init_controller(self, controller: str, workers: int) -> None:
-        """Creates a controller's series with their initial values (controller-runtime ``initMetrics``).
+    def init_controller(self, controller: str, workers: int) -> ControllerSeries:
+        """Creates a controller's series with their initial values (controller-runtime ``initMetrics``)
+        and returns those its workers update.
 
         controller-runtime creates the reconcile-time histogram lazily; it is created here too
         so that every series exists from the first scrape.
@@ -256,9 +260,47 @@ class Metrics:
         self.terminal_reconcile_errors.labels(controller).inc(0)
         self.reconcile_panics.labels(controller).inc(0)
         self.reconcile_timeouts.labels(controller).inc(0)
-        self.reconcile_time.labels(controller)
         self.max_concurrent_reconciles.labels(controller).set(workers)
         self.active_workers.labels(controller).set(0)
+        return ControllerSeries(
+            reconcile_total={
+                result: self.reconcile_total.labels(controller, result) for result in RECONCILE_RESULTS
+            },
+            reconcile_errors=self.reconcile_errors.labels(controller),
+            terminal_reconcile_errors=self.terminal_reconcile_errors.labels(controller),
+            reconcile_time=self.reconcile_time.labels(controller),
+            active_workers=self.active_workers.labels(controller),
+        )
+
+
+class LabelledChildren(Generic[MetricT]):
+    """A metric's children by their label values, each looked up with ``labels()`` once:
+    prometheus_client validates the values and takes a lock on every ``labels()`` call, and the
+    clients count every request. For metrics whose children are never removed."""
+
+    def __init__(self, metric: MetricT) -> None:
+        self._metric: MetricT = metric
+        self._children: dict[tuple[str, ...], MetricT] = {}
+
+    def __call__(self, *values: str) -> MetricT:
+        child = self._children.get(values)
+        if child is None:
+            # Two threads may both get here: labels() hands both the same child.
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
+@dataclass(frozen=True)
+class ControllerSeries:
+    """One controller's series, labelled once: prometheus_client's ``labels()`` validates its
+    arguments and takes a lock on every call, a cost each reconcile would otherwise pay five
+    times."""
+
+    reconcile_total: Mapping[str, Counter]
+    reconcile_errors: Counter
+    terminal_reconcile_errors: Counter
+    reconcile_time: Histogram
+    active_workers: Gauge
 
 
 class PrometheusWorkqueueMetricsProvider:

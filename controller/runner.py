@@ -122,7 +122,7 @@ class Controller:
             metrics_provider=self._metrics.workqueue_provider,
             start_thread=start_queue_thread,
         )
-        self._metrics.init_controller(name, workers)
+        self._series = self._metrics.init_controller(name, workers)
         self._log_fields = {
             "controller": name,
             "controllerGroup": primary.resource.group,
@@ -212,7 +212,7 @@ class Controller:
         try:
             if self._stopping.is_set():
                 return True  # intake has stopped: drop the key without reconciling it
-            active = self._metrics.active_workers.labels(self.name)
+            active = self._series.active_workers
             active.inc()
             try:
                 self.reconcile_handler(key)
@@ -224,7 +224,7 @@ class Controller:
 
     def reconcile_handler(self, key: ObjectKey) -> None:
         """Runs one reconcile of ``key`` and applies the outcome to the queue and the metrics."""
-        m = self._metrics
+        series = self._series
         with (
             structlog.contextvars.bound_contextvars(
                 **self._log_fields,
@@ -238,7 +238,7 @@ class Controller:
             try:
                 result = self.reconciler.reconcile(key)
             except TerminalError as err:
-                m.terminal_reconcile_errors.labels(self.name).inc()
+                series.terminal_reconcile_errors.inc()
                 self._count_error()
                 log.error("Reconciler error", error=str(err), terminal=True, exc_info=True)
                 return
@@ -248,28 +248,28 @@ class Controller:
                 log.error("Reconciler error", error=str(err), exc_info=True)
                 return
             finally:
-                m.reconcile_time.labels(self.name).observe(self._clock.monotonic() - started)
+                series.reconcile_time.observe(self._clock.monotonic() - started)
             self._apply(key, result)
 
     def _apply(self, key: ObjectKey, result: Result) -> None:
-        total = self._metrics.reconcile_total
+        total = self._series.reconcile_total
         if result.requeue_after is not None and result.requeue_after > 0:
             self.queue.forget(key)
             self.queue.add_after(key, result.requeue_after)
-            total.labels(self.name, "requeue_after").inc()
+            total["requeue_after"].inc()
             log.debug("Reconcile done, requeueing after", requeue_after=result.requeue_after)
         elif result.requeue:
             self.queue.add_rate_limited(key)
-            total.labels(self.name, "requeue").inc()
+            total["requeue"].inc()
             log.debug("Reconcile done, requeueing")
         else:
             self.queue.forget(key)
-            total.labels(self.name, "success").inc()
+            total["success"].inc()
             log.debug("Reconcile successful")
 
     def _count_error(self) -> None:
-        self._metrics.reconcile_errors.labels(self.name).inc()
-        self._metrics.reconcile_total.labels(self.name, "error").inc()
+        self._series.reconcile_errors.inc()
+        self._series.reconcile_total["error"].inc()
 
 
 def _mapping_handler(queue: RateLimitingQueue[ObjectKey], map_func: MapFunc) -> EventHandlerFuncs:

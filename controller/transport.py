@@ -52,7 +52,7 @@ from tenacity import (
 )
 
 from controller.libcurl import REPEATABLE_METHODS, CurlResponse, CurlSession, TlsOptions
-from controller.metrics import Metrics
+from controller.metrics import LabelledChildren, Metrics
 from controller.ratelimit import TokenBucket
 
 log = structlog.get_logger("controller.transport")
@@ -98,10 +98,13 @@ class InstrumentedRESTClient(RESTClientObject):
         use_libcurl: bool = True,
     ) -> None:
         super().__init__(configuration)
-        self._requests = metrics.rest_client_requests
+        self._requests = LabelledChildren(metrics.rest_client_requests)
         self._limiter = limiter
         self._host = urlparse(configuration.host).netloc
         self.curl = CurlSession(tls_options(configuration)) if use_libcurl and serves(configuration) else None
+
+    def _count(self, code: str, method: str) -> None:
+        self._requests(code, method, self._host).inc()
 
     def request(
         self,
@@ -125,12 +128,12 @@ class InstrumentedRESTClient(RESTClientObject):
                 _request_timeout=_request_timeout,
             )
         except ApiException as err:
-            self._requests.labels(str(err.status) if err.status else "<error>", method, self._host).inc()
+            self._count(str(err.status) if err.status else "<error>", method)
             raise
         except Exception:
-            self._requests.labels("<error>", method, self._host).inc()
+            self._count("<error>", method)
             raise
-        self._requests.labels(str(response.status), method, self._host).inc()
+        self._count(str(response.status), method)
         return response
 
     def exchange(
@@ -154,7 +157,7 @@ class InstrumentedRESTClient(RESTClientObject):
         self._limiter.wait()
         with self._no_response(method):
             curl_response = self.curl.request(method, url, headers, body, timeout, repeat_safe=repeat_safe)
-        self._requests.labels(str(curl_response.status), method, self._host).inc()
+        self._count(str(curl_response.status), method)
         return curl_response
 
     def send(
@@ -178,7 +181,7 @@ class InstrumentedRESTClient(RESTClientObject):
                 timeout=_timeout(timeout),
                 preload_content=False,
             )
-        self._requests.labels(str(response.status), method, self._host).inc()
+        self._count(str(response.status), method)
         return RESTResponse(response)
 
     @contextlib.contextmanager
@@ -188,10 +191,10 @@ class InstrumentedRESTClient(RESTClientObject):
         try:
             yield
         except urllib3.exceptions.SSLError as err:
-            self._requests.labels("<error>", method, self._host).inc()
+            self._count("<error>", method)
             raise ApiException(status=0, reason=f"{type(err).__name__}\n{err}") from err
         except Exception:
-            self._requests.labels("<error>", method, self._host).inc()
+            self._count("<error>", method)
             raise
 
 

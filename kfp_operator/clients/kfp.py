@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from controller import jsoncodec
 from controller.libcurl import REPEATABLE_METHODS, CurlResponse, CurlSession, TlsOptions
+from controller.metrics import LabelledChildren
 from controller.transport import retries_enabled
 from kfp_operator.settings import KfpConfig
 from reconcilers.clients import KfpError, RunsPage
@@ -87,7 +88,8 @@ class KfpClient:
             cert_file=tls.cert_file,
             key_file=tls.key_file,
         )
-        self._metrics = metrics
+        self._requests = LabelledChildren(metrics.requests)
+        self._duration = LabelledChildren(metrics.duration)
         self.multi_user = config.multi_user
 
     def close(self) -> None:
@@ -373,8 +375,8 @@ class KfpClient:
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise KfpError(operation, None, f"{type(error).__name__}: {error}") from None
         finally:
-            self._metrics.requests.labels(operation, code).inc()
-            self._metrics.duration.labels(operation).observe(time.monotonic() - started)
+            self._requests(operation, code).inc()
+            self._duration(operation).observe(time.monotonic() - started)
         if not 200 <= response.status < 300:
             raise KfpError(
                 operation,

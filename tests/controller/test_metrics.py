@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from controller.clock import FakeClock
 from controller.informer import Informer
 from controller.keys import ObjectKey
-from controller.metrics import Metrics, MetricsServer
+from controller.metrics import LabelledChildren, Metrics, MetricsServer
 from controller.reconcile import Result
 from controller.resource import CONFIGMAPS
 from controller.runner import Controller
@@ -175,3 +175,27 @@ def test_promtool_check_metrics_reports_nothing(promtool: Path) -> None:
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip() == "" and checked.stderr.strip() == ""
+
+
+def test_labelled_children_are_looked_up_once_and_count_in_the_metric(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    metrics = Metrics(process_collector=False)
+    requests = metrics.rest_client_requests
+    looked_up: list[tuple[str, ...]] = []
+    labels = requests.labels
+
+    def counting_labels(*values: str) -> object:
+        looked_up.append(values)
+        return labels(*values)
+
+    monkeypatch.setattr(requests, "labels", counting_labels)
+    children = LabelledChildren(requests)
+    for _ in range(3):
+        children("200", "GET", "api:6443").inc()
+    children("409", "PATCH", "api:6443").inc()
+
+    assert looked_up == [("200", "GET", "api:6443"), ("409", "PATCH", "api:6443")]
+    sample = metrics.registry.get_sample_value
+    assert sample("rest_client_requests_total", {"code": "200", "method": "GET", "host": "api:6443"}) == 3
+    assert sample("rest_client_requests_total", {"code": "409", "method": "PATCH", "host": "api:6443"}) == 1

@@ -26,6 +26,7 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from controller.metrics import LabelledChildren
 from reconcilers.artifacts import records
 from reconcilers.artifacts.mlmd_values import python_properties
 
@@ -127,7 +128,8 @@ class MlmdClient:
             )
             for rpc in _RPCS
         }
-        self._metrics = metrics
+        self._requests = LabelledChildren(metrics.requests)
+        self._duration = LabelledChildren(metrics.duration)
         self._timeout = timeout
 
     def close(self) -> None:
@@ -172,8 +174,8 @@ class MlmdClient:
             code = status.code().name
             raise MlmdUnavailable(f"ML Metadata {rpc}: {code}: {status.details()}") from None
         finally:
-            self._metrics.requests.labels(rpc, code).inc()
-            self._metrics.duration.labels(rpc).observe(time.monotonic() - started)
+            self._requests(rpc, code).inc()
+            self._duration(rpc).observe(time.monotonic() - started)
 
 
 def _enum_name(message: Any, field: str) -> str:
