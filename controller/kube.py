@@ -84,6 +84,10 @@ def is_not_found(err: BaseException) -> bool:
     return isinstance(err, ApiException) and err.status == 404
 
 
+def _already_exists(err: ApiException) -> bool:
+    return err.status == 409 and _status_reason(err) == "AlreadyExists"
+
+
 def _status_reason(err: ApiException) -> str:
     """The ``reason`` of the Status object an error response carries."""
     try:
@@ -332,7 +336,7 @@ class Kube:
         try:
             return self.create(resource, obj)
         except ApiException as err:
-            if err.status == 409 and _status_reason(err) == "AlreadyExists":
+            if _already_exists(err):
                 return None
             raise
 
@@ -459,6 +463,6 @@ class Kube:
         try:
             return self.request("POST", EVENTS.path(metadata.get("namespace")), body=event, repeat_safe=named)
         except ApiException as err:
-            if err.status == 409 and _status_reason(err) == "AlreadyExists":
+            if _already_exists(err):
                 return dict(event)
             raise

@@ -68,8 +68,9 @@ class KfpClient:
     def __init__(self, config: KfpConfig, metrics: KfpMetrics, *, pool_size: int = 16) -> None:
         self._base = config.endpoint.rstrip("/")
         self._token_path = Path(config.token_path) if config.token_path else None
-        # One connection per calling thread, kept alive; libcurl never retries a request that
-        # may have reached the server, so the retry policy here is the only one.
+        # Requests other than POSTs: one connection per calling thread, kept alive. libcurl sends
+        # a request once more when a kept-alive connection died before any answer, which is
+        # harmless for these (controller.libcurl); the retry policy here is otherwise the only one.
         tls = TlsOptions(
             ca_file=config.ca_file or None,  # None: the system's CAs
             cert_file=config.cert_file or None,
