@@ -4,7 +4,8 @@ Does what no restart of this operator can avoid: start Python, import the
 operator's code (its composition root pulls in every module and client library it
 runs), and list every Run of the namespace once, 500 per page as the operator's
 reflector does: the next page asked for before this one is decoded, with the
-operator's own JSON decoder. Prints the number of Runs listed.
+operator's own decoder (into the cache's form, ``controller.transform``). Prints
+the number of Runs listed.
 
 ``--bytes-only`` times the API server alone instead: one unpaginated list whose
 response is read but not decoded, what serving the Runs costs the API server (and
@@ -23,6 +24,8 @@ import kfp_operator.__main__
 import kfp_operator.wiring  # noqa: F401
 from bench.kubehttp import KubeHttp, runs_path
 from controller import jsoncodec
+from controller.transform import CacheDecoder
+from reconcilers.api import RUNS
 
 
 def main() -> None:
@@ -38,9 +41,14 @@ def main() -> None:
         print(f"served {size} bytes in {time.monotonic() - started:.3f} s", flush=True)
         return
 
+    assert RUNS.fields is not None
+    decoder = CacheDecoder(RUNS.fields)
+
     def fetch(token: str) -> jsoncodec.ListDocument:
         query = "?limit=500" + (f"&continue={token}" if token else "")
-        return jsoncodec.ListDocument(kube.request("GET", runs_path(args.namespace) + query).data)
+        return jsoncodec.ListDocument(
+            kube.request("GET", runs_path(args.namespace) + query).data, decoder.page
+        )
 
     count = 0
     with ThreadPoolExecutor(1) as fetcher:

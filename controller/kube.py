@@ -269,11 +269,12 @@ class Kube:
         label_selector: str | None = None,
         field_selector: str | None = None,
         retry: bool = True,
+        decode: jsoncodec.Decode | None = None,
     ) -> jsoncodec.ListDocument:
         """One page of a list; the arguments are the API's list options.
 
-        The page is decoded when more than its ``metadata`` is read (see
-        :class:`~controller.jsoncodec.ListDocument`).
+        The page is decoded (by ``decode``, if given) when more than its ``metadata`` is read
+        (see :class:`~controller.jsoncodec.ListDocument`).
         """
         query: list[tuple[str, Any]] = [("limit", limit)]
         if continue_token:
@@ -287,7 +288,7 @@ class Kube:
         if field_selector:
             query.append(("fieldSelector", field_selector))
         data = self._exchange("GET", resource.path(namespace), query, None, None, None, retry)
-        return jsoncodec.ListDocument(data)
+        return jsoncodec.ListDocument(data, decode)
 
     def watch(
         self,
@@ -297,8 +298,10 @@ class Kube:
         resource_version: str,
         timeout_seconds: int,
         allow_bookmarks: bool = True,
+        decode: jsoncodec.Decode | None = None,
     ) -> KubeWatchStream:
-        """Starts a watch and returns its event stream (never retried).
+        """Starts a watch and returns its event stream (never retried), each event decoded by
+        ``decode`` if given.
 
         The read timeout is the server-side timeout plus a margin: the server ends the watch
         by then, so a longer silence means the connection is dead.
@@ -318,7 +321,7 @@ class Kube:
             raise ApiException.from_response(
                 http_resp=response, body=data.decode("utf-8", "replace"), data=None
             )
-        return KubeWatchStream(response.response)
+        return KubeWatchStream(response.response, decode)
 
     # ---- writes ----
 

@@ -7,19 +7,24 @@ from typing import Any
 
 from controller.kube import Kube
 from controller.resource import Resource
+from controller.transform import CacheDecoder
 from controller.watchstream import KubeWatchStream
 
 
 class KubeListerWatcher:
     """The reflector's :class:`~controller.reflector.ListerWatcher` over :class:`Kube`.
 
-    Calls are made once (``retry=False``): the reflector's backoff is their retry layer.
+    Calls are made once (``retry=False``): the reflector's backoff is their retry layer. With a
+    ``decoder`` the objects listed and watched come already in the cache's form.
     """
 
-    def __init__(self, kube: Kube, resource: Resource, namespace: str | None) -> None:
+    def __init__(
+        self, kube: Kube, resource: Resource, namespace: str | None, decoder: CacheDecoder | None = None
+    ) -> None:
         self._kube = kube
         self._resource = resource
         self._namespace = namespace
+        self._decoder = decoder
 
     def list(
         self,
@@ -37,6 +42,7 @@ class KubeListerWatcher:
             limit=limit,
             continue_token=continue_token,
             retry=False,
+            decode=self._decoder.page if self._decoder else None,
         )
 
     def watch(self, *, resource_version: str, timeout_seconds: int) -> KubeWatchStream:
@@ -45,4 +51,5 @@ class KubeListerWatcher:
             self._namespace,
             resource_version=resource_version,
             timeout_seconds=timeout_seconds,
+            decode=self._decoder.event if self._decoder else None,
         )

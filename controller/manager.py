@@ -46,7 +46,7 @@ from controller.resource import Resource
 from controller.runner import Controller, Predicate, Watch
 from controller.settings.loading import ConfigError
 from controller.settings.runtime import RuntimeSettings
-from controller.transform import strip_for_cache
+from controller.transform import CacheDecoder, strip_for_cache
 
 log = structlog.get_logger("controller.manager")
 
@@ -114,7 +114,8 @@ class Manager:
 
         Namespaced resources are watched in ``watchNamespaces`` (all namespaces when empty)
         unless ``namespaces`` says otherwise; cluster-scoped ones everywhere. The cache keeps
-        what :func:`controller.transform.strip_for_cache` keeps of each object. Call before
+        what :func:`controller.transform.strip_for_cache` keeps of each object (decoded into
+        that form directly when ``resource.fields`` is known). Call before
         :meth:`start`; add indexes right after getting the informer.
         """
         scope = tuple(self.config.watch_namespaces if namespaces is None else namespaces)
@@ -125,13 +126,16 @@ class Manager:
         if informer is None:
             if self._started:
                 raise RuntimeError("informers must be requested before the manager starts")
+            # Objects whose top-level fields are known are decoded straight into the cached
+            # form; others are decoded whole and then stripped.
+            decoder = CacheDecoder(resource.fields) if resource.fields is not None else None
             informer = Informer(
                 resource,
-                lambda namespace: KubeListerWatcher(self.kube, resource, namespace),
+                lambda namespace: KubeListerWatcher(self.kube, resource, namespace, decoder),
                 namespaces=scope,
                 resync_period=self.config.resync_period or None,
                 clock=self.clock,
-                transform=strip_for_cache,
+                transform=None if decoder else strip_for_cache,
             )
             self._informers[key] = informer
         return informer

@@ -11,16 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
+# The top-level fields of most objects besides apiVersion, kind and metadata.
+SPEC_AND_STATUS = ("spec", "status")
+
 
 @dataclass(frozen=True)
 class Resource:
-    """A resource type: ``group`` is ``""`` for the core group; ``plural`` is the URL segment."""
+    """A resource type: ``group`` is ``""`` for the core group; ``plural`` is the URL segment.
+
+    ``fields`` names the top-level fields of its objects besides ``apiVersion``, ``kind`` and
+    ``metadata``, when they are known (a custom resource with a structural schema has no
+    others): the informer cache then decodes only those (``controller.transform``). ``None``
+    keeps whatever an object has.
+    """
 
     group: str
     version: str
     plural: str
     kind: str
     namespaced: bool = True
+    fields: tuple[str, ...] | None = None
 
     @property
     def api_version(self) -> str:

@@ -21,13 +21,25 @@ Interned strings are freed with the last object that uses them.
 
 The transform changes the object it is given (a freshly decoded one, which nothing else holds)
 and returns it; a caller that must keep its argument intact passes a copy.
+
+**Decoded into that form**: for a resource whose top-level fields are known
+(:attr:`controller.resource.Resource.fields`), a :class:`CacheDecoder` turns the list pages and
+watch events into the cached form as it parses them. msgspec decodes each object into a typed
+dict holding only what is kept; what the cache drops is skipped by the parser and never built.
+``managedFields`` is most of the dicts in an object that several writers touched: decoding a
+completed Run whole and then stripping it cost about 115 µs, decoding it this way and interning
+its strings about 42 µs. The result is the same as :func:`strip_for_cache` on the whole object.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
+
+import msgspec
+
+from controller import jsoncodec
 
 Obj = dict[str, Any]
 Transform = Callable[[Obj], Obj]
@@ -55,13 +67,82 @@ def strip_for_cache(obj: Obj) -> Obj:
     """Reduces ``obj`` (in place) to what the cache keeps, in its compact form; returns it."""
     metadata = obj.get("metadata")
     if isinstance(metadata, dict):
-        kept = {key: metadata[key] for key in KEPT_METADATA if key in metadata}
-        annotations = kept.get("annotations")
-        if isinstance(annotations, dict) and LAST_APPLIED_ANNOTATION in annotations:
-            kept["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED_ANNOTATION}
-        obj["metadata"] = kept
+        obj["metadata"] = _without_last_applied(
+            {key: metadata[key] for key in KEPT_METADATA if key in metadata}
+        )
     _intern_strings(obj)
     return obj
+
+
+class CacheDecoder:
+    """Decodes the list pages and watch events of a resource whose objects' top-level fields
+    are known straight into the form :func:`strip_for_cache` gives them.
+
+    Values are decoded as any JSON (``Any``), so no object is refused for its content; a
+    document msgspec cannot parse at all (non-strict JSON) goes the generic way instead.
+    """
+
+    def __init__(self, fields: Sequence[str]) -> None:
+        kept: dict[str, Any] = {"apiVersion": Any, "kind": Any, "metadata": _KeptMetadata}
+        kept.update(dict.fromkeys(fields, Any))
+        cached = _typed_dict("CachedObject", kept)
+        items: Any = list[cached]  # type: ignore[valid-type]  # made at run time
+        page = _typed_dict("CachedPage", {"apiVersion": Any, "kind": Any, "metadata": Any, "items": items})
+        self._page = msgspec.json.Decoder(page)
+        self._event = msgspec.json.Decoder(_typed_dict("CachedEvent", {"type": Any, "object": cached}))
+
+    def page(self, data: bytes) -> Obj:
+        """A list page: its own fields as sent, its items in the cache's form."""
+        try:
+            page: Obj = self._page.decode(data)
+        except msgspec.DecodeError:
+            page = jsoncodec.loads(data)
+            page["items"] = [strip_for_cache(item) for item in page.get("items") or ()]
+            return page
+        for item in page.get("items", ()):
+            _finish(item)
+        return page
+
+    def event(self, data: bytes) -> Obj:
+        """A watch event: its object in the cache's form, except an ``ERROR``'s ``Status``,
+        which is decoded whole (its code says whether the watch expired)."""
+        try:
+            event: Obj = self._event.decode(data)
+        except msgspec.DecodeError:
+            event = jsoncodec.loads(data)
+            if event.get("type") != "ERROR" and isinstance(event.get("object"), dict):
+                strip_for_cache(event["object"])
+            return event
+        if event.get("type") == "ERROR":
+            return dict(jsoncodec.loads(data))
+        if "object" in event:
+            _finish(event["object"])
+        return event
+
+
+def _finish(obj: Obj) -> Obj:
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        _without_last_applied(metadata)
+    _intern_strings(obj)
+    return obj
+
+
+def _without_last_applied(metadata: dict[str, Any]) -> dict[str, Any]:
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, dict) and LAST_APPLIED_ANNOTATION in annotations:
+        metadata["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED_ANNOTATION}
+    return metadata
+
+
+def _typed_dict(name: str, fields: dict[str, Any]) -> Any:
+    # A TypedDict built from fields known at run time (mypy checks only literal ones). Every
+    # key is optional: an object without one decodes without it, as strip_for_cache leaves it.
+    make: Any = TypedDict
+    return make(name, fields, total=False)
+
+
+_KeptMetadata = _typed_dict("KeptMetadata", dict.fromkeys(KEPT_METADATA, Any))
 
 
 def _intern_strings(root: dict[str, Any]) -> None:

@@ -3,8 +3,8 @@
 The watch is read here rather than through ``kubernetes.watch.Watch``, which hides errors (an
 ``ERROR`` event can surface as a ``KeyError``, and some versions retry 410s internally): the
 response is requested with ``_preload_content=False`` semantics, split into lines and decoded
-with :func:`controller.jsoncodec.loads`, so every event, ``ERROR`` and ``BOOKMARK`` included,
-reaches the reflector as the server sent it.
+with :func:`controller.jsoncodec.loads` (or the informer's decoder), so every event, ``ERROR``
+and ``BOOKMARK`` included, reaches the reflector as the server sent it.
 """
 
 from __future__ import annotations
@@ -37,13 +37,15 @@ def iter_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
 class KubeWatchStream:
     """The events of one watch response, decoded line by line; closable from another thread."""
 
-    def __init__(self, response: urllib3.HTTPResponse) -> None:
+    def __init__(self, response: urllib3.HTTPResponse, decode: jsoncodec.Decode | None = None) -> None:
         self._response = response
+        self._decode = decode or jsoncodec.loads
         self._closed = False
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        decode = self._decode
         for line in iter_lines(self._response.stream(amt=None, decode_content=True)):
-            yield jsoncodec.loads(line)
+            yield decode(line)
         # The server ended the watch (its timeout): hand the connection back for reuse.
         self._closed = True
         self._response.release_conn()

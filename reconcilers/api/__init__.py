@@ -8,14 +8,14 @@ declarations (``make generate`` writes them to ``crds/`` and the chart).
 
 from __future__ import annotations
 
-from controller.resource import Resource
+from controller.resource import SPEC_AND_STATUS, Resource
 
 GROUP = "pipelines.kubeflow.org"
 VERSION = "v1alpha5"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-RUNS = Resource(GROUP, VERSION, "runs", "Run")
-RUN_CONFIGURATIONS = Resource(GROUP, VERSION, "runconfigurations", "RunConfiguration")
+RUNS = Resource(GROUP, VERSION, "runs", "Run", fields=SPEC_AND_STATUS)
+RUN_CONFIGURATIONS = Resource(GROUP, VERSION, "runconfigurations", "RunConfiguration", fields=SPEC_AND_STATUS)
 
 FINALIZER = f"finalizer.{GROUP}"
 RUN_CONFIGURATION_LABEL = f"{GROUP}/runconfiguration.name"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from controller.resource import Resource
+from controller.resource import SPEC_AND_STATUS, Resource
 from reconcilers.api import GROUP, VERSION
 from reconcilers.api.kfp_objects import ADOPT_ANNOTATION, ObjectHasher
 from reconcilers.api.view import ObjectView
 
-EXPERIMENTS = Resource(GROUP, VERSION, "experiments", "Experiment")
+EXPERIMENTS = Resource(GROUP, VERSION, "experiments", "Experiment", fields=SPEC_AND_STATUS)
 
 SUCCEEDED = "Succeeded"
 

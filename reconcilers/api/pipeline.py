@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from controller.resource import Resource
+from controller.resource import SPEC_AND_STATUS, Resource
 from reconcilers.api import GROUP, VERSION
 from reconcilers.api.kfp_objects import ADOPT_ANNOTATION, ObjectHasher
 from reconcilers.api.view import ObjectView
 
-PIPELINES = Resource(GROUP, VERSION, "pipelines", "Pipeline")
+PIPELINES = Resource(GROUP, VERSION, "pipelines", "Pipeline", fields=SPEC_AND_STATUS)
 
 SUCCEEDED = "Succeeded"
 

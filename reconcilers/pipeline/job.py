@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from controller.resource import Resource
+from controller.resource import SPEC_AND_STATUS, Resource
 from reconcilers.api import API_VERSION, GROUP
 from reconcilers.api.pipeline import PIPELINES, PipelineView
 from reconcilers.timestamps import parse_time
 
-JOBS = Resource("batch", "v1", "jobs", "Job")
+JOBS = Resource("batch", "v1", "jobs", "Job", fields=SPEC_AND_STATUS)
 
 # Shared with kfp_operator/compiler.py, which runs in the user's image and imports nothing of ours.
 OUTPUT_KEY = "pipeline.yaml"

@@ -12,8 +12,11 @@ from controller.informer import Informer
 from controller.keys import DeletedFinalStateUnknown, ObjectKey
 from controller.kube import Kube
 from controller.listwatch import KubeListerWatcher
-from controller.resource import CONFIGMAPS
+from controller.manager import Manager
+from controller.resource import CONFIGMAPS, Resource
+from controller.transform import LAST_APPLIED_ANNOTATION, strip_for_cache
 from kfp_devstack.waiting import wait_until
+from kfp_operator import settings as cfg
 from reconcilers.api import RUN_CONFIGURATIONS, RUNS
 from tests.support.objects import API_VERSION, SEED_SPEC
 
@@ -299,3 +302,69 @@ def test_a_custom_resource_list_page_gives_its_continue_token_before_its_items_a
     configmaps = kube.list_page(CONFIGMAPS, namespace, limit=2)
     assert configmaps["metadata"]["resourceVersion"]
     assert configmaps._decoded is not None, "a built-in list puts its metadata first: decoded whole"
+
+
+def test_the_managers_informers_cache_what_the_transform_keeps_of_the_servers_objects(
+    kube: Kube, namespace: str
+) -> None:
+    # Runs (known fields) are decoded straight into the cached form, ConfigMaps (no fields
+    # declared) decoded whole and stripped; either way the cache holds strip_for_cache(object).
+    run_key, configmap_key = ObjectKey(namespace, "run-1"), ObjectKey(namespace, "cm")
+    last_applied = {LAST_APPLIED_ANNOTATION: '{"kind":"Run"}', "team": "a"}
+    kube.create(
+        RUNS,
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Run",
+            "metadata": {"name": "run-1", "annotations": last_applied, "labels": {"a": "1"}},
+            "spec": SEED_SPEC,
+        },
+        namespace=namespace,
+    )
+    condition = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Succeeded",
+        "message": "done",
+        "lastTransitionTime": "2026-12-06T06:00:00Z",
+    }
+    kube.patch_status(RUNS, run_key, {"providerId": "kfp:1", "conditions": [condition]})
+    kube.create(CONFIGMAPS, configmap(namespace, "cm", key="value"))
+    mgr = Manager(
+        cfg.load(
+            {"watchNamespaces": [namespace], "leaderElection.enabled": False, "metrics.bindAddress": "0"}
+        ),
+        kube,
+    )
+    informers = {RUNS: mgr.informer(RUNS), CONFIGMAPS: mgr.informer(CONFIGMAPS)}
+    for informer in informers.values():
+        informer.start()
+    try:
+
+        def cached_as_served(resource: Resource, key: ObjectKey) -> bool:
+            served = kube.get(resource, key)
+            assert served["metadata"]["managedFields"], "the server keeps managedFields"
+            return informers[resource].get(key) == strip_for_cache(served)
+
+        for informer in informers.values():
+            assert informer.wait_for_sync(30)
+        assert cached_as_served(RUNS, run_key) and cached_as_served(CONFIGMAPS, configmap_key)
+        # Watched changes too.
+        kube.patch(RUNS, run_key, {"metadata": {"labels": {"a": "2"}}})
+        update(kube, namespace, "cm", key="changed")
+        wait_until(lambda: cached_as_served(RUNS, run_key), timeout=30, message="the watched Run")
+        wait_until(
+            lambda: cached_as_served(CONFIGMAPS, configmap_key), timeout=30, message="the watched ConfigMap"
+        )
+        cached_run = informers[RUNS].get(run_key)
+        assert cached_run is not None and set(cached_run) == {
+            "apiVersion",
+            "kind",
+            "metadata",
+            "spec",
+            "status",
+        }
+        assert cached_run["metadata"]["annotations"] == {"team": "a"}
+    finally:
+        for informer in informers.values():
+            informer.stop()

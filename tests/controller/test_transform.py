@@ -1,4 +1,5 @@
-"""What the informer cache keeps of an object, and that informers apply it to everything they get.
+"""What the informer cache keeps of an object, that informers apply it to everything they get, and
+that decoding straight into that form gives the same objects.
 
 That the reconcilers find in the cache all they read is shown by their own tests: their fixtures
 (``tests/reconcilers/fakes.py``) put every object through the same transform before caching it.
@@ -11,13 +12,15 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller import jsoncodec
 from controller.clock import FakeClock
 from controller.informer import Informer
 from controller.keys import ObjectKey
 from controller.resource import CONFIGMAPS
-from controller.transform import KEPT_METADATA, LAST_APPLIED_ANNOTATION, strip_for_cache
+from controller.transform import KEPT_METADATA, LAST_APPLIED_ANNOTATION, CacheDecoder, strip_for_cache
 from tests.controller.test_reflector import (
     Recorder,
     ScriptedListerWatcher,
@@ -182,3 +185,96 @@ def test_a_list_laid_out_otherwise_is_decoded_whole(page: dict[str, Any]) -> Non
     document = jsoncodec.ListDocument(json.dumps(page).encode())
     assert document.get("metadata") == page.get("metadata")
     assert dict(document) == page
+
+
+# ---- decoding straight into the cached form ---------------------------------------------------
+
+RUN_DECODER = CacheDecoder(("spec", "status"))
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=80),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def encoded(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    spec=json_values,
+    status=json_values,
+    dropped_metadata=st.sets(st.sampled_from(sorted(api_object()["metadata"]))),
+    extra_metadata=st.dictionaries(st.text(max_size=12), json_values, max_size=3),
+)
+def test_a_decoded_object_is_what_the_transform_keeps_of_it(
+    spec: Any, status: Any, dropped_metadata: set[str], extra_metadata: dict[str, Any]
+) -> None:
+    obj = api_object()
+    obj["spec"], obj["status"] = spec, status
+    obj["metadata"] = {**extra_metadata, **obj["metadata"]}
+    for key in dropped_metadata:
+        obj["metadata"].pop(key, None)
+    expected = strip_for_cache(jsoncodec.loads(encoded(obj)))
+
+    assert RUN_DECODER.event(encoded({"type": "MODIFIED", "object": obj})) == {
+        "type": "MODIFIED",
+        "object": expected,
+    }
+    listed = RUN_DECODER.page(
+        encoded({"apiVersion": "v", "items": [obj, obj], "kind": "RunList", "metadata": {}})
+    )
+    assert listed["items"] == [expected, expected]
+
+
+def test_a_decoder_keeps_only_the_declared_top_level_fields() -> None:
+    obj = {**api_object(), "data": {"key": "value"}}
+    decoded = RUN_DECODER.event(encoded({"type": "ADDED", "object": obj}))["object"]
+    assert set(decoded) == {"apiVersion", "kind", "metadata", "spec", "status"}
+    assert "managedFields" not in decoded["metadata"]
+    assert LAST_APPLIED_ANNOTATION not in decoded["metadata"]["annotations"]
+    assert CacheDecoder(("data",)).event(encoded({"type": "ADDED", "object": obj}))["object"]["data"] == {
+        "key": "value"
+    }
+
+
+def test_a_watch_error_keeps_its_status_whole_and_a_bookmark_its_resource_version() -> None:
+    status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410, "reason": "Expired",
+              "message": "too old resource version: 5 (9)", "metadata": {}}  # fmt: skip
+    assert RUN_DECODER.event(encoded({"type": "ERROR", "object": status})) == {
+        "type": "ERROR",
+        "object": status,
+    }
+    bookmark = {"kind": "Run", "apiVersion": "pipelines.kubeflow.org/v1alpha5",
+                "metadata": {"resourceVersion": "12", "creationTimestamp": None,
+                             "annotations": {"k8s.io/initial-events-end": "true"}}}  # fmt: skip
+    assert RUN_DECODER.event(encoded({"type": "BOOKMARK", "object": bookmark}))["object"] == bookmark
+
+
+def test_decoded_objects_share_their_short_strings_and_keys() -> None:
+    one, two = (
+        RUN_DECODER.event(encoded({"type": "ADDED", "object": api_object(name)}))["object"]
+        for name in ("run-1", "run-2")
+    )
+    assert one["status"]["conditions"][0]["reason"] is two["status"]["conditions"][0]["reason"]
+    assert one["metadata"]["namespace"] is two["metadata"]["namespace"]
+    assert next(iter(one["status"])) is next(iter(two["status"]))
+
+
+def test_what_the_fast_decoder_cannot_parse_is_decoded_the_generic_way() -> None:
+    # NaN is not strict JSON: the standard library decodes it, and the transform still applies.
+    obj = encoded(api_object()).replace(b'"generation":2', b'"generation":NaN')
+    decoded = RUN_DECODER.event(b'{"type":"ADDED","object":' + obj + b"}")["object"]
+    assert "managedFields" not in decoded["metadata"] and decoded["spec"] == api_object()["spec"]
+    page = RUN_DECODER.page(b'{"items":[' + obj + b'],"metadata":{"resourceVersion":"3"}}')
+    assert page["items"] == [decoded] and page["metadata"] == {"resourceVersion": "3"}
+    error = RUN_DECODER.event(b'{"type":"ERROR","object":{"code":410,"ratio":NaN}}')
+    assert error["object"]["code"] == 410
