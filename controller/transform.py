@@ -1,12 +1,14 @@
 """What the informer cache keeps of each object, and in what form (client-go's informer transforms).
 
-Every object a reflector lists or watches passes through :func:`strip_for_cache` before it is
-stored, so the cache holds what reconcilers read and nothing else, as compactly as plain
-``dict``s allow. The API server's objects are untouched: this only shapes the local copy.
+Every object a reflector lists or watches is reduced to what reconcilers read before it is
+stored, by :func:`strip_for_cache` or by a :class:`CacheDecoder` that decodes it into that form,
+so the cache holds nothing else, as compactly as plain ``dict``s allow. The API server's objects
+are untouched: this only shapes the local copy.
 
-**Kept**: ``apiVersion``, ``kind``, ``spec``, ``status`` and every other top-level field, whole;
-of ``metadata`` only :data:`KEPT_METADATA` (identity, ``resourceVersion`` and ``generation``,
-creation and deletion times, labels, annotations, finalizers, owner references).
+**Kept**: ``apiVersion``, ``kind``, ``spec``, ``status`` and every other top-level field, whole
+(for a decoder, every top-level field it is told of); of ``metadata`` only :data:`KEPT_METADATA`
+(identity, ``resourceVersion`` and ``generation``, creation and deletion times, labels,
+annotations, finalizers, owner references).
 
 **Dropped**: ``metadata.managedFields`` (server-side apply bookkeeping, often the largest part
 of an object that many writers touched), the ``kubectl.kubernetes.io/last-applied-configuration``
@@ -16,8 +18,9 @@ reconciler reads (``generateName``, ``selfLink``, ``deletionGracePeriodSeconds``
 **Compact form**: short strings are interned (:func:`sys.intern`), so the values that recur
 across objects (condition types, reasons and statuses, timestamps of the same second, names of
 pipelines, experiments and namespaces, API versions and kinds) are stored once, not once per
-object. Dict keys need no such care: :func:`controller.jsoncodec.loads` shares them already.
-Interned strings are freed with the last object that uses them.
+object. Dict keys need no such care: both decoders (orjson in :func:`controller.jsoncodec.loads`,
+msgspec here) share short keys across documents already. Interned strings are freed with the
+last object that uses them.
 
 The transform changes the object it is given (a freshly decoded one, which nothing else holds)
 and returns it; a caller that must keep its argument intact passes a copy.
