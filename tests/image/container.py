@@ -132,6 +132,7 @@ class ContainerRun:
         self.env = {**pod.env, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.container: str | None = None
+        self._rootfs: Path | None = None  # read-only in buildah's namespace until release_root()
 
     def start(
         self,
@@ -140,10 +141,12 @@ class ContainerRun:
         entrypoint: Sequence[str] | None = None,
         stdout: IO[bytes] | int | None = None,
         stdin: int | None = subprocess.DEVNULL,
+        release_root: bool = True,
     ) -> subprocess.Popen[bytes]:
         """Starts the container in a session of its own, and returns its buildah process. It runs
         the image's entrypoint with the pod's arguments and ``command``, or ``entrypoint`` with
-        ``command`` alone."""
+        ``command`` alone. With ``release_root=False`` a read-only root stays read-only in
+        buildah's namespace too until :meth:`release_root` (call it before the command ends)."""
         if self.container is None:
             self.container = self.buildah("from", "--name", self.name, self.image.reference)
         rootfs = Path(self.buildah("mount", self.container))
@@ -173,21 +176,34 @@ class ContainerRun:
         )
         if self.pod.read_only_root:
             wait_until(self._started, timeout=TIMEOUT, message="the container's command to start")
-            # buildah's namespace (the container keeps its read-only mount): see the module's doc.
-            subprocess.run(
-                [
-                    "nsenter",
-                    f"--target={self.process.pid}",
-                    "--mount",
-                    "mount",
-                    "-o",
-                    "remount,bind,rw",
-                    str(rootfs),
-                ],
-                check=True,
-                timeout=30,
-            )
+            self._rootfs = rootfs
+            if release_root:
+                self.release_root()
         return self.process
+
+    def release_root(self) -> None:
+        """Makes the read-only root writable again in buildah's namespace, so that buildah can
+        remove what it placed there once the command ends; the container's own mount stays
+        read-only (see the module's doc). A container whose command checks its root's mode
+        starts with ``release_root=False`` and calls this once the check is done, so the check
+        cannot race the remount."""
+        if self._rootfs is None:
+            return
+        assert self.process is not None
+        rootfs, self._rootfs = self._rootfs, None
+        subprocess.run(
+            [
+                "nsenter",
+                f"--target={self.process.pid}",
+                "--mount",
+                "mount",
+                "-o",
+                "remount,bind,rw",
+                str(rootfs),
+            ],
+            check=True,
+            timeout=30,
+        )
 
     def _volumes(self) -> list[tuple[Path, str, bool]]:
         """(host directory, container path, read-only) of the pod's volumes, made afresh."""

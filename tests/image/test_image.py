@@ -61,6 +61,7 @@ def probe(
             entrypoint=["python3"],
             stdout=subprocess.PIPE,
             stdin=subprocess.PIPE,
+            release_root=False,  # its checks of the root's mode must not race the remount
         )
         assert process.stdout is not None and process.stdin is not None
         output = []
@@ -70,6 +71,7 @@ def probe(
             if line.startswith("{"):
                 break
         assert output and output[-1].startswith("{"), "".join(output)
+        run.release_root()
         process.stdin.close()  # the probe ends; buildah cleans up and exits with its status
         assert process.wait(timeout=60) == 0, "".join(output) + process.stdout.read().decode(errors="replace")
         yield json.loads(output[-1])
