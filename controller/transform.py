@@ -70,11 +70,8 @@ def strip_for_cache(obj: Obj) -> Obj:
     """Reduces ``obj`` (in place) to what the cache keeps, in its compact form; returns it."""
     metadata = obj.get("metadata")
     if isinstance(metadata, dict):
-        obj["metadata"] = _without_last_applied(
-            {key: metadata[key] for key in KEPT_METADATA if key in metadata}
-        )
-    _intern_strings(obj)
-    return obj
+        obj["metadata"] = {key: metadata[key] for key in KEPT_METADATA if key in metadata}
+    return _finish(obj)
 
 
 class CacheDecoder:
@@ -124,18 +121,15 @@ class CacheDecoder:
 
 
 def _finish(obj: Obj) -> Obj:
+    """The part of the transform left once ``metadata`` holds only the kept keys: the
+    last-applied annotation dropped and short strings interned."""
     metadata = obj.get("metadata")
     if isinstance(metadata, dict):
-        _without_last_applied(metadata)
+        annotations = metadata.get("annotations")
+        if isinstance(annotations, dict) and LAST_APPLIED_ANNOTATION in annotations:
+            metadata["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED_ANNOTATION}
     _intern_strings(obj)
     return obj
-
-
-def _without_last_applied(metadata: dict[str, Any]) -> dict[str, Any]:
-    annotations = metadata.get("annotations")
-    if isinstance(annotations, dict) and LAST_APPLIED_ANNOTATION in annotations:
-        metadata["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED_ANNOTATION}
-    return metadata
 
 
 def _typed_dict(name: str, fields: dict[str, Any]) -> Any:
