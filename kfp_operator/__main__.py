@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except configuration.ConfigError as err:
         print(f"kfp-operator: {err}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(config.log.level, config.log.format)
+    configure_logging(config.log.level, config.log.format, cache_loggers=True)
     log = structlog.get_logger("controller.main")
     log.info("starting kfp-operator", version=_version())
 

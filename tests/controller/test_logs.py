@@ -20,6 +20,7 @@ from controller.logs import (
     _is_sensitive_key,
     _redact,
     configure_logging,
+    reconcile_context,
     redact_secrets,
     redact_text,
 )
@@ -73,8 +74,9 @@ def test_json_lines_carry_context_and_never_secrets() -> None:
     out = io.StringIO()
     configure_logging("info", "json", stream=out)
     log = structlog.get_logger("test")
-    with structlog.contextvars.bound_contextvars(
-        controller="run", namespace="ns", name="r1", reconcileID="id-1"
+    with (
+        reconcile_context({"controller": "run", "namespace": "ns", "name": "r1", "reconcileID": "id-1"}),
+        structlog.contextvars.bound_contextvars(kfpRun="k1"),
     ):
         log.info("calling KFP", authorization="Bearer s3cr3t-token")
         try:
@@ -100,6 +102,7 @@ def test_json_lines_carry_context_and_never_secrets() -> None:
         "r1",
         "id-1",
     }
+    assert first["kfpRun"] == "k1"
     assert first["level"] == "info" and first["logger"] == "test" and first["timestamp"].endswith("Z")
     assert "RuntimeError" in lines[1]["exception"]
     assert lines[2]["logger"] == "urllib3"
