@@ -43,7 +43,7 @@ from controller.clock import Clock, RealClock
 from controller.keys import DeletedFinalStateUnknown, ObjectKey, key_func
 from controller.reflector import MAX_WATCH_TIMEOUT, MIN_WATCH_TIMEOUT, PAGE_SIZE, ListerWatcher, Reflector
 from controller.resource import Resource
-from controller.store import IndexFunc, Obj, Store
+from controller.store import IndexFunc, Obj, ReplaceResult, Store
 from controller.transform import Transform
 
 log = structlog.get_logger("controller.informer")
@@ -222,18 +222,25 @@ class Informer:
 
     def _replace(self, objs: builtins.list[Obj], namespace: str | None) -> None:
         with self._dispatch:
-            result = self.store.replace(objs, namespace)
-            handlers = self._handlers()
-            for old in result.deleted:
-                tombstone = DeletedFinalStateUnknown(key_func(old), old)
-                for handler in handlers:
-                    _call(handler.on_delete, tombstone)
-            for old, new in result.updated:
-                for handler in handlers:
-                    _call(handler.on_update, old, new)
-            for obj in result.added:
-                for handler in handlers:
-                    _call(handler.on_add, obj)
+            self._deliver(self.store.replace(objs, namespace))
+
+    def _apply(self, objs: builtins.list[Obj]) -> None:
+        with self._dispatch:
+            self._deliver(self.store.apply(objs))
+
+    def _deliver(self, result: ReplaceResult) -> None:
+        """Tells the handlers what a list changed (the caller holds the dispatch lock)."""
+        handlers = self._handlers()
+        for old in result.deleted:
+            tombstone = DeletedFinalStateUnknown(key_func(old), old)
+            for handler in handlers:
+                _call(handler.on_delete, tombstone)
+        for old, new in result.updated:
+            for handler in handlers:
+                _call(handler.on_update, old, new)
+        for obj in result.added:
+            for handler in handlers:
+                _call(handler.on_add, obj)
 
     def _upsert(self, obj: Obj) -> None:
         with self._dispatch:
@@ -264,6 +271,9 @@ class _ScopedSink:
 
     def replace(self, objs: list[Obj]) -> None:
         self._informer._replace(objs, self._namespace)
+
+    def apply(self, objs: list[Obj]) -> None:
+        self._informer._apply(objs)
 
     def upsert(self, obj: Obj) -> None:
         self._informer._upsert(obj)

@@ -4,9 +4,11 @@ A :class:`Reflector` keeps a sink (the informer's store) equal to the server's s
 disconnects, expired resource versions and API-server restarts. It knows nothing about
 controllers. The loop, as upstream ``ListAndWatch`` inside ``BackoffUntil``:
 
-1. **List**, 500 objects per page following ``continue`` tokens, then hand the whole list to
-   ``sink.replace``: objects that vanished since the last list are reported as deletions
-   (tombstones), so a deletion missed while disconnected is still delivered.
+1. **List**, 500 objects per page following ``continue`` tokens. Each page goes to
+   ``sink.apply`` as it arrives (added and changed objects are stored and reported while the API
+   server prepares the next page), then the whole list to ``sink.replace``: objects that
+   vanished since the last list are reported as deletions (tombstones), so a deletion missed
+   while disconnected is still delivered. The sink counts as synced only after that.
 
    * The first list is a consistent read (``resourceVersion=""``). client-go starts at ``"0"``
      (any cached state); a quorum read is as cheap on Kubernetes >= 1.31, whose watch cache
@@ -102,6 +104,10 @@ class ReflectorSink(Protocol):
     """Where a reflector delivers state: the informer, for one scope."""
 
     def replace(self, objs: list[Obj]) -> None: ...
+
+    def apply(self, objs: list[Obj]) -> None:
+        """Stores a page of a list in progress (adds and updates only; ``replace`` follows)."""
+        ...
 
     def upsert(self, obj: Obj) -> None: ...
 
@@ -294,8 +300,11 @@ class Reflector:
     def _list_at(self, rv: str) -> tuple[builtins.list[Obj], str]:
         # The next page is asked for as soon as this one's continue token is known, before this
         # page is decoded (the token is read from the end of the encoded page), and the API
-        # server prepares it while this page's objects are decoded and transformed: on a restart
-        # over many objects the two processes work at once instead of in turn.
+        # server prepares it while this page's objects are decoded, transformed, stored and
+        # handed to the handlers: on a restart over many objects the two processes work at once
+        # instead of in turn. A list that fails part way leaves what it stored: every object
+        # stored is the server's at a version no older than the cache's, and the next list
+        # replaces the whole scope.
         objs: builtins.list[Obj] = []
         with ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-list") as fetcher:
             page = self._lw.list(
@@ -320,7 +329,10 @@ class Reflector:
                     else None
                 )
                 items = _with_type_meta(page)
-                objs.extend(map(self._transform, items) if self._transform else items)
+                if self._transform:
+                    items = [self._transform(item) for item in items]
+                self._sink.apply(items)
+                objs.extend(items)
                 if following is None:
                     return objs, metadata.get("resourceVersion") or ""
                 if self._stop.is_set():

@@ -45,7 +45,12 @@ def resource_version(obj: Mapping[str, Any] | None) -> str:
 def _index_values(fn: IndexFunc, obj: Mapping[str, Any]) -> tuple[str, ...]:
     """The distinct values ``fn`` gives ``obj``, interned: the index's keys and every object's
     record of them are then one string."""
-    return tuple(dict.fromkeys(sys.intern(value) for value in fn(obj)))
+    values = fn(obj)
+    # Most objects have no value or one in an index, and a restart indexes every cached object:
+    # those two cases skip building a generator and a dict.
+    if isinstance(values, list | tuple) and len(values) <= 1:
+        return (sys.intern(values[0]),) if values else ()
+    return tuple(dict.fromkeys(sys.intern(value) for value in values))
 
 
 @dataclass
@@ -120,20 +125,28 @@ class Store:
         previous = self._indexed.pop(key, ()) if old is not None else ()
         current: list[tuple[str, ...]] = []
         for position, (name, fn) in enumerate(self._indexers.items()):
-            index = self._indices[name]
             old_values = previous[position] if position < len(previous) else ()
             new_values = _index_values(fn, new) if new is not None else ()
             current.append(new_values)
             if old_values == new_values:
                 continue
-            for value in set(old_values) - set(new_values):
-                keys = index.get(value)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del index[value]
-            for value in set(new_values) - set(old_values):
-                index.setdefault(value, set()).add(key)
+            # The value tuples are short (mostly one value or none): membership in them is
+            # cheaper than building sets.
+            index = self._indices[name]
+            for value in old_values:
+                if value not in new_values:
+                    keys = index.get(value)
+                    if keys is not None:
+                        keys.discard(key)
+                        if not keys:
+                            del index[value]
+            for value in new_values:
+                if value not in old_values:
+                    keys = index.get(value)
+                    if keys is None:
+                        index[value] = {key}
+                    else:
+                        keys.add(key)
         if new is not None:
             self._indexed[key] = tuple(current)
 
@@ -191,6 +204,7 @@ class Store:
         Objects whose ``resourceVersion`` did not change are not reported: the informer
         delivers changes, and a re-list after a watch gap must neither lose nor duplicate
         them. Cached objects missing from the list are removed and reported as deleted.
+        Objects already stored by :meth:`apply` (the same dicts) are left as they are.
         """
         result = ReplaceResult()
         with self._lock:
@@ -201,12 +215,25 @@ class Store:
                     gone = self._items.pop(key)
                     self._update_indices(key, gone, None)
                     result.deleted.append(gone)
-            for key, obj in fresh.items():
-                old = self._items.get(key)
-                self._items[key] = obj
-                self._update_indices(key, old, obj)
-                if old is None:
-                    result.added.append(obj)
-                elif resource_version(old) != resource_version(obj) or not resource_version(obj):
-                    result.updated.append((old, obj))
+            self._store_all(fresh, result)
         return result
+
+    def apply(self, objs: Iterable[Obj]) -> ReplaceResult:
+        """Stores a part of a fresh list (one page) ahead of :meth:`replace` with the whole list,
+        and reports what it added or changed, as :meth:`replace` does; nothing is removed."""
+        result = ReplaceResult()
+        with self._lock:
+            self._store_all({key_func(obj): obj for obj in objs}, result)
+        return result
+
+    def _store_all(self, fresh: Mapping[ObjectKey, Obj], result: ReplaceResult) -> None:
+        for key, obj in fresh.items():
+            old = self._items.get(key)
+            if old is obj:
+                continue
+            self._items[key] = obj
+            self._update_indices(key, old, obj)
+            if old is None:
+                result.added.append(obj)
+            elif resource_version(old) != resource_version(obj) or not resource_version(obj):
+                result.updated.append((old, obj))

@@ -199,6 +199,34 @@ def test_the_next_page_is_asked_for_before_this_one_is_decoded() -> None:
     assert recorder.events == [("add", "a", "5"), ("add", "b", "7")]
 
 
+def test_each_page_reaches_the_cache_and_the_handlers_while_the_next_is_fetched() -> None:
+    # The second page is answered only once the first one's object was delivered: a reflector
+    # that delivered the list only when whole would never get it (and fail after 10 s).
+    lw = ScriptedListerWatcher()
+    lw.lists.extend([page([cm("a", "5")], "10", cont="tok"), page([cm("b", "7")], "10")])
+    first_delivered = threading.Event()
+    listing = lw.list
+
+    def second_page_after_the_first_is_delivered(**options: Any) -> dict[str, Any]:
+        if options["continue_token"] == "tok" and not first_delivered.wait(timeout=10):
+            raise AssertionError("the first page was not delivered before the list ended")
+        return listing(**options)
+
+    lw.list = second_page_after_the_first_is_delivered  # type: ignore[method-assign]
+    informer = Informer(CONFIGMAPS, lambda ns: lw, clock=FakeClock())
+    seen: list[tuple[str, bool, bool]] = []
+
+    def on_add(obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        seen.append((name, informer.get(ObjectKey("ns", name)) is obj, informer.has_synced()))
+        first_delivered.set()
+
+    informer.add_event_handler(EventHandlerFuncs(add=on_add))
+    run_until_script_ends(reflector_of(informer))
+    assert seen == [("a", True, False), ("b", True, False)], "stored and delivered, not synced yet"
+    assert informer.has_synced()
+
+
 def test_initial_list_is_paginated_consistent_and_syncs() -> None:
     lw = ScriptedListerWatcher()
     lw.lists.extend([page([cm("a", "5")], "10", cont="tok"), page([cm("b", "7")], "10")])
@@ -311,7 +339,9 @@ def test_objects_gone_from_a_relist_are_delivered_as_tombstones() -> None:
     reflector.list_and_watch()
     lw.lists.append(page([cm("a", "5"), cm("c", "12")], "13"))
     run_until_script_ends(reflector)
-    assert recorder.events[3:] == [("tombstone", "b", "6"), ("update", "c", "12")]
+    # Changes are delivered page by page as the list arrives, then what the whole list lacks
+    # (client-go's DeltaFIFO.Replace: the listed objects, then the deletions).
+    assert recorder.events[3:] == [("update", "c", "12"), ("tombstone", "b", "6")]
     assert informer.get(ObjectKey("ns", "b")) is None
 
 

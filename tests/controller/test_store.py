@@ -55,3 +55,12 @@ def test_an_indexer_added_later_indexes_what_is_cached_and_every_later_change() 
     assert store.index_keys("first", "red") == []
     assert store.index_keys("first", "blue") == [ObjectKey("ns", "a")]
     assert index(store) == {"blue": ["a"], "red": ["a"]}
+
+
+def test_any_iterable_of_values_indexes_and_their_order_does_not_matter() -> None:
+    store = Store({"colour": lambda o: (c for c in o["colours"])})
+    store.upsert(obj("a", "red", "blue"))
+    store.upsert(obj("a", "blue", "red"))
+    assert index(store) == {"blue": ["a"], "red": ["a"]}
+    store.upsert(obj("a"))
+    assert index(store) == {}
