@@ -60,7 +60,7 @@ from reconcilers.indexes import (
 )
 from reconcilers.pipeline.job import CompileSettings
 from reconcilers.pipeline.reconciler import PipelineReconciler, PipelineSettings
-from reconcilers.run.reconciler import RunReconciler, RunSettings
+from reconcilers.run.reconciler import RunReconciler, RunSettings, has_next_step
 from reconcilers.run.resolve import ReferencePolicy
 from reconcilers.run.tracking import TRACKED_INDEX, KfpRunTracker, tracked_run_index
 from reconcilers.run_metrics import RunCacheCollector, RunConfigurationMetrics, RunMetrics
@@ -166,6 +166,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
                 else []
             ),
         ],
+        predicate=has_next_step,
     )
     mgr.add_runnable(tracker, needs_leader=True)
 

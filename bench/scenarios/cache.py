@@ -11,8 +11,9 @@
    code and lists the M Runs once, the unavoidable part of any restart; and the API
    server alone: one unpaginated list of the M Runs, read but not decoded.
 4. A fresh operator on that namespace: time from spawning it to ``/readyz`` 200 with
-   the Lease held, then until its ``run`` controller has reconciled every Run once and
-   all queues are empty; then one more poll interval of observation. KFP and MLMD
+   the Lease held, then until every Run has reached the controllers that have something to
+   decide about it (a completed Run: the TTL controller; the ``run`` controller's event filter
+   leaves it out) and all queues are empty; then one more poll interval of observation. KFP and MLMD
    calls (emulator counters, reset before the start), API requests (its
    ``rest_client_requests_total``) and its RSS at the end are the restart's cost.
 """
@@ -55,7 +56,7 @@ class CacheResult:
     rss_bytes_per_run: float  # (rss_cached - rss_empty) / M
     rss_to_json_ratio: float  # rss_bytes_per_run / json_bytes_per_run
     restart_ready_seconds: float  # spawn -> /readyz 200 and Lease held
-    restart_reconciled_seconds: float  # spawn -> every Run reconciled once, queues empty
+    restart_reconciled_seconds: float  # spawn -> every Run handled (run-ttl), queues empty, workers idle
     restart_floor_seconds: float  # spawn -> exit of a process importing the operator and listing M Runs
     apiserver_list_seconds: float  # one unpaginated list of the M Runs, read and not decoded
     restart_kfp_calls: dict[str, int]
@@ -169,8 +170,14 @@ class CacheScenario:
 
 def _reconciled_all(operator: OperatorProcess, m: int) -> bool:
     samples = operator.metrics()
-    done = samples.total("controller_runtime_reconcile_total", lambda labels: labels["controller"] == "run")
-    return done >= m and samples.total("workqueue_depth") == 0
+    done = samples.total(
+        "controller_runtime_reconcile_total", lambda labels: labels["controller"] == "run-ttl"
+    )
+    return (
+        done >= m
+        and samples.total("workqueue_depth") == 0
+        and samples.total("controller_runtime_active_workers") == 0
+    )
 
 
 def _restart_floor(ctx: Context, namespace: str, m: int) -> float:

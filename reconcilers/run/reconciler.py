@@ -71,6 +71,14 @@ KFP_UNAVAILABLE, KFP_REQUEST_FAILED = "KfpUnavailable", "KfpRequestFailed"
 NORMAL, WARNING = "Normal", "Warning"
 
 
+def has_next_step(obj: Mapping[str, Any]) -> bool:
+    """The controller's event filter: a Run that needs no step (completed, refused for good, or
+    deleted without our finalizer) is not queued, since its reconcile would do nothing. A
+    restart then queues the Runs still in flight, not every completed Run in the cache, and a
+    new Run does not wait behind them."""
+    return next_step(RunView(obj)) is not Step.NONE
+
+
 @dataclass(frozen=True)
 class RunSettings:
     provider: str

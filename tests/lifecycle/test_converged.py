@@ -47,6 +47,26 @@ def test_after_completion_nothing_is_written_and_kfp_is_not_called(world: World)
     assert {name: world.run(name)["metadata"]["resourceVersion"] for name in names} == versions
 
 
+def test_a_restart_queues_no_completed_run_to_the_run_controller(world: World) -> None:
+    prepare(world)
+    first = world.start_operator()
+    done = world.create_run(SPEC)
+    world.wait_run(done, lambda s: (s.get("completionEvent") or {}).get("deliveredAt"), "delivered")
+    assert first.stop() == 0
+
+    second = world.start_operator()
+    # The TTL controller takes every completed Run: once it has this one, the cache holds it.
+    wait_until(
+        lambda: second.metric("workqueue_adds_total", controller="run-ttl") >= 1,
+        timeout=30,
+        message="the completed Run to reach the restarted operator's cache",
+    )
+    assert second.metric("workqueue_adds_total", controller="run") == 0, "nothing to do for a completed Run"
+    new = world.create_run(SPEC)
+    world.wait_completed(new)
+    assert second.metric("workqueue_adds_total", controller="run") >= 1
+
+
 def test_tracking_costs_list_calls_per_poll_not_calls_per_run(world: World) -> None:
     prepare(world)
     world.ctl.script_pipeline("penguin-pipeline", Scenario(tasks={"Pusher": Task(held=True)}))

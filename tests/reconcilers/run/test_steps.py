@@ -9,6 +9,7 @@ import pytest
 from reconcilers.api import FINALIZER
 from reconcilers.api.run import RunView
 from reconcilers.clients import KfpError
+from reconcilers.run.reconciler import has_next_step
 from reconcilers.run.resolve import PipelineVersion, Rejected, Resolved, Waiting
 from reconcilers.run.steps import (
     Create,
@@ -58,6 +59,8 @@ SUBMITTED = {"providerId": "kfp:r-1", "synchronizationState": "Succeeded"}
 )
 def test_next_step(obj: dict[str, Any], step: Step) -> None:
     assert next_step(RunView(obj)) == step
+    # The run controller's event filter: only a Run with a step to take is queued.
+    assert has_next_step(obj) is (step is not Step.NONE)
 
 
 RESOLVED = Resolved("p", PipelineVersion("p", "v", "v1"), "e", "E", {}, {})
