@@ -142,11 +142,7 @@ class Store:
                             del index[value]
             for value in new_values:
                 if value not in old_values:
-                    keys = index.get(value)
-                    if keys is None:
-                        index[value] = {key}
-                    else:
-                        keys.add(key)
+                    index.setdefault(value, set()).add(key)
         if new is not None:
             self._indexed[key] = tuple(current)
 
