@@ -459,6 +459,16 @@ def test_service_monitor_scrapes_https_with_prometheus_token(everything: Rendere
     assert self_signed["tlsConfig"] == {"insecureSkipVerify": True}
 
 
+def test_service_monitor_can_take_its_token_from_a_secret() -> None:
+    secret = {"name": "metrics-scraper-token", "key": "token"}
+    rendered = render({"serviceMonitor": {"enabled": True, "tokenSecret": secret}})
+
+    (endpoint,) = rendered.one("ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": secret}
+    assert "bearerTokenFile" not in endpoint
+    assert endpoint["scheme"] == "https"
+
+
 def test_service_monitor_tls_config_can_be_given() -> None:
     tls = {"ca": {"configMap": {"name": "cluster-ca", "key": "ca.crt"}}, "serverName": "metrics.example"}
     rendered = render({"serviceMonitor": {"enabled": True, "tlsConfig": tls}})
@@ -468,10 +478,15 @@ def test_service_monitor_tls_config_can_be_given() -> None:
 
 
 def test_plain_http_metrics_drop_https_and_the_metrics_roles() -> None:
-    rendered = render({"serviceMonitor": {"enabled": True}, "config": {"metrics": {"secure": False}}})
+    rendered = render(
+        {
+            "serviceMonitor": {"enabled": True, "tokenSecret": {"name": "scraper", "key": "token"}},
+            "config": {"metrics": {"secure": False}},
+        }
+    )
 
     (endpoint,) = rendered.one("ServiceMonitor")["spec"]["endpoints"]
-    assert {"scheme", "bearerTokenFile", "tlsConfig"}.isdisjoint(endpoint)
+    assert {"scheme", "bearerTokenFile", "authorization", "tlsConfig"}.isdisjoint(endpoint)
     assert not any("metrics" in r["metadata"]["name"] for r in rendered.of_kind("ClusterRole"))
     assert [b["metadata"]["name"] for b in rendered.of_kind("ClusterRoleBinding")] == ["kfp-operator"]
 

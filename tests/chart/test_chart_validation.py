@@ -13,7 +13,14 @@ from tests.chart.chartlib import ALL_FEATURES, KUBE_VERSION, KubectlIn, merge, p
 
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}  # no schema offline; the API server validates them below
 
-FEATURES = {"defaults": {}, "all-features": ALL_FEATURES}
+FEATURES = {
+    "defaults": {},
+    "all-features": ALL_FEATURES,
+    # The scrape's token from a Secret instead of Prometheus's token file.
+    "token-secret": merge(
+        ALL_FEATURES, {"serviceMonitor": {"tokenSecret": {"name": "metrics-scraper-token", "key": "token"}}}
+    ),
+}
 
 
 @pytest.mark.parametrize("values", FEATURES.values(), ids=FEATURES.keys())
