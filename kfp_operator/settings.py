@@ -118,8 +118,8 @@ def _http_sink(item: Any, index: int) -> HttpSinkConfig:
 class KfpConfig:
     endpoint: str = setting(
         "endpoint",
-        parse_url("http", "https"),
-        "Base URL of the KFP API server.",
+        parse_url("http", "https", credentials="kfp.tokenPath"),
+        "Base URL of the KFP API server, without credentials (see tokenPath).",
         default="http://ml-pipeline.kubeflow:8888",
     )
     token_path: str = setting(

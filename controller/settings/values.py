@@ -189,8 +189,10 @@ def url_origin(url: str) -> str:
     return f"{parsed.scheme}://{host}{port}" if parsed.scheme else "<not a URL>"
 
 
-def parse_url(*schemes: str, optional: bool = False, each: bool = False) -> Parser:
-    """A URL with one of ``schemes`` and a host; ``each`` parses a list of them.
+def parse_url(*schemes: str, optional: bool = False, each: bool = False, credentials: str = "") -> Parser:
+    """A URL with one of ``schemes`` and a host; ``each`` parses a list of them. With
+    ``credentials`` (what to use instead), user information in the URL is refused: a secret in
+    a configuration file or a ConfigMap is one anybody who can read it knows.
 
     Error messages show the URL without user information or query, which may hold secrets.
     """
@@ -202,6 +204,10 @@ def parse_url(*schemes: str, optional: bool = False, each: bool = False) -> Pars
         parsed = urlparse(text)
         if parsed.scheme not in schemes or not parsed.netloc:
             raise InvalidValue(f"{_show(url_origin(text))} is not a URL ({'|'.join(schemes)}://host...)")
+        if credentials and "@" in parsed.netloc:
+            raise InvalidValue(
+                f"{_show(url_origin(text))}: the URL holds user information; use {credentials} instead"
+            )
         return text
 
     def many(value: Any) -> tuple[str, ...]:

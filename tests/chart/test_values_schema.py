@@ -61,6 +61,7 @@ BAD_VALUES: list[tuple[dict[str, Any], list[str]]] = [
     ({"config": {"events": {"http": {"sinks": "http://a"}}}}, ["/config/events/http/sinks", "want array"]),
     ({"config": {"events": {"http": {"sinks": ["ftp://a"]}}}}, ["/config/events/http/sinks/0", "'ftp://a'"]),
     ({"config": {"workers": 0}}, ["/config/workers", "minimum: got 0, want 1"]),
+    ({"config": {"kfp": {"endpoint": "http://u:pw@kfp:8888"}}}, ["/config/kfp/endpoint", "does not match"]),
     ({"config": {"mlmd": {"port": 70000}}}, ["/config/mlmd/port", "maximum: got 70,000, want 65,535"]),
     ({"config": {"metrics": {"bindAddress": "0"}}}, ["/config/metrics/bindAddress", "'0' does not match"]),
     ({"config": {"watchNamespaces": ["Team_A"]}}, ["/config/watchNamespaces/0", "'Team_A' does not match"]),

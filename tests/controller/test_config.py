@@ -316,6 +316,16 @@ def test_bad_http_sinks_are_refused_without_showing_secrets(sinks: list[object],
         assert secret not in str(raised.value).replace("token", "")
 
 
+def test_a_kfp_endpoint_with_credentials_is_refused_without_showing_them() -> None:
+    with pytest.raises(ConfigError) as raised:
+        cfg.load({"kfp.endpoint": "https://admin:s3cr3t@kfp.example/api"})
+
+    message = str(raised.value)
+    assert "kfp.endpoint" in message and "user information; use kfp.tokenPath instead" in message
+    assert '"https://kfp.example"' in message
+    assert "s3cr3t" not in message and "admin" not in message
+
+
 def test_controller_runtime_flag_names_set_the_same_keys() -> None:
     args = build_parser().parse_args(
         [
