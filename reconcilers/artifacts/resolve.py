@@ -1,8 +1,8 @@
 """Resolving ``spec.artifacts`` (``COMPONENT:OUTPUT:INDEX[FILTER]``) from ML Metadata.
 
-The records of one KFP run are read once (run context, its executions, their
-OUTPUT events, the artifacts) and every path is resolved from them in memory,
-the way KFP's own driver follows them:
+The records of one KFP run are read once (the executions in its run context, their
+OUTPUT events, the artifacts: three calls) and every path is resolved from them in
+memory, the way KFP's own driver follows them:
 
 1. the ``system.PipelineRun`` context named by the KFP run id;
 2. the completed container executions whose ``task_name`` is COMPONENT (the
@@ -38,11 +38,13 @@ FINISHED_STATES = frozenset({records.COMPLETE, records.CACHED})
 class MetadataReader(Protocol):
     """The ML Metadata reads artifact resolution needs (``kfp_operator.clients.mlmd`` has them)."""
 
+    def get_executions_in_context(self, type_name: str, context_name: str) -> list[records.Execution]:
+        """The executions in the context of that type and name; none when there is no such context."""
+        ...
+
     def get_context_id(self, type_name: str, context_name: str) -> int | None:
         """The id of the context of that type and name, or None when there is none (yet)."""
         ...
-
-    def get_executions_by_context(self, context_id: int) -> list[records.Execution]: ...
 
     def get_events_by_execution_ids(self, execution_ids: Iterable[int]) -> list[records.Event]: ...
 
@@ -71,14 +73,13 @@ class Unresolved:
 
 
 def read_run_metadata(store: MetadataReader, run_id: str, components: Iterable[str]) -> RunMetadata:
-    """Reads what is needed to resolve paths of ``components``: four calls, whatever the count."""
-    context_id = store.get_context_id(RUN_CONTEXT_TYPE, run_id)
-    if context_id is None:
+    """Reads what is needed to resolve paths of ``components``: three calls, whatever the count
+    (and a fourth when the run has no execution, to tell whether ML Metadata knows the run)."""
+    in_run = store.get_executions_in_context(RUN_CONTEXT_TYPE, run_id)
+    if not in_run and store.get_context_id(RUN_CONTEXT_TYPE, run_id) is None:
         raise RunMetadataNotFound(f"ML Metadata has no {RUN_CONTEXT_TYPE} context named {run_id}")
     wanted = set(components)
-    executions = [
-        e for e in store.get_executions_by_context(context_id) if _task_names(e) & wanted or not wanted
-    ]
+    executions = [e for e in in_run if _task_names(e) & wanted or not wanted]
     if not executions:
         return RunMetadata(executions=[], events=[], artifacts={})
     events = [

@@ -3,19 +3,22 @@ as the KFP launcher writes them, read through MLMD's gRPC API and turned into pl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from ml_metadata import errors as mlmd_errors
+from ml_metadata.proto import metadata_store_pb2
 from prometheus_client import CollectorRegistry
 
 from kfp_devstack.emulator import Emulator, EmulatorConfig, EmulatorControl, Scenario
 from kfp_devstack.processes import free_port
-from kfp_operator.clients.mlmd import MlmdClient, MlmdMetrics, MlmdUnavailable
+from kfp_operator.clients.mlmd import PAGE_SIZE, MlmdClient, MlmdMetrics, MlmdUnavailable
 from reconcilers.api.run import Artifact, OutputArtifactSpec
 from reconcilers.artifacts import records
 from reconcilers.artifacts.resolve import read_run_metadata, resolve_artifacts
-from tests.emulator.helpers import Kfp
+from tests.emulator.helpers import Kfp, connect_mlmd
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +42,15 @@ def test_a_finished_runs_records_are_read_and_its_artifacts_resolved(emulator: E
     run = kfp.create_run(pipeline.pipeline_id)
     kfp.wait_until_finished(run.run_id)
     mlmd = client(emulator)
+    EmulatorControl(emulator.url).reset_calls()
 
     metadata = read_run_metadata(mlmd, run.run_id, {"Pusher"})
+
+    assert EmulatorControl(emulator.url).mlmd_calls() == {
+        "GetExecutions": 1,
+        "GetEventsByExecutionIDs": 1,
+        "GetArtifactsByID": 1,
+    }
 
     [pusher] = metadata.executions
     assert (pusher.type, pusher.state) == ("system.ContainerExecution", records.COMPLETE)
@@ -56,8 +66,70 @@ def test_a_finished_runs_records_are_read_and_its_artifacts_resolved(emulator: E
     assert found == [Artifact("model", pushed[0].uri)] and unresolved == []
 
 
-def test_a_run_without_records_has_no_context(emulator: Emulator) -> None:
-    assert client(emulator).get_context_id("system.PipelineRun", "no-such-run") is None
+def test_a_run_without_records_has_no_context_and_no_executions(emulator: Emulator) -> None:
+    mlmd = client(emulator)
+
+    assert mlmd.get_context_id("system.PipelineRun", "no-such-run") is None
+    assert mlmd.get_executions_in_context("system.PipelineRun", "no-such-run") == []
+
+
+def _type_id(
+    get: Callable[[str], Any], put: Callable[[Any], int], make: Callable[..., Any], name: str
+) -> int:
+    try:
+        return int(get(name).id)
+    except mlmd_errors.NotFoundError:
+        return put(make(name=name))
+
+
+def test_a_context_name_is_matched_as_it_is_whatever_its_characters(emulator: Emulator) -> None:
+    # The executions of a run are found with a filter query naming its context: a name holding
+    # quotes or the query's own syntax must find that context's executions and no other's.
+    store = connect_mlmd(emulator)
+    context_type = _type_id(
+        store.get_context_type, store.put_context_type, metadata_store_pb2.ContextType, "system.PipelineRun"
+    )
+    execution_type = _type_id(
+        store.get_execution_type,
+        store.put_execution_type,
+        metadata_store_pb2.ExecutionType,
+        "system.ContainerExecution",
+    )
+    names = ["it's", "back\\slash", "x' OR contexts_a.name != '", 'double"quote']
+    for name in names:
+        execution = metadata_store_pb2.Execution(type_id=execution_type)
+        execution.custom_properties["task_name"].string_value = name
+        context = metadata_store_pb2.Context(type_id=context_type, name=name)
+        store.put_execution(execution, artifact_and_events=[], contexts=[context])
+    mlmd = client(emulator)
+
+    for name in names:
+        [execution] = mlmd.get_executions_in_context("system.PipelineRun", name)
+        assert execution.strings["task_name"] == name
+
+
+def test_the_executions_of_a_run_are_read_page_by_page(emulator: Emulator) -> None:
+    store = connect_mlmd(emulator)
+    context_type = _type_id(
+        store.get_context_type, store.put_context_type, metadata_store_pb2.ContextType, "system.PipelineRun"
+    )
+    execution_type = _type_id(
+        store.get_execution_type,
+        store.put_execution_type,
+        metadata_store_pb2.ExecutionType,
+        "system.ContainerExecution",
+    )
+    [context_id] = store.put_contexts([metadata_store_pb2.Context(type_id=context_type, name="many-tasks")])
+    ids = store.put_executions(
+        [metadata_store_pb2.Execution(type_id=execution_type) for _ in range(PAGE_SIZE + 1)]
+    )
+    store.put_attributions_and_associations(
+        [], [metadata_store_pb2.Association(execution_id=i, context_id=context_id) for i in ids]
+    )
+
+    executions = client(emulator).get_executions_in_context("system.PipelineRun", "many-tasks")
+
+    assert sorted(e.id for e in executions) == sorted(ids)
 
 
 def test_an_unreachable_store_is_reported_and_counted(tmp_path: Path) -> None:

@@ -252,13 +252,14 @@ class FakeMetadata:
         self._events.append(records.Event(execution.id, artifact.id, records.OUTPUT, (output,)))
         self._artifacts[artifact.id] = artifact
 
+    def get_executions_in_context(self, type_name: str, context_name: str) -> list[records.Execution]:
+        self.calls.append("GetExecutions")
+        context_id = self._contexts.get(context_name)
+        return list(self._executions.get(context_id, [])) if context_id is not None else []
+
     def get_context_id(self, type_name: str, context_name: str) -> int | None:
         self.calls.append("GetContextByTypeAndName")
         return self._contexts.get(context_name)
-
-    def get_executions_by_context(self, context_id: int) -> list[records.Execution]:
-        self.calls.append("GetExecutionsByContext")
-        return list(self._executions.get(context_id, []))
 
     def get_events_by_execution_ids(self, execution_ids: Any) -> list[records.Event]:
         self.calls.append("GetEventsByExecutionIDs")

@@ -1,4 +1,4 @@
-"""ML Metadata over its gRPC API: the four reads artifact resolution makes, metered.
+"""ML Metadata over its gRPC API: the reads artifact resolution makes, metered.
 
 The messages are MLMD's own, declared in ``metadata_store.proto`` beside this module (the part of
 MLMD's API the operator calls, with MLMD's package, names and field numbers) and compiled at build
@@ -78,7 +78,13 @@ def _messages() -> dict[str, Any]:
     }
 
 
-_RPCS = ("GetContextByTypeAndName", "GetExecutionsByContext", "GetEventsByExecutionIDs", "GetArtifactsByID")
+_RPCS = (
+    "GetExecutions",
+    "GetContextByTypeAndName",
+    "GetExecutionsByContext",
+    "GetEventsByExecutionIDs",
+    "GetArtifactsByID",
+)
 
 
 def channel_credentials(
@@ -141,12 +147,29 @@ class MlmdClient:
         response = self._call("GetContextByTypeAndName", type_name=type_name, context_name=context_name)
         return int(response.context.id) if response.HasField("context") else None
 
-    def get_executions_by_context(self, context_id: int) -> list[records.Execution]:
+    def get_executions_in_context(self, type_name: str, context_name: str) -> list[records.Execution]:
+        if "\\" in type_name + context_name:
+            # A backslash in a filter's string literal reaches ML Metadata's databases
+            # differently (SQLite keeps it, MySQL reads an escape): look the context up instead.
+            context_id = self.get_context_id(type_name, context_name)
+            if context_id is None:
+                return []
+            return self._executions("GetExecutionsByContext", context_id=context_id)
+        # One call where looking the context up and then asking for its executions takes two: a
+        # filter on the executions' context (ListOperationOptions.filter_query, in MLMD 1.14).
+        query = f"contexts_a.type = {_literal(type_name)} AND contexts_a.name = {_literal(context_name)}"
+        return self._executions("GetExecutions", filter_query=query)
+
+    def _executions(self, rpc: str, *, filter_query: str = "", **fields: Any) -> list[records.Execution]:
         executions: list[records.Execution] = []
         token = ""
         while True:
-            options = {"max_result_size": PAGE_SIZE, **({"next_page_token": token} if token else {})}
-            response = self._call("GetExecutionsByContext", context_id=context_id, options=options)
+            options = {
+                "max_result_size": PAGE_SIZE,
+                **({"filter_query": filter_query} if filter_query else {}),
+                **({"next_page_token": token} if token else {}),
+            }
+            response = self._call(rpc, options=options, **fields)
             executions.extend(_execution(e) for e in response.executions)
             token = response.next_page_token
             if not token:
@@ -176,6 +199,12 @@ class MlmdClient:
         finally:
             self._requests(rpc, code).inc()
             self._duration(rpc).observe(time.monotonic() - started)
+
+
+def _literal(text: str) -> str:
+    """A string literal of MLMD's filter language (ZetaSQL's), its quotes escaped, so that a
+    name can never change the query (names with backslashes are not put in queries)."""
+    return "'" + text.replace("'", "\\'") + "'"
 
 
 def _enum_name(message: Any, field: str) -> str:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from reconcilers.api.run import Artifact, OutputArtifactSpec
 from reconcilers.artifacts import records
-from reconcilers.artifacts.resolve import RunMetadata, read_run_metadata, resolve_artifacts
+from reconcilers.artifacts.resolve import (
+    RunMetadata,
+    RunMetadataNotFound,
+    read_run_metadata,
+    resolve_artifacts,
+)
 
 
 def execution(
@@ -151,18 +158,19 @@ def test_a_deleted_artifact_or_one_without_a_uri_is_not_resolved_but_keeps_its_i
 
 
 class RecordingStore:
-    """An in-memory MLMD reader that records which calls resolution makes."""
+    """An in-memory MLMD reader that records which calls resolution makes: run-1 has the
+    Pusher's records, run-empty a context without executions, any other run no context."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
 
+    def get_executions_in_context(self, type_name, context_name):
+        self.calls.append("executions")
+        return list(PUSHER.executions) if context_name == "run-1" else []
+
     def get_context_id(self, type_name, context_name):
         self.calls.append("context")
-        return 7 if context_name == "run-1" else None
-
-    def get_executions_by_context(self, context_id):
-        self.calls.append("executions")
-        return list(PUSHER.executions)
+        return {"run-1": 7, "run-empty": 8}.get(context_name)
 
     def get_events_by_execution_ids(self, execution_ids):
         self.calls.append("events")
@@ -173,11 +181,22 @@ class RecordingStore:
         return [PUSHER.artifacts[i] for i in artifact_ids]
 
 
-def test_reading_a_runs_metadata_takes_four_calls_and_only_the_named_components() -> None:
+def test_reading_a_runs_metadata_takes_three_calls_and_only_the_named_components() -> None:
     store = RecordingStore()
 
     metadata = read_run_metadata(store, "run-1", {"Pusher"})
 
-    assert store.calls == ["context", "executions", "events", "artifacts"]
+    assert store.calls == ["executions", "events", "artifacts"]
     assert [e.id for e in metadata.executions] == [2]
     assert sorted(metadata.artifacts) == [20, 21, 22]
+
+
+def test_a_run_without_executions_is_told_from_a_run_ml_metadata_does_not_know() -> None:
+    store = RecordingStore()
+
+    empty = read_run_metadata(store, "run-empty", {"Pusher"})
+    with pytest.raises(RunMetadataNotFound, match=r"no system\.PipelineRun context named run-unknown"):
+        read_run_metadata(store, "run-unknown", {"Pusher"})
+
+    assert empty == RunMetadata(executions=[], events=[], artifacts={})
+    assert store.calls == ["executions", "context", "executions", "context"]

@@ -376,9 +376,7 @@ def test_completion_from_what_the_poll_observed(case: CompletionCase) -> None:
     assert patch["status"].get("artifacts") == case.artifacts
     assert f.recorder.reasons() == case.events
     assert f.metadata.calls == (
-        ["GetContextByTypeAndName", "GetExecutionsByContext", "GetEventsByExecutionIDs", "GetArtifactsByID"]
-        if case.state == "SUCCEEDED"
-        else []
+        ["GetExecutions", "GetEventsByExecutionIDs", "GetArtifactsByID"] if case.state == "SUCCEEDED" else []
     )
 
 
