@@ -3,12 +3,12 @@ as the KFP launcher writes them, read through MLMD's gRPC API and turned into pl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from ml_metadata import errors as mlmd_errors
+from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from prometheus_client import CollectorRegistry
 
@@ -73,28 +73,26 @@ def test_a_run_without_records_has_no_context_and_no_executions(emulator: Emulat
     assert mlmd.get_executions_in_context("system.PipelineRun", "no-such-run") == []
 
 
-def _type_id(
-    get: Callable[[str], Any], put: Callable[[Any], int], make: Callable[..., Any], name: str
-) -> int:
+def _run_types(store: metadata_store.MetadataStore) -> tuple[int, int]:
+    """The ids of KFP's run context type and container execution type, made if not there yet."""
     try:
-        return int(get(name).id)
+        context_type = store.get_context_type("system.PipelineRun").id
     except mlmd_errors.NotFoundError:
-        return put(make(name=name))
+        context_type = store.put_context_type(metadata_store_pb2.ContextType(name="system.PipelineRun"))
+    try:
+        execution_type = store.get_execution_type("system.ContainerExecution").id
+    except mlmd_errors.NotFoundError:
+        execution_type = store.put_execution_type(
+            metadata_store_pb2.ExecutionType(name="system.ContainerExecution")
+        )
+    return int(context_type), int(execution_type)
 
 
 def test_a_context_name_is_matched_as_it_is_whatever_its_characters(emulator: Emulator) -> None:
     # The executions of a run are found with a filter query naming its context: a name holding
     # quotes or the query's own syntax must find that context's executions and no other's.
     store = connect_mlmd(emulator)
-    context_type = _type_id(
-        store.get_context_type, store.put_context_type, metadata_store_pb2.ContextType, "system.PipelineRun"
-    )
-    execution_type = _type_id(
-        store.get_execution_type,
-        store.put_execution_type,
-        metadata_store_pb2.ExecutionType,
-        "system.ContainerExecution",
-    )
+    context_type, execution_type = _run_types(store)
     names = ["it's", "back\\slash", "x' OR contexts_a.name != '", 'double"quote']
     for name in names:
         execution = metadata_store_pb2.Execution(type_id=execution_type)
@@ -110,15 +108,7 @@ def test_a_context_name_is_matched_as_it_is_whatever_its_characters(emulator: Em
 
 def test_the_executions_of_a_run_are_read_page_by_page(emulator: Emulator) -> None:
     store = connect_mlmd(emulator)
-    context_type = _type_id(
-        store.get_context_type, store.put_context_type, metadata_store_pb2.ContextType, "system.PipelineRun"
-    )
-    execution_type = _type_id(
-        store.get_execution_type,
-        store.put_execution_type,
-        metadata_store_pb2.ExecutionType,
-        "system.ContainerExecution",
-    )
+    context_type, execution_type = _run_types(store)
     [context_id] = store.put_contexts([metadata_store_pb2.Context(type_id=context_type, name="many-tasks")])
     ids = store.put_executions(
         [metadata_store_pb2.Execution(type_id=execution_type) for _ in range(PAGE_SIZE + 1)]
