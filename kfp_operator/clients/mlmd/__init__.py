@@ -149,8 +149,9 @@ class MlmdClient:
 
     def get_executions_in_context(self, type_name: str, context_name: str) -> list[records.Execution]:
         if "\\" in type_name + context_name:
-            # A backslash in a filter's string literal reaches ML Metadata's databases
-            # differently (SQLite keeps it, MySQL reads an escape): look the context up instead.
+            # How a backslash in a filter's string literal reaches ML Metadata's database
+            # depends on its backend (the SQLite store matched no escaped one): look the
+            # context up instead.
             context_id = self.get_context_id(type_name, context_name)
             if context_id is None:
                 return []
