@@ -40,7 +40,7 @@ from reconcilers.clients import EventRecorder, KfpError, KfpRuns, KubeClient
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.handover import handover_pending
 from reconcilers.run import status
-from reconcilers.run.resolve import KfpCatalog, ReferencePolicy, Resolved, Waiting, resolve
+from reconcilers.run.resolve import KfpCatalog, ReferencePolicy, Resolution, Resolved, Waiting, resolve
 from reconcilers.run.steps import (
     Create,
     Refuse,
@@ -150,11 +150,7 @@ class RunReconciler:
             case Step.FINALIZE:
                 return self._finalize(run)
             case Step.SUBMIT:
-                try:
-                    return self._submit(run)
-                except KfpError as error:
-                    self._kfp_failing(run, error)
-                    raise  # retried with the work queue's backoff
+                return self._submit(run)
             case Step.TRACK:
                 return self._track(run)
             case Step.NONE:
@@ -163,13 +159,32 @@ class RunReconciler:
     # -- before submission -------------------------------------------------------------------
 
     def _submit(self, run: RunView) -> Result:
-        if may_have_kfp_run(run):
-            # An earlier attempt may have created the KFP run: adopt it, as it was submitted,
-            # whatever resolving again would give now.
-            existing = find_marked_run(self._kfp, run)
-            if existing is not None:
-                return self._adopt(run, existing)
-        resolution = resolve(
+        # A KFP call failing here is said on the Run and retried with the work queue's backoff;
+        # the create says its own failures (_create).
+        try:
+            if may_have_kfp_run(run):
+                # An earlier attempt may have created the KFP run: adopt it, as it was
+                # submitted, whatever resolving again would give now.
+                existing = find_marked_run(self._kfp, run)
+                if existing is not None:
+                    return self._adopt(run, existing)
+            resolution = self._resolve(run)
+        except KfpError as error:
+            self._kfp_failing(run, error)
+            raise
+        match decide_submission(resolution):
+            case Wait(waiting):
+                return self._wait(run, waiting)
+            case Refuse(rejected):
+                self._write(run, status.rejected(run, rejected, self._clock.now()))
+                self._recorder.event(run.obj, WARNING, rejected.reason, rejected.message)
+                self._metrics.submissions.labels("rejected").inc()
+                raise TerminalError(f"{rejected.reason}: {rejected.message}")
+            case Create(resolved):
+                return self._create(run, resolved)
+
+    def _resolve(self, run: RunView) -> Resolution:
+        return resolve(
             run.spec,
             namespace=run.namespace,
             run_configurations={
@@ -184,25 +199,19 @@ class RunReconciler:
             pipeline_resource=_declared(self._pipelines, run.namespace, run.spec.pipeline.name),
             experiment_resource=_declared(self._experiments, run.namespace, run.spec.experiment_name),
         )
-        match decide_submission(resolution):
-            case Wait(waiting):
-                return self._wait(run, waiting)
-            case Refuse(rejected):
-                self._write(run, status.rejected(run, rejected, self._clock.now()))
-                self._recorder.event(run.obj, WARNING, rejected.reason, rejected.message)
-                self._metrics.submissions.labels("rejected").inc()
-                raise TerminalError(f"{rejected.reason}: {rejected.message}")
-            case Create(resolved):
-                return self._create(run, resolved)
 
-    def _kfp_failing(self, run: RunView, error: KfpError) -> None:
+    def _kfp_failing(
+        self, run: RunView, error: KfpError, *, superseded: Mapping[str, Any] | None = None
+    ) -> None:
         """Says on the Run why it is not submitted yet when KFP fails to answer; once per cause."""
         reason = KFP_UNAVAILABLE if error.is_transient else KFP_REQUEST_FAILED
         message = f"{error}; retrying"
         previous = run.condition("Synchronized") or {}
         if (previous.get("reason"), previous.get("message")) == (reason, message):
             return
-        self._write(run, status.kfp_unavailable(run, reason, message, self._clock.now()))
+        self._write(
+            run, status.kfp_unavailable(run, reason, message, self._clock.now()), superseded=superseded
+        )
         self._recorder.event(run.obj, WARNING, reason, message)
 
     def _adopt(self, run: RunView, kfp_run: Mapping[str, Any]) -> Result:
@@ -233,7 +242,12 @@ class RunReconciler:
         except KfpError as error:
             refused = refusal(error)
             if refused is None:
-                raise  # no answer or a server error: look for the run by its marker next time
+                # No answer or a server error: the next attempt looks for the run by its marker.
+                # Saying so on the Run supersedes the finalizer's version too (our own write): a
+                # reconcile of that version, still on its way into the cache, would adopt the
+                # run a second time.
+                self._kfp_failing(run, error, superseded=with_finalizer)
+                raise
             self._write(
                 run,
                 status.submission_failed(run, resolved, error.message, self._clock.now()),

@@ -576,6 +576,32 @@ def test_after_the_deletion_timeout_an_unreachable_kfp_no_longer_holds_the_run()
     assert "could not be reached" in f.recorder.events[-1].message
 
 
+def test_a_lost_create_is_adopted_once_while_the_cache_catches_up_version_by_version() -> None:
+    # The create's answer is lost after KFP made the run. The failed reconcile wrote twice: the
+    # finalizer, then the condition saying KFP did not answer. The cache then shows each of the
+    # two versions in turn; only the last may look for the run and adopt it.
+    f = Fixture()
+    f.add_runs(run())
+    f.add_run_configurations(with_examples())
+    f.kfp.create_errors.append(KfpError("create_run", None, "connection reset by peer"))
+    r = reconciler(f)
+    with pytest.raises(KfpError):
+        r.reconcile(KEY)
+    (create,) = [q for q in f.kfp.requests if q.verb == "create_run"]
+    f.kfp.add_run("PENDING", description=create.body["description"])  # KFP had made it
+    (failing,) = f.kube.status_patches()
+    with_finalizer = run(finalizers=[FINALIZER], resourceVersion="100")  # as the patch answered
+    with_condition = run(finalizers=[FINALIZER], resourceVersion="101", status=failing["status"])
+
+    for version in (with_finalizer, with_condition):
+        f.add_runs(version)
+        r.reconcile(KEY)
+
+    assert f.kfp.verbs() == ["create_run", "list_runs"]
+    assert f.recorder.reasons() == ["KfpUnavailable", "Submitted"]
+    assert f.counter(f.metrics.submissions, "adopted") == 1
+
+
 def test_a_cache_that_has_not_caught_up_with_our_own_write_is_not_acted_on_again() -> None:
     f = Fixture()
     f.add_runs(run())
