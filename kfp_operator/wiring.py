@@ -39,6 +39,7 @@ from kfp_operator.settings import Config
 from reconcilers.api import GROUP, RUN_CONFIGURATIONS, RUNS, VERSION
 from reconcilers.api.experiment import EXPERIMENTS
 from reconcilers.api.pipeline import PIPELINES
+from reconcilers.completion_event.delivery import EventDelivery
 from reconcilers.completion_event.reconciler import CompletionEventReconciler, needs_delivery
 from reconcilers.experiment.reconciler import ExperimentReconciler, ExperimentSettings
 from reconcilers.indexes import (
@@ -111,6 +112,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         ),
     )
     sinks = _sinks(mgr, config)
+    delivery = EventDelivery(sinks=sinks, metrics=run_metrics, clock=mgr.clock, provider=config.provider)
     catalog = CachedKfpCatalog(kfp, ttl_seconds=min(CATALOG_TTL, config.dependency_recheck_interval / 2))
     references = ReferencePolicy(
         cross_namespace=config.allow_cross_namespace_references,
@@ -150,6 +152,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
             ),
             pipelines=pipelines.store if pipelines else None,
             experiments=experiments.store if experiments else None,
+            delivery=delivery,
         ),
         primary=runs,
         watches=[
@@ -173,13 +176,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
     mgr.add_controller(
         "run-completion-event",
         CompletionEventReconciler(
-            runs=runs.store,
-            sinks=sinks,
-            kube=mgr.kube,
-            recorder=mgr.event_recorder,
-            metrics=run_metrics,
-            clock=mgr.clock,
-            provider=config.provider,
+            runs=runs.store, delivery=delivery, kube=mgr.kube, recorder=mgr.event_recorder, clock=mgr.clock
         ),
         primary=runs,
         rate_limiter=ItemExponentialFailureRateLimiter(max_delay=EVENT_RETRY_MAX_DELAY),

@@ -1,17 +1,18 @@
 """Delivering each completed Run's run-completion event to every configured sink, at least once.
 
-Progress is recorded in ``status.completionEvent`` (the sinks that acknowledged,
-and when all had), so a restart or a retry sends only what is missing, and with
-the same event id. A sink that fails is retried with the work queue's backoff for
-this Run alone; other Runs' events go out meanwhile, because sinks fail fast.
+The run controller delivers an event along with the completion it records, while the sinks
+answer (``reconcilers.run.reconciler``); this controller delivers what is left: an event a
+sink refused, or one whose Run completed while the sinks were failing, or before a restart.
+Progress is recorded in ``status.completionEvent`` (the sinks that acknowledged, and when all
+had), so a restart or a retry sends only what is missing, and with the same event id. A sink
+that fails is retried with the work queue's backoff for this Run alone; other Runs' events go
+out meanwhile, because sinks fail fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
-
-import structlog
 
 from controller.clock import Clock
 from controller.keys import ObjectKey
@@ -19,13 +20,9 @@ from controller.reconcile import Result
 from controller.store import Store
 from reconcilers.api import RUNS
 from reconcilers.api.run import RunView
-from reconcilers.clients import DeliveryFailed, EventRecorder, KubeClient, Sink
-from reconcilers.completion_event.event import completion_event
+from reconcilers.clients import EventRecorder, KubeClient
+from reconcilers.completion_event.delivery import EventDelivery
 from reconcilers.expectations import ActedOnVersions
-from reconcilers.run_metrics import RunMetrics
-from reconcilers.timestamps import format_time
-
-log = structlog.get_logger(__name__)
 
 
 def needs_delivery(obj: Mapping[str, Any]) -> bool:
@@ -43,60 +40,30 @@ class EventDeliveryFailing(Exception):
 
 class CompletionEventReconciler:
     def __init__(
-        self,
-        *,
-        runs: Store,
-        sinks: Sequence[Sink],
-        kube: KubeClient,
-        recorder: EventRecorder,
-        metrics: RunMetrics,
-        clock: Clock,
-        provider: str,
+        self, *, runs: Store, delivery: EventDelivery, kube: KubeClient, recorder: EventRecorder, clock: Clock
     ) -> None:
         self._runs = runs
-        self._sinks = list(sinks)
+        self._delivery = delivery
         self._kube = kube
         self._recorder = recorder
-        self._metrics = metrics
-        self._clock = clock
-        self._provider = provider
         self._acted_on = ActedOnVersions(clock)
 
     def reconcile(self, key: ObjectKey) -> Result:
         obj = self._runs.get(key)
-        if obj is None or not self._sinks:
+        if obj is None or not self._delivery.sinks:
             return Result()
         if self._acted_on.is_stale(key, obj):
             return Result()
         run = RunView(obj)
-        if not run.is_completed:
+        if not run.is_completed or (run.status.get("completionEvent") or {}).get("deliveredAt"):
             return Result()
-        recorded = run.status.get("completionEvent") or {}
-        if recorded.get("deliveredAt"):
-            return Result()
-        delivered = list(recorded.get("deliveredTo") or [])
-        event = completion_event(run, self._provider)
-        failures = []
-        for sink in self._sinks:
-            if sink.name in delivered:
-                continue
-            try:
-                sink.publish(event)
-            except DeliveryFailed as error:
-                failures.append(str(error))
-                self._metrics.event_deliveries.labels(sink.name, "failed").inc()
-                continue
-            delivered.append(sink.name)
-            self._metrics.event_deliveries.labels(sink.name, "delivered").inc()
-        progress = {"id": event["id"], "deliveredTo": delivered}
-        if not failures:
-            progress["deliveredAt"] = format_time(self._clock.now())
-        if progress != recorded:
-            self._kube.patch_status(RUNS, key, {"completionEvent": progress})
+        delivery = self._delivery.deliver(run)
+        if delivery.progress != run.status.get("completionEvent"):
+            self._kube.patch_status(RUNS, key, {"completionEvent": delivery.progress})
             self._acted_on.acted_on(key, obj)
-        if failures:
-            message = f"run-completion event {event['id']} not delivered: {'; '.join(failures)}; retrying"
+        if not delivery.complete:
+            failures = "; ".join(delivery.failures)
+            message = f"run-completion event {delivery.event_id} not delivered: {failures}; retrying"
             self._recorder.event(obj, "Warning", "EventDeliveryFailing", message)
             raise EventDeliveryFailing(message)
-        log.info("completion event delivered", event_id=event["id"], sinks=delivered)
         return Result()

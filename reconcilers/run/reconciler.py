@@ -7,6 +7,12 @@ written as a merge patch of what differs, so a Run that needs nothing costs noth
 happens after completion (the event, the RunConfiguration, the TTL) belongs to other
 reconcilers, which read what this one records.
 
+The run-completion event goes out with the completion: the sinks are given the event before
+the completed status is written, and the status records who acknowledged it, in one write.
+Sinks fail fast, and after a failure the run controller leaves delivery to the completion-event
+controller for a while (:data:`SINK_FAILURE_HOLD`), so a sink that is down does not hold the
+workers that submit Runs.
+
 Submission, exactly once: the finalizer is added before the first create, conditional on the
 version read, so a Run that has it may already have a KFP run, and only such a Run looks for
 one by its marker (``tracking``): it adopts what it finds, recording what that run was
@@ -37,6 +43,7 @@ from reconcilers.artifacts.resolve import (
     resolve_artifacts,
 )
 from reconcilers.clients import EventRecorder, KfpError, KfpRuns, KubeClient
+from reconcilers.completion_event.delivery import EventDelivery
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.handover import handover_pending
 from reconcilers.run import status
@@ -69,6 +76,10 @@ log = structlog.get_logger(__name__)
 KFP_UNAVAILABLE, KFP_REQUEST_FAILED = "KfpUnavailable", "KfpRequestFailed"
 
 NORMAL, WARNING = "Normal", "Warning"
+
+# After a sink fails to take an event, completions leave their events to the completion-event
+# controller (which retries each with backoff) for this long, in seconds.
+SINK_FAILURE_HOLD = 30.0
 
 
 def has_next_step(obj: Mapping[str, Any]) -> bool:
@@ -121,6 +132,7 @@ class RunReconciler:
         settings: RunSettings,
         pipelines: Store | None = None,
         experiments: Store | None = None,
+        delivery: EventDelivery | None = None,
     ) -> None:
         self._runs = runs
         # The Pipeline and Experiment resources a Run may name (None: none are watched).
@@ -137,6 +149,10 @@ class RunReconciler:
         self._clock = clock
         self._settings = settings
         self._acted_on = ActedOnVersions(clock)
+        # Where completion events go along with the completion (None: left to the
+        # completion-event controller), and until when not, after a sink failed.
+        self._delivery = delivery if delivery is not None and delivery.sinks else None
+        self._deliver_later_until = float("-inf")
 
     def reconcile(self, key: ObjectKey) -> Result:
         obj = self._runs.get(key)
@@ -313,7 +329,9 @@ class RunReconciler:
                     run.obj, WARNING, "ArtifactNotFound", f"artifact {missing.name}: {missing.reason}"
                 )
         now = self._clock.now()
-        self._write(run, status.completed(run, observation, artifacts, now))
+        completed = status.completed(run, observation, artifacts, now)
+        self._deliver_event(run, completed)
+        self._write(run, completed)
         state = "succeeded" if observation.succeeded else "failed"
         self._metrics.completions.labels(state).inc()
         if observation.finished_at is not None:
@@ -329,6 +347,22 @@ class RunReconciler:
             )
         log.info("completed", kfp_run=observation.run_id, state=observation.state, artifacts=len(artifacts))
         return Result()
+
+    def _deliver_event(self, run: RunView, completed: dict[str, Any]) -> None:
+        """Hands the Run's completion event to the sinks and records in ``completed`` (the status
+        about to be written) who took it; what is left is the completion-event controller's."""
+        if self._delivery is None or self._clock.monotonic() < self._deliver_later_until:
+            return
+        delivery = self._delivery.deliver(RunView({**run.obj, "status": completed}))
+        completed["completionEvent"] = delivery.progress
+        if not delivery.complete:
+            self._deliver_later_until = self._clock.monotonic() + SINK_FAILURE_HOLD
+            log.info(
+                "completion event left to the completion-event controller",
+                event_id=delivery.event_id,
+                failures=delivery.failures,
+                hold_seconds=SINK_FAILURE_HOLD,
+            )
 
     def _resolve_artifacts(self, run: RunView, run_id: str) -> tuple[list[Artifact], list[Unresolved]]:
         # ML Metadata being unreachable raises: completion waits, with backoff, until the

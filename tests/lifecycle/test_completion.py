@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import kubernetes
+
 from kfp_devstack.emulator import Scenario, Task
 from kfp_devstack.waiting import wait_until
-from reconcilers.api import RUN_CONFIGURATION_LABEL
+from reconcilers.api import GROUP, RUN_CONFIGURATION_LABEL, VERSION
 from reconcilers.completion_event.event import event_id
 from tests.lifecycle.harness import TIMEOUT, World, on_both_backends
 
@@ -68,6 +70,37 @@ def test_a_completion_while_the_operator_was_down_is_recorded_after_restart(worl
     assert status["artifacts"][0]["name"] == "model"
     uid = world.run(name)["metadata"]["uid"]
     assert [e["id"] for e in world.published_events()] == [event_id(uid, run_id)]
+
+
+def test_the_event_is_recorded_in_the_same_write_as_the_completion(world: World) -> None:
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    world.start_operator()
+    name = world.create_run(SPEC)
+    run_id = world.wait_submitted(name)["providerId"].removeprefix("kfp:")
+    submitted_version = world.run(name)["metadata"]["resourceVersion"]
+
+    world.release_held_task(run_id, "Pusher")
+    world.wait_run(name, delivered, "completed and published")
+
+    # Every version of the Run since its submission, replayed by a watch from that version.
+    versions = [
+        event["object"]["status"]
+        for event in kubernetes.watch.Watch().stream(
+            world.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            world.namespace,
+            "runs",
+            field_selector=f"metadata.name={name}",
+            resource_version=submitted_version,
+            timeout_seconds=1,
+        )
+    ]
+    completed = [status for status in versions if status.get("completionState")]
+    assert completed, "the watch saw the completion"
+    assert delivered(completed[0]), "no version is completed with its event still to deliver"
+    [event] = world.published_events()
+    assert event["id"] == completed[0]["completionEvent"]["id"]
 
 
 def test_a_redelivered_event_carries_the_same_id(world: World) -> None:

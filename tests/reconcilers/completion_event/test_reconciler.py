@@ -9,6 +9,7 @@ import pytest
 
 from controller.keys import ObjectKey
 from controller.reconcile import Result
+from reconcilers.completion_event.delivery import EventDelivery
 from reconcilers.completion_event.event import event_id
 from reconcilers.completion_event.reconciler import (
     CompletionEventReconciler,
@@ -81,15 +82,7 @@ def test_delivery(case: Case) -> None:
         RecordingSink("nats", failing="nats" in case.failing),
         RecordingSink("hooks", failing="hooks" in case.failing),
     ]
-    reconciler = CompletionEventReconciler(
-        runs=f.runs,
-        sinks=sinks,
-        kube=f.kube,
-        recorder=f.recorder,
-        metrics=f.metrics,
-        clock=f.clock,
-        provider="kfp",
-    )
+    reconciler = _reconciler(f, sinks)
 
     if case.raises:
         with pytest.raises(EventDeliveryFailing):
@@ -118,15 +111,14 @@ def test_the_event_filter_lets_through_exactly_the_runs_with_something_to_delive
 def test_without_sinks_nothing_is_delivered_or_recorded() -> None:
     f = Fixture()
     f.add_runs(run(status=COMPLETED))
-    reconciler = CompletionEventReconciler(
-        runs=f.runs,
-        sinks=[],
-        kube=f.kube,
-        recorder=f.recorder,
-        metrics=f.metrics,
-        clock=f.clock,
-        provider="kfp",
-    )
+    reconciler = _reconciler(f, [])
 
     assert reconciler.reconcile(KEY) == Result()
     assert f.kube.requests == []
+
+
+def _reconciler(f: Fixture, sinks: list[RecordingSink]) -> CompletionEventReconciler:
+    delivery = EventDelivery(sinks=sinks, metrics=f.metrics, clock=f.clock, provider="kfp")
+    return CompletionEventReconciler(
+        runs=f.runs, delivery=delivery, kube=f.kube, recorder=f.recorder, clock=f.clock
+    )

@@ -14,10 +14,12 @@ from controller.reconcile import Result, TerminalError
 from reconcilers.api import FINALIZER
 from reconcilers.api.run import RunSpec, run_version
 from reconcilers.clients import KfpError
-from reconcilers.run.reconciler import RunReconciler, RunSettings
+from reconcilers.completion_event.delivery import EventDelivery
+from reconcilers.completion_event.event import event_id
+from reconcilers.run.reconciler import SINK_FAILURE_HOLD, RunReconciler, RunSettings
 from reconcilers.run.resolve import PipelineVersion
 from reconcilers.run.tracking import KfpRunObservation, KfpRunTracker, marker
-from tests.reconcilers.fakes import NOW, Fixture
+from tests.reconcilers.fakes import NOW, Fixture, RecordingSink
 from tests.support.objects import SEED_SPEC, run, run_configuration
 
 RC = "penguin-pipeline-example-generator-runconfiguration"
@@ -35,7 +37,13 @@ def with_examples() -> dict[str, Any]:
     )
 
 
-def reconciler(f: Fixture, *, deletion_timeout: float = 600.0, sinks: bool = True) -> RunReconciler:
+def reconciler(
+    f: Fixture,
+    *,
+    deletion_timeout: float = 600.0,
+    sinks: bool = True,
+    delivering_to: list[RecordingSink] | None = None,
+) -> RunReconciler:
     tracker = KfpRunTracker(
         f.kfp,
         f.runs,
@@ -64,6 +72,7 @@ def reconciler(f: Fixture, *, deletion_timeout: float = 600.0, sinks: bool = Tru
             sinks_configured=sinks,
             deletion_recheck_interval=HELD,
         ),
+        delivery=EventDelivery(sinks=delivering_to or [], metrics=f.metrics, clock=f.clock, provider="kfp"),
     )
 
 
@@ -391,6 +400,74 @@ def test_an_artifact_that_matches_nothing_is_reported_and_the_run_still_complete
 
     assert f.kube.status_patches()[0]["status"]["completionState"] == "Succeeded"
     assert f.recorder.reasons() == ["ArtifactNotFound", "Succeeded"]
+
+
+def _completing(f: Fixture, sinks: list[RecordingSink]) -> RunReconciler:
+    f.add_runs(run(status=SUBMITTED, finalizers=[FINALIZER]))
+    f.metadata.add_output("kfp-7", "Pusher", "pushed_model", "gs://pushed", pushed=1)
+    r = reconciler(f, delivering_to=sinks)
+    r._tracker.record(KfpRunObservation("kfp-7", "SUCCEEDED", NOW - timedelta(hours=1), NOW))
+    return r
+
+
+def test_the_completion_event_goes_out_with_the_completion_in_one_write() -> None:
+    f = Fixture()
+    sinks = [RecordingSink("nats"), RecordingSink("hooks")]
+
+    assert _completing(f, sinks).reconcile(KEY) == Result()
+
+    (patch,) = f.kube.status_patches()
+    assert patch["status"]["completionState"] == "Succeeded"
+    assert patch["status"]["completionEvent"] == {
+        "id": event_id(UID, "kfp-7"),
+        "deliveredTo": ["nats", "hooks"],
+        "deliveredAt": "2026-01-02T03:04:05Z",
+    }
+    for sink in sinks:
+        (event,) = sink.published
+        assert event["id"] == event_id(UID, "kfp-7")
+        assert event["data"]["status"] == "succeeded"
+        assert event["data"]["artifacts"] == [{"name": "serving-model", "location": "gs://pushed"}]
+        assert event["time"] == patch["status"]["finishedAt"], "the event says what the status records"
+    assert f.counter(f.metrics.event_deliveries, "hooks", "delivered") == 1
+
+
+def test_a_sink_that_fails_leaves_its_delivery_to_the_completion_event_controller_for_a_while() -> None:
+    f = Fixture()
+    sinks = [RecordingSink("nats"), RecordingSink("hooks", failing=True)]
+    r = _completing(f, sinks)
+
+    r.reconcile(KEY)
+
+    (patch,) = f.kube.status_patches()
+    assert patch["status"]["completionState"] == "Succeeded", "the completion is recorded all the same"
+    assert patch["status"]["completionEvent"] == {"id": event_id(UID, "kfp-7"), "deliveredTo": ["nats"]}
+    assert f.recorder.reasons() == ["Succeeded"], "the completion-event controller warns when it retries"
+    assert f.counter(f.metrics.event_deliveries, "hooks", "failed") == 1
+
+    # Other Runs completing within the hold do not ask the sinks at all.
+    sinks[1].failing = False
+    f.kube.requests.clear()
+    f.add_runs(run(name="second", uid="uid-2", status=SUBMITTED, finalizers=[FINALIZER]))
+    f.clock.step(SINK_FAILURE_HOLD - 1)
+    r.reconcile(ObjectKey("ns", "second"))
+    assert "completionEvent" not in f.kube.status_patches()[0]["status"]
+    assert len(sinks[0].published) == 1 and sinks[1].published == []
+
+    f.kube.requests.clear()
+    f.add_runs(run(name="third", uid="uid-3", status=SUBMITTED, finalizers=[FINALIZER]))
+    f.clock.step(1)
+    r.reconcile(ObjectKey("ns", "third"))
+    assert f.kube.status_patches()[0]["status"]["completionEvent"]["deliveredTo"] == ["nats", "hooks"]
+
+
+def test_without_sinks_a_completion_records_no_event() -> None:
+    f = Fixture()
+
+    _completing(f, []).reconcile(KEY)
+
+    (patch,) = f.kube.status_patches()
+    assert "completionEvent" not in patch["status"]
 
 
 def test_a_kfp_run_that_vanished_fails_the_run() -> None:
