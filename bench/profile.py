@@ -27,7 +27,10 @@ RATE = 50  # samples per second: little extra load on a machine that is already 
 WORK: tuple[tuple[str, str], ...] = (
     ("Kubernetes Events (recorder thread)", "EventRecorder._run"),
     ("ML Metadata reads (artifacts)", "RunReconciler._resolve_artifacts"),
-    ("run-completion event (NATS publish + record)", "CompletionEventReconciler.reconcile"),
+    ("run-completion event (NATS publish)", "EventDelivery.deliver"),
+    ("run-completion event: the retrying controller's record", "CompletionEventReconciler.reconcile"),
+    # The operator's only event loop is the NATS client's (kfp_operator.clients.sinks).
+    ("run-completion event: the NATS client's loop", "BaseEventLoop.run_forever"),
     ("finalizer patch", "Kube.add_finalizer"),
     ("KFP create", "KfpClient.create_run"),
     ("status patches (run controller)", "RunReconciler._write"),
