@@ -28,7 +28,7 @@ WORK: tuple[tuple[str, str], ...] = (
     ("Kubernetes Events (recorder thread)", "EventRecorder._run"),
     ("ML Metadata reads (artifacts)", "RunReconciler._resolve_artifacts"),
     ("run-completion event (NATS publish)", "EventDelivery.deliver"),
-    ("run-completion event: the retrying controller's record", "CompletionEventReconciler.reconcile"),
+    ("run-completion event: the completion-event controller", "CompletionEventReconciler.reconcile"),
     # The operator's only event loop is the NATS client's (kfp_operator.clients.sinks).
     ("run-completion event: the NATS client's loop", "BaseEventLoop.run_forever"),
     ("finalizer patch", "Kube.add_finalizer"),

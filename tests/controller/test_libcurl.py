@@ -3,6 +3,7 @@ API server over TLS (client certificates, a CA that does not match, a request se
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import socket
@@ -49,14 +50,23 @@ class _Answering(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def answering_host() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
+@contextlib.contextmanager
+def _served(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A local HTTP server answering with ``handler``; yields its host:port."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield f"127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def answering_host() -> Iterator[str]:
+    with _served(_Answering) as host:
+        yield host
 
 
 @pytest.mark.parametrize(
@@ -265,12 +275,8 @@ def server_host() -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with _served(Echo) as host:
+        yield host
 
 
 def test_a_bodiless_put_says_its_length_and_a_threads_handle_goes_with_it(server_host: str) -> None:
@@ -355,25 +361,20 @@ class _ForgetfulAfterFirst(BaseHTTPRequestHandler):
 
 
 def test_an_event_post_libcurl_repeats_is_created_once_and_reported_created() -> None:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ForgetfulAfterFirst)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    kube = Kube(
-        Configuration(host=f"http://127.0.0.1:{httpd.server_address[1]}"), Metrics(process_collector=False)
-    )
-    try:
-        assert (
-            kube.create_event({"metadata": {"name": "r.1", "namespace": "ns"}})["metadata"]["name"] == "r.1"
-        )
-        # The kept-alive connection is dropped at this one: libcurl sends it again on a new
-        # connection, which finds the Event there.
-        second = {"metadata": {"name": "r.2", "namespace": "ns"}, "reason": "Submitted"}
-        assert kube.create_event(second) == second
-        assert _ForgetfulAfterFirst.names == ["r.1", "r.2", "r.2"], "sent twice, answered once"
-    finally:
-        kube.close()
-        httpd.shutdown()
-        httpd.server_close()
+    with _served(_ForgetfulAfterFirst) as host:
+        kube = Kube(Configuration(host=f"http://{host}"), Metrics(process_collector=False))
+        try:
+            assert (
+                kube.create_event({"metadata": {"name": "r.1", "namespace": "ns"}})["metadata"]["name"]
+                == "r.1"
+            )
+            # The kept-alive connection is dropped at this one: libcurl sends it again on a new
+            # connection, which finds the Event there.
+            second = {"metadata": {"name": "r.2", "namespace": "ns"}, "reason": "Submitted"}
+            assert kube.create_event(second) == second
+            assert _ForgetfulAfterFirst.names == ["r.1", "r.2", "r.2"], "sent twice, answered once"
+        finally:
+            kube.close()
 
 
 def test_an_event_created_twice_against_the_api_server_is_reported_created(
