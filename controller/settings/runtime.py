@@ -162,7 +162,7 @@ class KubeSettings:
 class RuntimeSettings:
     """What the runtime itself reads; a program's settings class adds its own keys to these."""
 
-    workers: int = setting("workers", parse_int(1, 1000), "Concurrent reconciles per controller.", default=4)
+    workers: int = setting("workers", parse_int(1, 1000), "Concurrent reconciles per controller.", default=8)
     watch_namespaces: tuple[str, ...] = setting(
         "watchNamespaces",
         parse_str_list,

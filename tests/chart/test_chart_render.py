@@ -202,7 +202,7 @@ def test_a_configuration_change_rolls_the_pods(default: Rendered) -> None:
     def checksum(rendered: Rendered) -> str:
         return rendered.deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
 
-    assert checksum(render({"config": {"workers": 8}})) != checksum(default)
+    assert checksum(render({"config": {"workers": 16}})) != checksum(default)
     assert checksum(render({"resources": {"limits": {"memory": "1Gi"}}})) == checksum(default)
 
 
@@ -261,7 +261,7 @@ SAMPLES: dict[str, Any] = {
     "pipelines.compilerServiceAccount": "compiler",
     "pipelines.compileTimeout": "5m",
     "pipelines.versionRetention": 5,
-    "workers": 8,
+    "workers": 16,
     "watchNamespaces": ["team-a"],
     "resyncPeriod": "1h",
     "shutdownTimeout": "20s",

@@ -105,7 +105,7 @@ def test_precedence_flag_over_env_over_file_over_default() -> None:
     assert cfg.load(file, env, flags).workers == 5
     assert cfg.load(file, env, {}).workers == 3
     assert cfg.load(file, {}, {}).workers == 2
-    assert cfg.load({}, {}, {}).workers == 4
+    assert cfg.load({}, {}, {}).workers == 8
 
 
 def test_every_key_has_a_flag_and_an_environment_variable() -> None:
@@ -353,7 +353,7 @@ def test_help_shows_every_flags_default(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--workers VALUE Concurrent reconciles per controller. (default: 4)" in text
+    assert "--workers VALUE Concurrent reconciles per controller. (default: 8)" in text
     assert "--poll-interval VALUE" in text and "(default: 10s)" in text
     assert "--leader-election-enabled [VALUE], --leader-elect [VALUE]" in text
     assert text.count("(default: ") == len(cfg.key_names())
