@@ -4,14 +4,14 @@ Read top-down: :meth:`RunReconciler.reconcile` reads the Run from the cache and 
 step :func:`~reconcilers.run.steps.next_step` says it needs; each step below does the I/O for
 that step around pure decisions (``resolve``, ``steps``, ``status``, ``artifacts``). Status is
 written as a merge patch of what differs, so a Run that needs nothing costs nothing. What
-happens after completion (the event, the RunConfiguration, the TTL) belongs to other
-reconcilers, which read what this one records.
+happens after completion (the RunConfiguration, the TTL, an event a sink did not take) belongs
+to other reconcilers, which read what this one records.
 
 The run-completion event goes out with the completion: the sinks are given the event before
-the completed status is written, and the status records who acknowledged it, in one write.
-Sinks fail fast, and after a failure the run controller leaves delivery to the completion-event
-controller for a while (:data:`SINK_FAILURE_HOLD`), so a sink that is down does not hold the
-workers that submit Runs.
+the completed status is written, and the status records who acknowledged it, in one write (a
+write less per Run than recording it apart). Sinks fail fast, and after a failure the run
+controller leaves delivery to the completion-event controller for a while
+(:data:`SINK_FAILURE_HOLD`), so a sink that is down does not hold the workers that submit Runs.
 
 Submission, exactly once: the finalizer is added before the first create, conditional on the
 version read, so a Run that has it may already have a KFP run, and only such a Run looks for
