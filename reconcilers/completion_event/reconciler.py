@@ -54,9 +54,9 @@ class CompletionEventReconciler:
             return Result()
         if self._acted_on.is_stale(key, obj):
             return Result()
-        run = RunView(obj)
-        if not run.is_completed or (run.status.get("completionEvent") or {}).get("deliveredAt"):
+        if not needs_delivery(obj):
             return Result()
+        run = RunView(obj)
         delivery = self._delivery.deliver(run)
         if delivery.progress != run.status.get("completionEvent"):
             self._kube.patch_status(RUNS, key, {"completionEvent": delivery.progress})
