@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.profile import RATE
 from bench.stack import EVENTS_SUBJECT_PREFIX, BenchStack, EmulatorTimings
 
 DEFAULT_RUNS = 1_000
@@ -25,6 +26,7 @@ OPERATOR_SETTINGS: dict[str, Any] = {
 }
 # --quick shortens the poll interval, so a completion is seen within half a second, not ten.
 QUICK_OPERATOR_SETTINGS: dict[str, Any] = {"pollInterval": "0.5s"}
+QUICK_PROFILE_RATE = 250
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class BenchOptions:
     # Open the steady window only once the burst's runs are out of the bulk poll's look-back.
     settle_look_back: bool = True
     profile: bool = True  # sample the operator with py-spy during the burst
+    # Samples per second. --quick's 20-Run burst costs the operator about 0.15 s of CPU: at the
+    # usual rate, a handful of samples, at times none.
+    profile_rate: int = RATE
     kopf: bool = True  # the kopf peer's burst and memory
     capacity: bool = True  # KFP's own capacity for N creates
     idle_run_configurations: bool = True  # N RunConfigurations on schedules, none due
@@ -112,6 +117,7 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
         kube_qps=args.kube_qps,
         settle_look_back=not (quick or args.no_settle),
         profile=not args.no_profile,
+        profile_rate=QUICK_PROFILE_RATE if quick else RATE,
         kopf=not args.no_kopf,
         capacity=not args.no_capacity,
         idle_run_configurations=not args.no_idle_rc,

@@ -8,19 +8,28 @@ the CPU, by self and by inclusive samples, and by the work each stack was paying
 each sample, the one running Python code (waits on sockets and locks release it), so the
 samples are the operator's own CPU time. Without py-spy next to the interpreter or on the PATH
 the profile is skipped.
+
+py-spy needs a moment to attach (it reads the interpreter's memory maps and symbols), and a
+short burst can be over by then, so :class:`Profiler` returns only once py-spy says it is
+sampling.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 RATE = 50  # samples per second: little extra load on a machine that is already busy
+ATTACH_TIMEOUT = 60.0  # seconds for py-spy to attach to the operator on a busy machine
+SAMPLING = b"py-spy> Sampling process"  # what py-spy prints once it has attached
 
 # What a stack was doing, by the first of these functions found along it (outermost first in
 # this order of precedence); a stack with none of them is "other".
@@ -42,7 +51,9 @@ WORK: tuple[tuple[str, str], ...] = (
 
 
 class Profiler:
-    def __init__(self, pid: int, output: Path) -> None:
+    """Samples a process with py-spy from the moment it is constructed until :meth:`stop`."""
+
+    def __init__(self, pid: int, output: Path, rate: int = RATE) -> None:
         self.output = output
         self.process: subprocess.Popen[bytes] | None = None
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -50,13 +61,30 @@ class Profiler:
             return
         self.process = subprocess.Popen(
             [
-                *(py_spy, "record", "--nonblocking", "--gil", "--rate", str(RATE), "--format", "raw"),
+                *(py_spy, "record", "--nonblocking", "--gil", "--rate", str(rate), "--format", "raw"),
                 *("--pid", str(pid), "--output", str(output)),
             ],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
+        self._wait_until_sampling()
+
+    def _wait_until_sampling(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        printed = b""
+        deadline = time.monotonic() + ATTACH_TIMEOUT
+        while SAMPLING not in printed and (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([fd], [], [], left)
+            chunk = os.read(fd, 4096) if ready else b""
+            if not chunk:  # py-spy exited (it could not attach), or the deadline passed
+                break
+            printed += chunk
+        if SAMPLING not in printed:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
 
     def stop(self) -> Path | None:
         """Stops sampling; returns the collapsed stacks, or None if there is no profile."""
@@ -64,7 +92,7 @@ class Profiler:
             return None
         self.process.send_signal(signal.SIGINT)
         try:
-            self.process.wait(timeout=60)
+            self.process.communicate(timeout=60)  # reads what py-spy prints as it stops
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
@@ -72,7 +100,7 @@ class Profiler:
         return self.output if self.output.exists() else None
 
 
-def summarise(collapsed: Path, top: int = 25) -> dict[str, object]:
+def summarise(collapsed: Path, rate: int = RATE, top: int = 25) -> dict[str, object]:
     """The functions holding the most samples: by self samples and by inclusive samples."""
     self_samples: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -98,7 +126,7 @@ def summarise(collapsed: Path, top: int = 25) -> dict[str, object]:
 
     return {
         "samples": total,
-        "rate_hz": RATE,
+        "rate_hz": rate,
         "by_work": [
             {"work": work, "samples": n, "share": round(n / total, 3)} for work, n in by_work.most_common()
         ],

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import machine
 from bench.config import RESULTS_DIR, BenchOptions
-from bench.profile import RATE, summary_text
+from bench.profile import summary_text
 from bench.report import BenchResult, compute_ratios, find_problems
 from bench.scenarios.burst import run_burst
 from bench.scenarios.cache import CacheScenario
@@ -152,8 +152,9 @@ def keep_profile(result: BenchResult, json_path: Path) -> Path | None:
         shutil.copyfileobj(collapsed, compressed)
     result.burst.profile_file = target.name
     if result.burst.profile is not None:
+        rate = result.burst.profile["rate_hz"]
         heading = (
-            f"py-spy record --nonblocking --gil --rate {RATE} --format raw, over the burst of "
+            f"py-spy record --nonblocking --gil --rate {rate} --format raw, over the burst of "
             f"{result.burst.runs} Runs ({result.burst.profile['samples']} samples of the thread "
             "holding the GIL, i.e. of the operator's own CPU).\n"
             f"Collapsed stacks: {target.name} (flamegraph.pl, speedscope)."

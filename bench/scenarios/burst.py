@@ -97,13 +97,16 @@ def run_burst(ctx: Context) -> tuple[BurstResult, OperatorProcess, RunWatcher]:
     run_names = names("burst", n)
     timeout = ctx.timeout(n)
 
+    # Attached before the counters are read: attaching takes py-spy a moment, and it counts nothing.
+    profiler = (
+        Profiler(operator.pid, ctx.work_dir / "burst-profile.collapsed", ctx.options.profile_rate)
+        if ctx.options.profile
+        else None
+    )
     ctx.emulator.reset_calls()
     pids = ctx.process_ids(operator=operator.pid)
     metrics_before, process_before = operator.metrics(), operator.sample()
     cpu_before = procstat.cpu_by_process(pids)
-    profiler = (
-        Profiler(operator.pid, ctx.work_dir / "burst-profile.collapsed") if ctx.options.profile else None
-    )
     t0 = time.monotonic()
     created = create_runs(ctx.kube, namespace, run_names, run_spec(), threads=ctx.options.create_threads)
     create_seconds = max(created.values()) - t0
@@ -164,7 +167,7 @@ def run_burst(ctx: Context) -> tuple[BurstResult, OperatorProcess, RunWatcher]:
         kubernetes_events=_events_by_reason(ctx, namespace),
         events_dropped_in_log=operator.log.read_text(errors="replace").count("event queue full"),
         effective_operator_config=config,
-        profile=summarise(collapsed) if collapsed is not None else None,
+        profile=summarise(collapsed, ctx.options.profile_rate) if collapsed is not None else None,
         profile_file=str(collapsed) if collapsed is not None else None,
     )
     return result, operator, watcher
