@@ -262,9 +262,16 @@ class KfpRunTracker:
             ]:
                 del listed[run_id]  # the filter no longer matches it
             recorded, new = len(listed), 0
+            matching: int | None = None
             for page in self._kfp.list_run_pages(
                 filter=finished_since_filter(since), sort_by="finished_at desc", namespace=namespace
             ):
+                # The count when the listing began. Pages follow a cursor, so runs finishing
+                # while later pages are read sort above them, unseen by this poll (the next one
+                # lists them), yet later pages count them: in a burst, where runs finish all
+                # the time, comparing with those counts would read every page of the look-back.
+                if matching is None:
+                    matching = page.total_size
                 for kfp_run in page.runs:
                     observation = observation_from(kfp_run)
                     if observation.run_id in listed:
@@ -275,7 +282,7 @@ class KfpRunTracker:
                         newest is None or observation.finished_at > newest
                     ):
                         newest = observation.finished_at
-                if page.total_size is not None and page.total_size <= recorded + new:
+                if matching is not None and matching <= recorded + new:
                     break  # every match was recorded by an earlier poll or is on the pages just read
             # Including runs listed before their Run recorded them (a run that finished before
             # the status naming it reached the cache).

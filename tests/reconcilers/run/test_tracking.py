@@ -20,7 +20,8 @@ LOOKBACK = timedelta(minutes=5)
 
 class ListOnlyKfp:
     """Answers run listings from a list of KFP runs as KFP does: the finished-since predicate,
-    the sort order asked for, pages of ``PAGE_SIZE`` with the count of every match."""
+    the sort order asked for, pages of ``PAGE_SIZE`` after a cursor (the last row read), each
+    with the count of every run matching at that moment."""
 
     multi_user = False
     PAGE_SIZE = 2
@@ -29,6 +30,8 @@ class ListOnlyKfp:
         self.runs: list[dict[str, Any]] = []
         self.asked_since: list[datetime] = []
         self.pages_read: list[int] = []  # per listing, how many pages the tracker asked for
+        # Runs that finish while a listing is read: one as each page is handed over.
+        self.finishing_while_listed: list[tuple[str, datetime]] = []
 
     def finish(self, run_id: str, at: datetime, state: str = "SUCCEEDED") -> None:
         self.runs.append(
@@ -50,14 +53,31 @@ class ListOnlyKfp:
         self.asked_since.append(since)
         self.pages_read.append(0)
         field, _, order = sort_by.partition(" ")
-        matching = sorted(
-            (run for run in self.runs if parse_time(run["finished_at"]) >= since),  # type: ignore[operator]
-            key=lambda run: run[field],
-            reverse=order == "desc",
-        )
-        for start in range(0, max(len(matching), 1), self.PAGE_SIZE):
+        descending = order == "desc"
+
+        def key(run: Mapping[str, Any]) -> tuple[str, str]:
+            return (run[field], run["run_id"])
+
+        cursor: tuple[str, str] | None = None
+        while True:
+            matching = sorted(
+                (run for run in self.runs if parse_time(run["finished_at"]) >= since),  # type: ignore[operator]
+                key=key,
+                reverse=descending,
+            )
+            total = len(matching)
+            if cursor is not None:
+                matching = [
+                    run for run in matching if (key(run) < cursor if descending else key(run) > cursor)
+                ]
+            page = matching[: self.PAGE_SIZE]
             self.pages_read[-1] += 1
-            yield RunsPage(matching[start : start + self.PAGE_SIZE], len(matching))
+            if self.finishing_while_listed:
+                self.finish(*self.finishing_while_listed.pop(0))
+            yield RunsPage(page, total)
+            if len(matching) <= self.PAGE_SIZE:
+                return
+            cursor = key(page[-1])
 
     @property
     def last_since(self) -> datetime:
@@ -208,6 +228,32 @@ def test_runs_recorded_by_earlier_polls_are_not_listed_again(
 
     assert kfp.pages_read == [4, 1, 1], "the first poll reads the 7 runs' 4 pages; then one page each"
     assert all(parse_time(r["finished_at"]) >= kfp.last_since for r in kfp.runs)  # type: ignore[operator]
+
+
+def test_runs_finishing_while_a_poll_reads_its_pages_do_not_make_it_read_every_page(
+    tracker: KfpRunTracker, kfp: ListOnlyKfp, runs: Store, enqueued: list[ObjectKey], clock: FakeClock
+) -> None:
+    """In a burst runs finish all the time. Those finishing after the poll's first page sort
+    above the pages still to come: the poll stops once it has what matched when it began, and
+    the next poll lists them."""
+    track(runs, "busy", "r-busy", clock.now() - timedelta(hours=1))
+    for i in range(7):
+        kfp.finish(f"r-burst-{i}", clock.now() - timedelta(seconds=60 + i))
+    tracker.poll()
+    clock.step(10)
+    for i in range(3):
+        kfp.finish(f"r-since-{i}", clock.now() - timedelta(seconds=5 + i))
+    track(runs, "during", "r-during", clock.now() - timedelta(minutes=1))
+    kfp.finishing_while_listed = [("r-during", clock.now()), ("r-after", clock.now())]
+    tracker.poll()
+    assert kfp.pages_read == [4, 2], "the 3 runs finished since the last poll are on 2 pages"
+    assert enqueued == []
+
+    clock.step(10)
+    tracker.poll()
+
+    assert kfp.pages_read == [4, 2, 1]
+    assert enqueued == [ObjectKey("ml", "during")]
 
 
 def test_a_late_report_older_than_what_was_recorded_makes_the_poll_read_on_until_it_is_found(
