@@ -107,7 +107,8 @@ class KfpRuns(Protocol):
         self, *, filter: Mapping[str, Any], sort_by: str = "", namespace: str = ""
     ) -> Iterator[RunsPage]:
         """The matching runs a page (one call) at a time, the next page asked for only when the
-        caller goes on."""
+        caller goes on. A run may hold only ``run_id``, ``state``, ``created_at`` and
+        ``finished_at``: what the bulk poll reads."""
         ...
 
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import quote, urlencode
 
+import msgspec
 import tenacity
 import urllib3
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -44,6 +45,34 @@ READ_TIMEOUT = 30.0
 MAX_ATTEMPTS = 3
 MAX_RETRY_AFTER = 10.0
 PAGE_SIZE = 200  # the server's cap
+
+
+class _RunSummary(TypedDict, total=False):
+    run_id: Any
+    state: Any
+    created_at: Any
+    finished_at: Any
+
+
+class _RunSummaries(TypedDict, total=False):
+    runs: list[_RunSummary]
+    total_size: Any
+    next_page_token: Any
+
+
+# A page of 200 runs with their task details is over a megabyte of JSON, which the bulk poll
+# reads every poll interval and of which it needs four fields per run. msgspec decodes only
+# those (it skips the others without building them): a thirteenth of the time orjson takes to
+# decode the page whole, during which the decoding thread holds the interpreter.
+_RUN_SUMMARIES = msgspec.json.Decoder(_RunSummaries)
+
+
+def _run_summaries(data: bytes) -> dict[str, Any]:
+    try:
+        return dict(_RUN_SUMMARIES.decode(data))
+    except msgspec.DecodeError:  # not strict JSON, or not shaped as expected: decode it whole
+        decoded: dict[str, Any] = jsoncodec.loads(data)
+        return decoded
 
 
 class KfpMetrics:
@@ -268,32 +297,41 @@ class KfpClient:
         experiment_id: str = "",
         page_size: int = PAGE_SIZE,
     ) -> Iterator[dict[str, Any]]:
-        """Every matching run, following page tokens (one call per page).
-
-        Pages after the first send only the token: it carries the filter and the sort order, and
-        the real server refuses a token sent with them again whenever the filter compares a
-        number or a time (it compares them after a JSON round trip that turns int64 into float64).
-        """
-        for page in self.list_run_pages(
+        """Every matching run, following page tokens (one call per page)."""
+        for page in self._run_pages(
             filter=filter,
             sort_by=sort_by,
             namespace=namespace,
             experiment_id=experiment_id,
             page_size=page_size,
+            decode=jsoncodec.loads,
         ):
             yield from page.runs
 
     def list_run_pages(
+        self, *, filter: Mapping[str, Any], sort_by: str = "", namespace: str = ""
+    ) -> Iterator[RunsPage]:
+        """The matching runs a page at a time, each page with the server's ``total_size``; the
+        next page is asked for only when the caller goes on. Each run holds only ``run_id``,
+        ``state``, ``created_at`` and ``finished_at`` (:data:`_RUN_SUMMARIES`)."""
+        return self._run_pages(
+            filter=filter, sort_by=sort_by, namespace=namespace, page_size=PAGE_SIZE, decode=_run_summaries
+        )
+
+    def _run_pages(
         self,
         *,
         filter: Mapping[str, Any],
         sort_by: str = "",
         namespace: str = "",
         experiment_id: str = "",
-        page_size: int = PAGE_SIZE,
+        page_size: int,
+        decode: Callable[[bytes], dict[str, Any]],
     ) -> Iterator[RunsPage]:
-        """The matching runs a page at a time (as :meth:`list_runs`), each page with the server's
-        ``total_size``; the next page is asked for only when the caller goes on."""
+        """Pages after the first send only the token: it carries the filter and the sort order,
+        and the real server refuses a token sent with them again whenever the filter compares a
+        number or a time (it compares them after a JSON round trip that turns int64 into
+        float64)."""
         token = ""
         while True:
             query: dict[str, Any] = {
@@ -302,7 +340,7 @@ class KfpClient:
                 "experiment_id": experiment_id,
             }
             query.update({"page_token": token} if token else {"filter": _filter(filter), "sort_by": sort_by})
-            response = self._idempotent("list_runs", "GET", "/apis/v2beta1/runs", query=query)
+            response = self._idempotent("list_runs", "GET", "/apis/v2beta1/runs", query=query, decode=decode)
             total = response.get("total_size")
             yield RunsPage(response.get("runs", []), int(total) if total is not None else None)
             token = response.get("next_page_token", "")
@@ -330,17 +368,23 @@ class KfpClient:
             raise
 
     def _idempotent(
-        self, operation: str, method: str, path: str, *, query: Mapping[str, Any] | None = None
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        decode: Callable[[bytes], dict[str, Any]] = jsoncodec.loads,
     ) -> dict[str, Any]:
         if not retries_enabled():
-            return self._call(operation, method, path, query=query)
+            return self._call(operation, method, path, query=query, decode=decode)
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, KfpError) and e.is_transient),
             stop=tenacity.stop_after_attempt(MAX_ATTEMPTS),
             wait=_retry_after_or_backoff,
             reraise=True,
         )
-        return retrying(self._call, operation, method, path, query=query)
+        return retrying(self._call, operation, method, path, query=query, decode=decode)
 
     def _call(
         self,
@@ -351,8 +395,10 @@ class KfpClient:
         query: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
         upload: tuple[str, bytes] | None = None,
+        decode: Callable[[bytes], dict[str, Any]] = jsoncodec.loads,
     ) -> dict[str, Any]:
-        """One request. ``upload`` is a file (name, content) sent as the multipart ``uploadfile``."""
+        """One request. ``upload`` is a file (name, content) sent as the multipart ``uploadfile``;
+        ``decode`` turns a successful answer's JSON into what the caller reads."""
         started = time.monotonic()
         code = "<error>"
         url = self._base + path
@@ -385,8 +431,7 @@ class KfpClient:
                 _error_message(response.status, data),
                 _retry_after(response.headers),
             )
-        decoded: dict[str, Any] = jsoncodec.loads(data) if data else {}
-        return decoded
+        return decode(data) if data else {}
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "Content-Type": "application/json"}

@@ -15,8 +15,18 @@ from prometheus_client import CollectorRegistry
 from kfp_operator.clients.kfp import KfpClient, KfpMetrics
 from kfp_operator.settings import KfpConfig
 
+A_RUN = {
+    "run_id": "a",
+    "display_name": "penguin",
+    "description": "kfp-operator run",
+    "state": "SUCCEEDED",
+    "created_at": "2026-12-06T10:00:00Z",
+    "finished_at": "2026-12-06T10:05:00Z",
+    "run_details": {"task_details": [{"task_id": "t", "display_name": "Trainer", "state": "SUCCEEDED"}]},
+    "state_history": [{"update_time": "2026-12-06T10:05:00Z", "state": "SUCCEEDED"}],
+}
 PAGES = {
-    "": {"runs": [{"run_id": "a"}, {"run_id": "b"}], "total_size": 4, "next_page_token": "t1"},
+    "": {"runs": [A_RUN, {"run_id": "b"}], "total_size": 4, "next_page_token": "t1"},
     "t1": {"runs": [{"run_id": "c"}], "next_page_token": "t2"},
     "t2": {"runs": [{"run_id": "d"}]},
 }
@@ -71,9 +81,19 @@ def test_later_pages_send_only_the_token(endpoint: str) -> None:
 def test_pages_carry_the_count_and_the_next_is_asked_for_only_when_the_caller_goes_on(endpoint: str) -> None:
     client = KfpClient(KfpConfig(endpoint=endpoint), KfpMetrics(CollectorRegistry()))
 
-    pages = client.list_run_pages(filter={}, sort_by="finished_at desc", page_size=2)
+    pages = client.list_run_pages(filter={}, sort_by="finished_at desc")
     first = next(pages)
 
     assert [r["run_id"] for r in first.runs] == ["a", "b"] and first.total_size == 4
     assert len(RecordingKfp.queries) == 1
     assert next(pages).total_size is None  # a page without the field (proto3 JSON omits zeros)
+
+
+def test_pages_for_the_bulk_poll_hold_only_what_it_reads_and_listings_hold_whole_runs(endpoint: str) -> None:
+    client = KfpClient(KfpConfig(endpoint=endpoint), KfpMetrics(CollectorRegistry()))
+
+    summary = next(client.list_run_pages(filter={})).runs[0]
+    whole = next(client.list_runs(filter={}))
+
+    assert summary == {k: A_RUN[k] for k in ("run_id", "state", "created_at", "finished_at")}
+    assert whole == A_RUN
