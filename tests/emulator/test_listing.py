@@ -200,6 +200,27 @@ def test_pages_walk_every_match_once_with_the_total_size(kfp, family):
     assert sorted(seen) == sorted(names)
 
 
+def test_later_pages_follow_a_cursor_and_count_what_matches_when_they_are_read(kfp, family):
+    """What the operator's bulk poll relies on: a match that sorts above the pages still to come
+    does not shift them, yet each later page's total_size counts it."""
+    prefix, names = family
+    first = kfp.experiments.experiment_service_list_experiments(
+        filter=_filter(_in_family(prefix)), sort_by="display_name desc", page_size=2
+    )
+    kfp.experiments.experiment_service_create_experiment(V2beta1Experiment(display_name=f"{prefix}-zzz"))
+    seen = [e.display_name for e in first.experiments]
+    totals = [first.total_size]
+    token = first.next_page_token
+    while token:
+        page = kfp.experiments.experiment_service_list_experiments(page_size=2, page_token=token)
+        seen += [e.display_name for e in page.experiments]
+        totals.append(page.total_size)
+        token = page.next_page_token
+
+    assert sorted(seen) == sorted(names), "every match as of the first page, once; not the one created after"
+    assert totals == [5, 6, 6]
+
+
 def test_a_token_works_with_the_same_criteria_and_not_with_others(kfp, family):
     prefix, _ = family
     criteria = {"filter": _filter(_in_family(prefix)), "sort_by": "display_name desc"}
