@@ -104,11 +104,18 @@ class KfpRuns(Protocol):
         ...
 
     def list_run_pages(
-        self, *, filter: Mapping[str, Any], sort_by: str = "", namespace: str = ""
+        self,
+        *,
+        filter: Mapping[str, Any],
+        sort_by: str = "",
+        namespace: str = "",
+        first_page_size: int | None = None,
     ) -> Iterator[RunsPage]:
         """The matching runs a page (one call) at a time, the next page asked for only when the
         caller goes on. A run may hold only ``run_id``, ``state``, ``created_at`` and
-        ``finished_at``: what the bulk poll reads."""
+        ``finished_at``: what the bulk poll reads. The first page holds at most
+        ``first_page_size`` runs (None: as many as the server gives), the others as many as the
+        server gives."""
         ...
 
 

@@ -309,13 +309,25 @@ class KfpClient:
             yield from page.runs
 
     def list_run_pages(
-        self, *, filter: Mapping[str, Any], sort_by: str = "", namespace: str = ""
+        self,
+        *,
+        filter: Mapping[str, Any],
+        sort_by: str = "",
+        namespace: str = "",
+        first_page_size: int | None = None,
     ) -> Iterator[RunsPage]:
         """The matching runs a page at a time, each page with the server's ``total_size``; the
         next page is asked for only when the caller goes on. Each run holds only ``run_id``,
-        ``state``, ``created_at`` and ``finished_at`` (:data:`_RUN_SUMMARIES`)."""
+        ``state``, ``created_at`` and ``finished_at`` (:data:`_RUN_SUMMARIES`). The first page
+        holds at most ``first_page_size`` runs, the others :data:`PAGE_SIZE` (the server takes
+        the page size of each request, a token's included)."""
         return self._run_pages(
-            filter=filter, sort_by=sort_by, namespace=namespace, page_size=PAGE_SIZE, decode=_run_summaries
+            filter=filter,
+            sort_by=sort_by,
+            namespace=namespace,
+            page_size=PAGE_SIZE,
+            first_page_size=min(first_page_size or PAGE_SIZE, PAGE_SIZE),
+            decode=_run_summaries,
         )
 
     def _run_pages(
@@ -326,6 +338,7 @@ class KfpClient:
         namespace: str = "",
         experiment_id: str = "",
         page_size: int,
+        first_page_size: int | None = None,
         decode: Callable[[bytes], dict[str, Any]],
     ) -> Iterator[RunsPage]:
         """Pages after the first send only the token: it carries the filter and the sort order,
@@ -335,7 +348,7 @@ class KfpClient:
         token = ""
         while True:
             query: dict[str, Any] = {
-                "page_size": page_size,
+                "page_size": page_size if token else (first_page_size or page_size),
                 "namespace": self._namespace(namespace),
                 "experiment_id": experiment_id,
             }

@@ -142,6 +142,10 @@ def is_active(kfp_run: Mapping[str, Any]) -> bool:
 # Index of the Run cache: the KFP run id of every submitted Run that has not completed.
 TRACKED_INDEX = "kfp-run-id/incomplete"
 DEFAULT_LOOKBACK = timedelta(minutes=5)
+# The smallest first page a poll asks for once it has recorded what is in the look-back (KFP's
+# own default page size). A poll usually finds few new runs on top of those it recorded, and
+# each run comes with its task details: a full page of 200 is over a megabyte for KFP to render.
+MIN_FIRST_PAGE = 20
 
 
 def tracked_run_index(obj: Mapping[str, Any]) -> list[str]:
@@ -190,6 +194,8 @@ class KfpRunTracker:
         # Per KFP namespace: the finished runs polls listed, by id, while the look-back still
         # covers them (only the poll's thread uses it).
         self._listed: dict[str, dict[str, KfpRunObservation]] = {}
+        # Per KFP namespace: how many runs the last poll found that it had not recorded.
+        self._found_last: dict[str, int] = {}
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -255,7 +261,9 @@ class KfpRunTracker:
         namespaces = self._namespaces(tracked)
         for namespace in list(self._listed.keys() - set(namespaces)):
             del self._listed[namespace]
+            del self._found_last[namespace]
         for namespace in namespaces:
+            first_page_size = self._first_page_size(namespace)
             listed = self._listed.setdefault(namespace, {})
             for run_id in [
                 r for r, seen in listed.items() if seen.finished_at is None or seen.finished_at < since
@@ -264,7 +272,10 @@ class KfpRunTracker:
             recorded, new = len(listed), 0
             matching: int | None = None
             for page in self._kfp.list_run_pages(
-                filter=finished_since_filter(since), sort_by="finished_at desc", namespace=namespace
+                filter=finished_since_filter(since),
+                sort_by="finished_at desc",
+                namespace=namespace,
+                first_page_size=first_page_size,
             ):
                 # The count when the listing began. Pages follow a cursor, so runs finishing
                 # while later pages are read sort above them, unseen by this poll (the next one
@@ -284,6 +295,7 @@ class KfpRunTracker:
                         newest = observation.finished_at
                 if matching is not None and matching <= recorded + new:
                     break  # every match was recorded by an earlier poll or is on the pages just read
+            self._found_last[namespace] = new
             # Including runs listed before their Run recorded them (a run that finished before
             # the status naming it reached the cache).
             for run_id in tracked & listed.keys():
@@ -298,6 +310,12 @@ class KfpRunTracker:
                 for run_id in tracked:
                     self._last_checked.setdefault(run_id, now)
         self._synced.set()
+
+    def _first_page_size(self, namespace: str) -> int | None:
+        """Room on the first page for twice the runs the last poll found; None (the largest
+        page) for a namespace no poll has listed yet."""
+        found = self._found_last.get(namespace)
+        return None if found is None else max(MIN_FIRST_PAGE, 2 * found)
 
     def _observe(self, observation: KfpRunObservation) -> None:
         with self._lock:

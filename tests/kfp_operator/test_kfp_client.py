@@ -97,3 +97,14 @@ def test_pages_for_the_bulk_poll_hold_only_what_it_reads_and_listings_hold_whole
 
     assert summary == {k: A_RUN[k] for k in ("run_id", "state", "created_at", "finished_at")}
     assert whole == A_RUN
+
+
+def test_the_bulk_polls_first_page_has_the_size_it_asks_for_and_later_pages_the_largest(
+    endpoint: str,
+) -> None:
+    client = KfpClient(KfpConfig(endpoint=endpoint), KfpMetrics(CollectorRegistry()))
+
+    list(client.list_run_pages(filter={}, first_page_size=20))
+    list(client.list_run_pages(filter={}))
+
+    assert [q["page_size"] for q in RecordingKfp.queries] == [["20"], ["200"], ["200"]] + [["200"]] * 3

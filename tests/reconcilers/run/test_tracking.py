@@ -12,7 +12,13 @@ from controller.clock import FakeClock
 from controller.keys import ObjectKey
 from controller.store import Store
 from reconcilers.clients import RunsPage
-from reconcilers.run.tracking import MARKER_PREFIX, TRACKED_INDEX, KfpRunTracker, tracked_run_index
+from reconcilers.run.tracking import (
+    MARKER_PREFIX,
+    MIN_FIRST_PAGE,
+    TRACKED_INDEX,
+    KfpRunTracker,
+    tracked_run_index,
+)
 from reconcilers.timestamps import format_time, parse_time
 
 LOOKBACK = timedelta(minutes=5)
@@ -30,6 +36,7 @@ class ListOnlyKfp:
         self.runs: list[dict[str, Any]] = []
         self.asked_since: list[datetime] = []
         self.pages_read: list[int] = []  # per listing, how many pages the tracker asked for
+        self.first_page_sizes: list[int | None] = []  # per listing, the first page's size asked for
         # Runs that finish while a listing is read: one as each page is handed over.
         self.finishing_while_listed: list[tuple[str, datetime]] = []
 
@@ -45,13 +52,15 @@ class ListOnlyKfp:
         )
 
     def list_run_pages(
-        self, *, filter: Mapping[str, Any], sort_by: str, namespace: str
+        self, *, filter: Mapping[str, Any], sort_by: str, namespace: str, first_page_size: int | None
     ) -> Iterator[RunsPage]:
         (finished,) = [p for p in filter["predicates"] if p["key"] == "finished_at"]
         since = parse_time(finished["timestamp_value"])
         assert since is not None
         self.asked_since.append(since)
         self.pages_read.append(0)
+        self.first_page_sizes.append(first_page_size)
+        size = min(first_page_size or self.PAGE_SIZE, self.PAGE_SIZE)
         field, _, order = sort_by.partition(" ")
         descending = order == "desc"
 
@@ -70,14 +79,15 @@ class ListOnlyKfp:
                 matching = [
                     run for run in matching if (key(run) < cursor if descending else key(run) > cursor)
                 ]
-            page = matching[: self.PAGE_SIZE]
+            page = matching[:size]
             self.pages_read[-1] += 1
             if self.finishing_while_listed:
                 self.finish(*self.finishing_while_listed.pop(0))
             yield RunsPage(page, total)
-            if len(matching) <= self.PAGE_SIZE:
+            if len(matching) <= size:
                 return
             cursor = key(page[-1])
+            size = self.PAGE_SIZE
 
     @property
     def last_since(self) -> datetime:
@@ -254,6 +264,27 @@ def test_runs_finishing_while_a_poll_reads_its_pages_do_not_make_it_read_every_p
 
     assert kfp.pages_read == [4, 2, 1]
     assert enqueued == [ObjectKey("ml", "during")]
+
+
+def test_the_first_page_asked_for_has_room_for_twice_the_runs_the_last_poll_found(
+    tracker: KfpRunTracker, kfp: ListOnlyKfp, runs: Store, clock: FakeClock
+) -> None:
+    """Once what is in the look-back is recorded, a poll mostly re-reads it: the first page is
+    sized from the last poll's new runs, not the server's largest page of task details."""
+    track(runs, "busy", "r-busy", clock.now() - timedelta(hours=1))
+    for i in range(30):
+        kfp.finish(f"r-burst-{i}", clock.now() - timedelta(seconds=30 + i))
+    tracker.poll()
+    clock.step(10)
+    tracker.poll()
+    clock.step(10)
+    for i in range(15):
+        kfp.finish(f"r-next-{i}", clock.now() - timedelta(seconds=1 + i))
+    tracker.poll()
+    clock.step(10)
+    tracker.poll()
+
+    assert kfp.first_page_sizes == [None, 2 * 30, MIN_FIRST_PAGE, 2 * 15]
 
 
 def test_a_late_report_older_than_what_was_recorded_makes_the_poll_read_on_until_it_is_found(
