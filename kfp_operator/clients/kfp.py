@@ -69,7 +69,7 @@ _RUN_SUMMARIES = msgspec.json.Decoder(_RunSummaries)
 
 def _run_summaries(data: bytes) -> dict[str, Any]:
     try:
-        return dict(_RUN_SUMMARIES.decode(data))
+        return dict(_RUN_SUMMARIES.decode(data))  # a TypedDict is not a dict[str, Any] to mypy
     except msgspec.DecodeError:  # not strict JSON, or not shaped as expected: decode it whole
         decoded: dict[str, Any] = jsoncodec.loads(data)
         return decoded
@@ -303,6 +303,7 @@ class KfpClient:
             sort_by=sort_by,
             namespace=namespace,
             experiment_id=experiment_id,
+            first_page_size=page_size,
             page_size=page_size,
             decode=jsoncodec.loads,
         ):
@@ -325,8 +326,8 @@ class KfpClient:
             filter=filter,
             sort_by=sort_by,
             namespace=namespace,
-            page_size=PAGE_SIZE,
             first_page_size=min(first_page_size or PAGE_SIZE, PAGE_SIZE),
+            page_size=PAGE_SIZE,
             decode=_run_summaries,
         )
 
@@ -337,8 +338,8 @@ class KfpClient:
         sort_by: str = "",
         namespace: str = "",
         experiment_id: str = "",
+        first_page_size: int,
         page_size: int,
-        first_page_size: int | None = None,
         decode: Callable[[bytes], dict[str, Any]],
     ) -> Iterator[RunsPage]:
         """Pages after the first send only the token: it carries the filter and the sort order,
@@ -348,7 +349,7 @@ class KfpClient:
         token = ""
         while True:
             query: dict[str, Any] = {
-                "page_size": page_size if token else (first_page_size or page_size),
+                "page_size": page_size if token else first_page_size,
                 "namespace": self._namespace(namespace),
                 "experiment_id": experiment_id,
             }
