@@ -203,10 +203,23 @@ class Store:
         Objects already stored by :meth:`apply` (the same dicts) are left as they are.
         """
         result = ReplaceResult()
+        listed = builtins.list(objs)
+        # After a paged list, apply() has stored every listed object already: those dicts are
+        # recognised by identity (the list holds them, so their ids are theirs for this call),
+        # and only the others have their keys computed, on the last step of a restart.
+        listed_ids = {id(obj) for obj in listed}
         with self._lock:
-            fresh: dict[ObjectKey, Obj] = {key_func(obj): obj for obj in objs}
-            in_scope = [k for k in self._items if namespace is None or k.namespace == namespace]
-            for key in in_scope:
+            stored_ids: set[int] = set()
+            unlisted: list[ObjectKey] = []
+            for key, stored in self._items.items():
+                if namespace is not None and key.namespace != namespace:
+                    continue
+                if id(stored) in listed_ids:
+                    stored_ids.add(id(stored))
+                else:
+                    unlisted.append(key)
+            fresh = {key_func(obj): obj for obj in listed if id(obj) not in stored_ids}
+            for key in unlisted:
                 if key not in fresh:
                     gone = self._items.pop(key)
                     self._update_indices(key, gone, None)

@@ -21,6 +21,7 @@ from types import FrameType
 import structlog
 from kubernetes import config as kube_config
 
+from controller.gcpolicy import FreezeAfterSync, raise_thresholds
 from controller.kube import Kube, load_configuration
 from controller.logs import configure_logging
 from controller.manager import Manager
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config.log.level, config.log.format, cache_loggers=True)
     log = structlog.get_logger("controller.main")
     log.info("starting kfp-operator", version=_version())
+    raise_thresholds()  # before the informers list: see controller.gcpolicy
 
     stop = threading.Event()
 
@@ -97,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         manager = Manager(config, kube, metrics=metrics)
         add_controllers(manager, config)
+        manager.add_runnable(FreezeAfterSync(manager.informers), needs_leader=False)
     except configuration.ConfigError as err:
         print(f"kfp-operator: {err}", file=sys.stderr)
         kube.close()

@@ -178,6 +178,17 @@ def test_the_operator_leads_serves_and_stops_cleanly(
         checked.stdout + checked.stderr
     )
 
+    # The informers' first sync froze the heap for the garbage collector (controller.gcpolicy).
+    wait_until(
+        lambda: any(
+            line.get("msg") == "informers synced: heap frozen for the garbage collector"
+            and line["objects"] > 0
+            for line in op.log_lines()
+        ),
+        timeout=30,
+        message=lambda: f"the heap freeze after the first sync; log:\n{op.tail()}",
+    )
+
     spec = lease(kube, namespace)["spec"]
     assert spec["leaseDurationSeconds"] == 15
     assert spec["renewTime"].endswith("Z") and "." in spec["renewTime"], "MicroTime"

@@ -64,3 +64,38 @@ def test_any_iterable_of_values_indexes_and_their_order_does_not_matter() -> Non
     assert index(store) == {"blue": ["a"], "red": ["a"]}
     store.upsert(obj("a"))
     assert index(store) == {}
+
+
+def versioned(name: str, rv: str, namespace: str = "ns") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace, "resourceVersion": rv}}
+
+
+def test_a_replace_after_paged_applies_reports_only_what_the_pages_did_not() -> None:
+    store = Store()
+    for o in (
+        versioned("gone", "1"),
+        versioned("kept", "1"),
+        versioned("changed", "1"),
+        versioned("x", "1", "other"),
+    ):
+        store.upsert(o)
+    first_page = [versioned("kept", "1"), versioned("new-in-page", "2")]
+    assert [o["metadata"]["name"] for o in store.apply(first_page).added] == ["new-in-page"]
+    late = [versioned("changed", "3"), versioned("late", "4")]  # listed, never applied
+
+    result = store.replace([*first_page, *late], namespace="ns")
+
+    assert [o["metadata"]["name"] for o in result.deleted] == ["gone"]
+    assert [
+        (old["metadata"]["resourceVersion"], new["metadata"]["resourceVersion"])
+        for old, new in result.updated
+    ] == [("1", "3")]
+    assert [o["metadata"]["name"] for o in result.added] == ["late"]
+    assert sorted(k.name for k in store.list_keys() if k.namespace == "ns") == [
+        "changed",
+        "kept",
+        "late",
+        "new-in-page",
+    ]
+    assert store.get(ObjectKey("ns", "kept")) is first_page[0], "the applied dict stays"
+    assert store.get(ObjectKey("other", "x")) is not None, "another namespace is out of scope"
