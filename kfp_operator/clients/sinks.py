@@ -148,6 +148,8 @@ class NatsSink:
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats-sink", daemon=True)
         self._thread.start()
         self._client: NatsClient | None = None
+        # Set by close(): the disconnection it causes is expected, not worth a warning.
+        self._closing = False
         self._connecting = asyncio.run_coroutine_threadsafe(self._connect(), self._loop)
 
     def _options(self) -> dict[str, Any]:
@@ -191,7 +193,10 @@ class NatsSink:
         log.warning("NATS connection error", server=self.server, error=type(error).__name__)
 
     async def _on_disconnected(self) -> None:
-        log.warning("disconnected from NATS", server=self.server)
+        if self._closing:
+            log.info("NATS connection closed", server=self.server)
+        else:
+            log.warning("disconnected from NATS", server=self.server)
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS", server=self.server)
@@ -226,14 +231,31 @@ class NatsSink:
             await self._client.flush(timeout=int(PUBLISH_TIMEOUT))
 
     def close(self) -> None:
-        async def shutdown() -> None:
-            if self._client is not None and not self._client.is_closed:
-                await self._client.drain()
-
+        """Drains the connection (what was published reaches the server) and stops the loop with
+        nothing left running on it."""
+        self._closing = True
         self._connecting.cancel()
         try:
-            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=PUBLISH_TIMEOUT)
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=PUBLISH_TIMEOUT + 1)
         except Exception as error:  # (closing is best effort)
             log.debug("closing the NATS connection failed", error=type(error).__name__)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=PUBLISH_TIMEOUT)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    async def _shutdown(self) -> None:
+        client = self._client
+        if client is not None and not client.is_closed:
+            try:
+                await client.drain()
+            except Exception as error:  # (a connection that is reconnecting cannot drain)
+                log.debug("draining the NATS connection failed; closing it", error=type(error).__name__)
+                await client.close()
+        # What nats-py may still have running (a reconnection attempt, a timer) is cancelled and
+        # awaited: a task left pending on the stopped loop would be reported by asyncio, on
+        # stderr and outside the structured log, as "Task was destroyed but it is pending!".
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import nats
 import pytest
+from structlog.testing import capture_logs
 
 from kfp_devstack.nats import NatsServer
 from kfp_devstack.pki import ensure_pki
@@ -119,6 +122,35 @@ def test_a_sink_that_starts_before_the_server_connects_later(tmp_path: Path) -> 
     finally:
         sink.close()
         server.stop()
+
+
+def test_a_graceful_close_drains_without_a_warning(nats_server) -> None:
+    sink = nats_sink(nats_server.url, "events", jetstream=False)
+    wait_until(lambda: sink.is_connected, timeout=10, message="the sink to connect")
+
+    with capture_logs() as logs:
+        sink.close()
+
+    assert not sink.is_connected
+    assert [entry["log_level"] for entry in logs if entry["log_level"] != "debug"] == ["info"]
+    assert logs[-1]["event"] == "NATS connection closed"
+
+
+def test_closing_a_sink_while_it_reconnects_leaves_no_task_behind(
+    nats_server, caplog: pytest.LogCaptureFixture
+) -> None:
+    def close_while_reconnecting() -> None:
+        sink = nats_sink(nats_server.url, "events", jetstream=False)
+        wait_until(lambda: sink.is_connected, timeout=10, message="the sink to connect")
+        nats_server.kill()
+        wait_until(lambda: not sink.is_connected, timeout=10, message="the sink to notice")
+        sink.close()
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        close_while_reconnecting()
+        gc.collect()  # a task left pending is reported when the sink's loop is collected
+
+    assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
 
 
 @pytest.fixture
