@@ -136,8 +136,7 @@ def _burst_problems(burst: BurstResult) -> list[str]:
         if recorded < burst.runs:
             problems.append(
                 f"burst: {burst.runs - recorded} of {burst.runs} {reason} Kubernetes Events were never "
-                f"written; the operator logged 'event queue full, dropping event' "
-                f"{burst.events_dropped_in_log} times"
+                f"written; the operator counted {burst.events_dropped} Events dropped"
             )
     if set(burst.completion_states) != {"Succeeded"}:
         problems.append(f"burst: completion states {burst.completion_states} (all runs succeed in KFP)")

@@ -3,8 +3,13 @@
 :class:`EventRecorder` plays client-go's ``record.EventRecorder`` + ``EventBroadcaster`` +
 ``EventCorrelator``:
 
-* :meth:`EventRecorder.event` never blocks a reconcile: it queues the event (up to
-  :data:`QUEUE_SIZE`; beyond that events are dropped, as upstream) for a writer thread.
+* :meth:`EventRecorder.event` never blocks a reconcile: it queues the event for one of
+  :data:`WRITERS` writer threads, always the same one for the same object, so an object's
+  Events are written in the order they were recorded. Each writer queues up to
+  :data:`QUEUE_SIZE`; beyond that events are dropped, as upstream, counted by the metric and
+  logged at most once per :data:`DROP_LOG_INTERVAL` with how many were dropped. client-go
+  writes with a single goroutine: when a poll finds hundreds of finished runs at once, one
+  writer's queue filled and most of those completions' Events were dropped.
 * **Aggregation**: an event with the same involved object, type, reason and message as one
   written recently is not created again; the existing Event's ``count`` is incremented and its
   ``lastTimestamp`` moved (a merge patch). If that Event has expired from the API in the
@@ -17,7 +22,7 @@
 Events are core/v1 ``Event`` objects in the involved object's namespace (``default`` for
 cluster-scoped objects) with ``source.component`` and ``reportingComponent`` set to the
 component name (``kfp-operator``) and ``reportingInstance`` to this process's identity.
-Writes happen on the writer thread, outside any reconcile, so ``controller.transport`` retries
+Writes happen on the writer threads, outside any reconcile, so ``controller.transport`` retries
 transient failures there; an event that still cannot be written is logged and dropped.
 """
 
@@ -28,7 +33,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,7 +51,9 @@ log = structlog.get_logger("controller.events")
 NORMAL = "Normal"
 WARNING = "Warning"
 COMPONENT = "kfp-operator"
-QUEUE_SIZE = 1000
+WRITERS = 4
+QUEUE_SIZE = 1000  # per writer
+DROP_LOG_INTERVAL = 10.0  # seconds between two log lines about dropped events
 CACHE_SIZE = 4096
 SPAM_BURST = 25
 SPAM_REFILL_SECONDS = 300.0
@@ -94,28 +101,38 @@ class EventRecorder:
         component: str = COMPONENT,
         instance: str = "",
         clock: Clock | None = None,
+        writers: int = WRITERS,
         queue_size: int = QUEUE_SIZE,
         cache_size: int = CACHE_SIZE,
         spam_burst: int = SPAM_BURST,
         spam_refill_seconds: float = SPAM_REFILL_SECONDS,
         dropped: Counter | None = None,
     ) -> None:
-        self._sink = sink
         # controller_events_dropped_total, by why: Events are best effort, but on-call should
         # see how many were lost rather than find out from a missing line in kubectl describe.
         self._dropped = dropped
-        self._component = component
-        self._instance = instance
         self._clock = clock or RealClock()
-        self._queue: queue.Queue[_Pending | None] = queue.Queue(queue_size)
-        self._cache_size = cache_size
-        self._recorded: OrderedDict[_EventKey, _Recorded] = OrderedDict()
-        self._spam_burst = spam_burst
-        self._spam_qps = 1.0 / spam_refill_seconds
-        self._buckets: OrderedDict[_ObjectKey, TokenBucket] = OrderedDict()
         self._pending = 0
         self._idle = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._drop_log = _DropLog(self._clock)
+        # Aggregation and the spam filter are per object, so each writer keeps its own for the
+        # objects routed to it, and no state is shared between writers.
+        self._writers = [
+            _Writer(
+                f"event-recorder-{n}",
+                sink,
+                component=component,
+                instance=instance,
+                clock=self._clock,
+                queue_size=queue_size,
+                cache_size=max(1, cache_size // writers),
+                spam_burst=spam_burst,
+                spam_qps=1.0 / spam_refill_seconds,
+                count_dropped=self._count_dropped,
+                finished=self._finished,
+            )
+            for n in range(writers)
+        ]
 
     # ---- API ------------------------------------------------------------------------------
 
@@ -134,39 +151,119 @@ class EventRecorder:
             message=message[:MAX_MESSAGE_LENGTH],
             timestamp=_rfc3339(self._clock),
         )
+        writer = self._writers[hash(_object_key(pending.involved)) % len(self._writers)]
         with self._idle:
             self._pending += 1
-        try:
-            self._queue.put_nowait(pending)
-        except queue.Full:
+        if not writer.offer(pending):
             self._finished()
             self._count_dropped("queue_full")
-            log.warning(
-                "event queue full, dropping event", reason=reason, object=pending.involved.get("name")
-            )
+            self._drop_log.dropped(reason=reason, object=pending.involved.get("name"))
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="event-recorder", daemon=True)
-            self._thread.start()
+        for writer in self._writers:
+            writer.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Writes what is queued (within ``timeout``) and stops the writer thread."""
-        if self._thread is None:
-            return
+        """Writes what is queued (within ``timeout``) and stops the writer threads."""
         self.flush(timeout)
-        # Still busy after the flush timeout: the daemon thread then ends with the process.
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
-        self._thread.join(timeout)
-        self._thread = None
+        for writer in self._writers:
+            writer.stop(timeout)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until every queued event has been written or dropped; returns whether it did."""
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
-    # ---- writer ---------------------------------------------------------------------------
+    # ---- bookkeeping ----------------------------------------------------------------------
+
+    def _count_dropped(self, why: str) -> None:
+        if self._dropped is not None:
+            self._dropped.labels(why).inc()
+
+    def _finished(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.notify_all()
+
+
+class _DropLog:
+    """Says that events are being dropped without a line per event: a burst that fills a queue
+    drops thousands, and the metric counts each. The first drop is logged at once, then at most
+    one line per :data:`DROP_LOG_INTERVAL`, with the number dropped since the previous line."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_logged: float | None = None
+        self._unlogged = 0
+
+    def dropped(self, **fields: Any) -> None:
+        with self._lock:
+            self._unlogged += 1
+            now = self._clock.monotonic()
+            if self._last_logged is not None and now - self._last_logged < DROP_LOG_INTERVAL:
+                return
+            count, self._unlogged, self._last_logged = self._unlogged, 0, now
+        log.warning("event queue full, dropping events", dropped=count, **fields)
+
+
+class _Writer:
+    """One writer thread with its queue, and the aggregation and spam-filter state of the objects
+    whose Events it writes."""
+
+    def __init__(
+        self,
+        name: str,
+        sink: EventSink,
+        *,
+        component: str,
+        instance: str,
+        clock: Clock,
+        queue_size: int,
+        cache_size: int,
+        spam_burst: int,
+        spam_qps: float,
+        count_dropped: Callable[[str], None],
+        finished: Callable[[], None],
+    ) -> None:
+        self._name = name
+        self._sink = sink
+        self._component = component
+        self._instance = instance
+        self._clock = clock
+        self._queue: queue.Queue[_Pending | None] = queue.Queue(queue_size)
+        self._cache_size = cache_size
+        self._recorded: OrderedDict[_EventKey, _Recorded] = OrderedDict()
+        self._spam_burst = spam_burst
+        self._spam_qps = spam_qps
+        self._buckets: OrderedDict[_ObjectKey, TokenBucket] = OrderedDict()
+        self._count_dropped = count_dropped
+        self._finished = finished
+        self._thread: threading.Thread | None = None
+
+    def offer(self, pending: _Pending) -> bool:
+        """Queues ``pending``; False if the queue is full."""
+        try:
+            self._queue.put_nowait(pending)
+        except queue.Full:
+            return False
+        return True
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        if self._thread is None:
+            return
+        # Still busy after the recorder's flush timeout: the daemon thread then ends with the
+        # process.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._thread.join(timeout)
+        self._thread = None
 
     def _run(self) -> None:
         while True:
@@ -186,24 +283,9 @@ class EventRecorder:
             finally:
                 self._finished()
 
-    def _count_dropped(self, why: str) -> None:
-        if self._dropped is not None:
-            self._dropped.labels(why).inc()
-
-    def _finished(self) -> None:
-        with self._idle:
-            self._pending -= 1
-            if self._pending == 0:
-                self._idle.notify_all()
-
     def _write(self, pending: _Pending) -> None:
         involved = pending.involved
-        object_key: _ObjectKey = (
-            involved.get("uid"),
-            involved["kind"],
-            involved.get("namespace"),
-            involved["name"],
-        )
+        object_key = _object_key(involved)
         if not self._allow(object_key):
             self._count_dropped("spam_filtered")
             log.debug("event suppressed by spam filter", reason=pending.reason, object=involved["name"])
@@ -261,6 +343,10 @@ class EventRecorder:
             "reportingComponent": self._component,
             "reportingInstance": self._instance or self._component,
         }
+
+
+def _object_key(involved: Mapping[str, str]) -> _ObjectKey:
+    return (involved.get("uid"), involved["kind"], involved.get("namespace"), involved["name"])
 
 
 def involved_object(obj: Mapping[str, Any]) -> dict[str, str]:

@@ -17,7 +17,8 @@ Sources of each figure:
   (``kfp_operator_kfp_request_duration_seconds``, ``controller_runtime_reconcile_time_seconds``):
   utilisation is the run controller's summed reconcile time over ``workers`` x the span;
 * duplicates: every KFP run carrying the operator's marker, counted per Run UID;
-* Kubernetes Events: the Event objects in the namespace, counted by reason.
+* Kubernetes Events: the Event objects in the namespace, counted by reason, and those the
+  operator dropped (its ``controller_events_dropped_total``, from the same two scrapes).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class BurstResult:
     run_worker_utilisation: float  # busy time of the run controller's workers / (workers x span)
     exactly_once: dict[str, int]
     kubernetes_events: dict[str, int]  # Event objects in the namespace by reason (N each expected)
-    events_dropped_in_log: int  # operator log lines "event queue full, dropping event"
+    events_dropped: dict[str, float]  # controller_events_dropped_total, by why (queue_full, ...)
     effective_operator_config: dict[str, Any] = field(default_factory=dict)
     # py-spy's samples of the operator over the burst: the functions holding its CPU (None
     # without py-spy); the collapsed stacks are kept next to the JSON.
@@ -165,7 +166,7 @@ def run_burst(ctx: Context) -> tuple[BurstResult, OperatorProcess, RunWatcher]:
         run_worker_utilisation=round(busy / (config["workers"] * span), 2),
         exactly_once=kfp_runs.duplicates(kfp_runs.operator_runs_by_uid(ctx.stack.kfp_url), uids),
         kubernetes_events=_events_by_reason(ctx, namespace),
-        events_dropped_in_log=operator.log.read_text(errors="replace").count("event queue full"),
+        events_dropped=delta.by_label("controller_events_dropped_total", "reason"),
         effective_operator_config=config,
         profile=summarise(collapsed, ctx.options.profile_rate) if collapsed is not None else None,
         profile_file=str(collapsed) if collapsed is not None else None,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry, Counter
+from structlog.testing import capture_logs
 
 from controller.clock import FakeClock
-from controller.events import NORMAL, WARNING, EventRecorder
+from controller.events import DROP_LOG_INTERVAL, NORMAL, WARNING, EventRecorder
 from controller.keys import ObjectKey
 
 RUN = {
@@ -152,3 +154,56 @@ def test_events_dropped_by_the_spam_filter_or_a_failed_write_are_counted() -> No
     assert [e["message"] for e in sink.created] == ["b"]
     assert dropped.labels("write_failed")._value.get() == 1
     assert dropped.labels("spam_filtered")._value.get() == 1
+
+
+def run_named(name: str) -> dict[str, Any]:
+    return {**RUN, "metadata": {**RUN["metadata"], "name": name, "uid": f"uid-{name}"}}
+
+
+def test_several_writers_write_at_once_and_each_objects_events_in_order() -> None:
+    class SlowSink(FakeSink):
+        """The first four writes wait for each other: only four writers at once get past."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.together = threading.Barrier(4, timeout=10)
+            self.lock = threading.Lock()
+
+        def create_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+            with self.lock:
+                first = len(self.created) < 4
+                self.created.append(dict(event))
+            if first:
+                self.together.wait()
+            return dict(event)
+
+    sink = SlowSink()
+    rec = recorder(sink, writers=4)
+    rec.start()
+    # 200 objects: every writer gets some of them.
+    for step in range(3):
+        for n in range(200):
+            rec.event(run_named(f"r{n}"), NORMAL, "Step", f"step {step}")
+    assert rec.flush(10)
+    rec.stop()
+
+    assert not sink.together.broken, "four writes were in flight at once"
+    assert len(sink.created) == 600
+    for n in range(200):
+        messages = [e["message"] for e in sink.created if e["involvedObject"]["name"] == f"r{n}"]
+        assert messages == ["step 0", "step 1", "step 2"]
+
+
+def test_dropped_events_are_logged_once_per_interval_with_their_count() -> None:
+    clock = FakeClock()
+    rec = recorder(FakeSink(), clock, writers=1, queue_size=1)
+
+    with capture_logs() as logs:
+        for n in range(50):  # the writer is not started: the queue holds one, 49 are dropped
+            rec.event(RUN, NORMAL, "Submitted", f"run {n}")
+        clock.step(DROP_LOG_INTERVAL)
+        rec.event(RUN, NORMAL, "Submitted", "run 50")
+
+    warnings = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert [entry["dropped"] for entry in warnings] == [1, 49]
+    assert all(entry["event"] == "event queue full, dropping events" for entry in warnings)
