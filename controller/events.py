@@ -8,8 +8,9 @@
   Events are written in the order they were recorded. Each writer queues up to
   :data:`QUEUE_SIZE`; beyond that events are dropped, as upstream, counted by the metric and
   logged at most once per :data:`DROP_LOG_INTERVAL` with how many were dropped. client-go
-  writes with a single goroutine: when a poll finds hundreds of finished runs at once, one
-  writer's queue filled and most of those completions' Events were dropped.
+  writes with a single goroutine; with one writer here, completions found in bulk (a poll
+  finds hundreds of finished runs at once) filled its queue, and in a burst of 5,000 Runs 44 %
+  of the ``Succeeded`` Events were dropped.
 * **Aggregation**: an event with the same involved object, type, reason and message as one
   written recently is not created again; the existing Event's ``count`` is incremented and its
   ``lastTimestamp`` moved (a merge patch). If that Event has expired from the API in the
@@ -164,10 +165,11 @@ class EventRecorder:
             writer.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Writes what is queued (within ``timeout``) and stops the writer threads."""
+        """Writes what is queued and stops the writer threads, within ``timeout`` in all."""
+        deadline = time.monotonic() + timeout
         self.flush(timeout)
         for writer in self._writers:
-            writer.stop(timeout)
+            writer.stop(max(0.0, deadline - time.monotonic()))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until every queued event has been written or dropped; returns whether it did."""
