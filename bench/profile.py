@@ -34,7 +34,7 @@ SAMPLING = b"py-spy> Sampling process"  # what py-spy prints once it has attache
 # What a stack was doing, by the first of these functions found along it (outermost first in
 # this order of precedence); a stack with none of them is "other".
 WORK: tuple[tuple[str, str], ...] = (
-    ("Kubernetes Events (recorder thread)", "EventRecorder._run"),
+    ("Kubernetes Events (recorder threads)", "_EventWriter._run"),
     ("ML Metadata reads (artifacts)", "RunReconciler._resolve_artifacts"),
     ("run-completion event (NATS publish)", "EventDelivery.deliver"),
     ("run-completion event: the completion-event controller", "CompletionEventReconciler.reconcile"),

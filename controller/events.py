@@ -119,7 +119,7 @@ class EventRecorder:
         # Aggregation and the spam filter are per object, so each writer keeps its own for the
         # objects routed to it, and no state is shared between writers.
         self._writers = [
-            _Writer(
+            _EventWriter(
                 f"event-recorder-{n}",
                 sink,
                 component=component,
@@ -210,7 +210,7 @@ class _DropLog:
         log.warning("event queue full, dropping events", dropped=count, **fields)
 
 
-class _Writer:
+class _EventWriter:
     """One writer thread with its queue, and the aggregation and spam-filter state of the objects
     whose Events it writes."""
 
