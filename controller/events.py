@@ -155,7 +155,9 @@ class EventRecorder:
         writer = self._writers[hash(_object_key(pending.involved)) % len(self._writers)]
         with self._idle:
             self._pending += 1
-        if not writer.offer(pending):
+        if writer.offer(pending):
+            self._drop_log.tell_if_due()
+        else:
             self._finished()
             self._count_dropped("queue_full")
             self._drop_log.dropped(reason=reason, object=pending.involved.get("name"))
@@ -170,6 +172,7 @@ class EventRecorder:
         self.flush(timeout)
         for writer in self._writers:
             writer.stop(max(0.0, deadline - time.monotonic()))
+        self._drop_log.tell_if_due(now=True)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until every queued event has been written or dropped; returns whether it did."""
@@ -192,22 +195,36 @@ class EventRecorder:
 class _DropLog:
     """Says that events are being dropped without a line per event: a burst that fills a queue
     drops thousands, and the metric counts each. The first drop is logged at once, then at most
-    one line per :data:`DROP_LOG_INTERVAL`, with the number dropped since the previous line."""
+    one line per :data:`DROP_LOG_INTERVAL` with the number dropped since the previous line; drops
+    not yet told are told by the first event queued after the interval, or at the recorder's stop."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._last_logged: float | None = None
-        self._unlogged = 0
+        self._untold = 0
 
     def dropped(self, **fields: Any) -> None:
         with self._lock:
-            self._unlogged += 1
-            now = self._clock.monotonic()
-            if self._last_logged is not None and now - self._last_logged < DROP_LOG_INTERVAL:
-                return
-            count, self._unlogged, self._last_logged = self._unlogged, 0, now
-        log.warning("event queue full, dropping events", dropped=count, **fields)
+            self._untold += 1
+            count = self._take_if_due()
+        if count:
+            log.warning("event queue full, dropping events", dropped=count, **fields)
+
+    def tell_if_due(self, *, now: bool = False) -> None:
+        if not self._untold:  # the common case, read without the lock
+            return
+        with self._lock:
+            count = self._take_if_due(now=now)
+        if count:
+            log.warning("event queue was full, events dropped", dropped=count)
+
+    def _take_if_due(self, *, now: bool = False) -> int:
+        moment = self._clock.monotonic()
+        if not now and self._last_logged is not None and moment - self._last_logged < DROP_LOG_INTERVAL:
+            return 0
+        count, self._untold, self._last_logged = self._untold, 0, moment
+        return count
 
 
 class _EventWriter:

@@ -202,8 +202,26 @@ def test_dropped_events_are_logged_once_per_interval_with_their_count() -> None:
         for n in range(50):  # the writer is not started: the queue holds one, 49 are dropped
             rec.event(RUN, NORMAL, "Submitted", f"run {n}")
         clock.step(DROP_LOG_INTERVAL)
-        rec.event(RUN, NORMAL, "Submitted", "run 50")
+        rec.event(RUN, NORMAL, "Submitted", "run 50")  # dropped, and told with the 48 before it
+        for n in range(51, 54):
+            rec.event(RUN, NORMAL, "Submitted", f"run {n}")  # three more within the interval
+        record(rec)  # the queue is written, and stopping tells the three
 
     warnings = [entry for entry in logs if entry["log_level"] == "warning"]
-    assert [entry["dropped"] for entry in warnings] == [1, 49]
-    assert all(entry["event"] == "event queue full, dropping events" for entry in warnings)
+    assert [entry["dropped"] for entry in warnings] == [1, 49, 3]
+
+
+def test_drops_left_untold_are_told_by_the_next_event_queued_after_the_interval() -> None:
+    clock = FakeClock()
+    rec = recorder(FakeSink(), clock, writers=1, queue_size=1)
+    with capture_logs() as logs:
+        for n in range(5):  # the writer is not started: 1 queued, 4 dropped (1 told, 3 not yet)
+            rec.event(RUN, NORMAL, "Submitted", f"run {n}")
+        rec.start()
+        assert rec.flush(10)
+        clock.step(DROP_LOG_INTERVAL)
+        rec.event(RUN, NORMAL, "Submitted", "queued")
+        told = [entry["dropped"] for entry in logs if entry["log_level"] == "warning"]
+    rec.stop()
+
+    assert told == [1, 3]
