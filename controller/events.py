@@ -116,6 +116,7 @@ class EventRecorder:
         self._pending = 0
         self._idle = threading.Condition()
         self._drop_log = _DropLog(self._clock)
+        self._started = False
         # Aggregation and the spam filter are per object, so each writer keeps its own for the
         # objects routed to it, and no state is shared between writers.
         self._writers = [
@@ -163,11 +164,15 @@ class EventRecorder:
             self._drop_log.dropped(reason=reason, object=pending.involved.get("name"))
 
     def start(self) -> None:
+        self._started = True
         for writer in self._writers:
             writer.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Writes what is queued and stops the writer threads, within ``timeout`` in all."""
+        if not self._started:
+            return
+        self._started = False
         deadline = time.monotonic() + timeout
         self.flush(timeout)
         for writer in self._writers:
