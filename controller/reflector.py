@@ -19,7 +19,8 @@ controllers. The loop, as upstream ``ListAndWatch`` inside ``BackoffUntil``:
      paginated list: at 50,000 objects the streaming list took 11 to 12 s against 9 to 11 s,
      and half as much API-server CPU again (``docs/performance.md``, the larger scale). The
      streaming list is served from the watch cache however long the collection has been
-     quiet; the paginated one reads its later pages from etcd then, and took 39 s.
+     quiet; the paginated one reads its later pages from etcd then (the watch cache drops its
+     snapshots at etcd's compaction), and took 39 s.
    * Later lists (after a watch ended in 410 Gone) ask for the last seen resourceVersion with
      ``resourceVersionMatch=NotOlderThan``. If that list itself fails with 410 (for example an
      expired ``continue`` token) it is retried at once from scratch (``""``), as upstream.
@@ -65,6 +66,9 @@ from controller.transform import Transform
 
 log = structlog.get_logger("controller.reflector")
 
+# client-go's page size. Larger pages were no faster while the collection was being written,
+# saved at most a third of a quiet collection's list (read from etcd) and raised the peak
+# memory of a list (docs/performance.md, the larger scale).
 PAGE_SIZE = 500
 MIN_WATCH_TIMEOUT = 300
 MAX_WATCH_TIMEOUT = 600
