@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import kubernetes.client
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,6 +29,7 @@ from controller.keys import ObjectKey
 from controller.kube import Kube
 from controller.resource import LEASES
 from kfp_devstack.waiting import wait_until
+from reconcilers.api import GROUP
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -201,8 +203,11 @@ def test_the_operator_leads_serves_and_stops_cleanly(
     assert "released leader lease" in messages and "stopped" in messages
 
 
-def test_one_leader_and_failover_when_it_is_killed(kube: Kube, namespace: str, operators: Any) -> None:
+def test_one_leader_and_failover_when_it_is_killed(
+    kube: Kube, namespace: str, operators: Any, api_client: kubernetes.client.ApiClient
+) -> None:
     timings = {"leaseDuration": "4s", "renewDeadline": "3s", "retryPeriod": "500ms"}
+    lists_before = custom_resource_lists(api_client)
     ops = {name: operators(name, **timings) for name in ("a", "b")}
     wait_until(lambda: holder(kube, namespace) in ops, timeout=60, message="a leader")
     for op in ops.values():
@@ -211,6 +216,8 @@ def test_one_leader_and_failover_when_it_is_killed(kube: Kube, namespace: str, o
     standby = next(op for op in ops.values() if op is not leader)
     assert leader.master_status() == 1 and standby.master_status() == 0, "exactly one leads"
     transitions = lease(kube, namespace)["spec"]["leaseTransitions"]
+    lists = custom_resource_lists(api_client)
+    assert lists > lists_before, "each instance lists the operator's resources as it starts"
 
     leader.stop(signal.SIGKILL)
     wait_until(
@@ -220,6 +227,38 @@ def test_one_leader_and_failover_when_it_is_killed(kube: Kube, namespace: str, o
     )
     assert lease(kube, namespace)["spec"]["leaseTransitions"] == transitions + 1
     wait_until(lambda: standby.master_status() == 1, timeout=30, message="the new leader's status")
+    wait_until(
+        lambda: controllers_started(standby),
+        timeout=30,
+        message=lambda: f"the new leader's controllers to start\n{standby.tail()}",
+    )
+    # The standby's informers were synced before it led: taking over lists nothing again.
+    assert custom_resource_lists(api_client) == lists
+
+
+def controllers_started(op: Operator) -> bool:
+    """Whether every controller the operator started has started its workers (after its
+    informers synced)."""
+    lines = op.log_lines()
+    starting = [line["controllers"] for line in lines if line.get("msg") == "starting controllers"]
+    started = {line.get("controller") for line in lines if line.get("msg") == "starting workers"}
+    return bool(starting) and set(starting[0]) <= started
+
+
+def custom_resource_lists(api_client: kubernetes.client.ApiClient) -> float:
+    """LIST requests the API server has answered for the operator's resources (its own
+    ``apiserver_request_total``)."""
+    response = api_client.rest_client.pool_manager.request("GET", f"{api_client.configuration.host}/metrics")
+    assert response.status == 200, f"the API server's /metrics answered {response.status}"
+    text = response.data.decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "apiserver_request_total"
+        and sample.labels.get("verb") == "LIST"
+        and sample.labels.get("group") == GROUP
+    )
 
 
 def test_a_clean_stop_hands_over_without_waiting_for_the_lease(
