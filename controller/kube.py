@@ -127,10 +127,28 @@ class Kube:
         self.metrics = metrics
         self.limiter = TokenBucket(qps, burst)
         self.request_timeout = request_timeout
+        self._use_libcurl = use_libcurl
         self.api_client = ApiClient(configuration)
         self._rest = InstrumentedRESTClient(configuration, metrics, self.limiter, use_libcurl=use_libcurl)
         self.api_client.rest_client = self._rest
         self.api_client.user_agent = _user_agent()
+
+    def with_own_limiter(self) -> Kube:
+        """Another client on this one's configuration and metrics, with a token bucket of its
+        own at the same ``qps`` and ``burst``; the caller closes it.
+
+        controller-runtime gives its event recorder and its leader election clients apart from
+        the manager's, each with its own rate limiter: under a client-side limit, Events and
+        Lease renewals do not queue behind a burst of reconciles, nor take their requests.
+        """
+        return Kube(
+            self.configuration,
+            self.metrics,
+            qps=self.limiter.qps,
+            burst=self.limiter.burst,
+            request_timeout=self.request_timeout,
+            use_libcurl=self._use_libcurl,
+        )
 
     def close(self) -> None:
         self.api_client.close()

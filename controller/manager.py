@@ -10,7 +10,9 @@ controller-runtime's ``Manager`` in small. Its life cycle:
    has a warm cache and takes over quickly), the event recorder, then leader election. When
    this instance becomes leader (or at once, with leader election disabled) the controllers
    start (they register their handlers, wait for their informers to sync, start workers),
-   then the runnables that need leadership.
+   then the runnables that need leadership. The event recorder and leader election each have
+   a client of their own, with its own client-side rate limit (``kube.qps``), as in
+   controller-runtime: a burst of reconciles delays neither Events nor Lease renewals.
 3. **Stop** (SIGTERM/SIGINT, :meth:`Manager.shutdown`): controllers stop taking keys and their
    in-flight reconciles get ``shutdownTimeout`` to finish, leader-only runnables stop; only if
    all of that finished is the Lease
@@ -87,6 +89,8 @@ class Manager:
         self._controllers: list[Controller] = []
         self._runnables: list[tuple[Runnable, bool]] = []
         self._recorder: EventRecorder | None = None
+        # The event recorder's and leader election's clients (Kube.with_own_limiter).
+        self._own_clients: list[Kube] = []
         self._elector: LeaderElector | None = None
         self._elector_thread: threading.Thread | None = None
         self._metrics_server: MetricsServer | None = None
@@ -190,9 +194,17 @@ class Manager:
         """The process's event recorder (started with the manager)."""
         if self._recorder is None:
             self._recorder = EventRecorder(
-                self.kube, instance=self.identity, clock=self.clock, dropped=self.metrics.events_dropped
+                self._own_client(),
+                instance=self.identity,
+                clock=self.clock,
+                dropped=self.metrics.events_dropped,
             )
         return self._recorder
+
+    def _own_client(self) -> Kube:
+        client = self.kube.with_own_limiter()
+        self._own_clients.append(client)
+        return client
 
     @property
     def controllers(self) -> Sequence[Controller]:
@@ -258,7 +270,7 @@ class Manager:
         le = self.config.leader_election
         if le.enabled:
             lock = LeaseLock(
-                self.kube, self._lease_namespace, le.name, timeout=max(1.0, le.renew_deadline / 2)
+                self._own_client(), self._lease_namespace, le.name, timeout=max(1.0, le.renew_deadline / 2)
             )
             self._elector = LeaderElector(
                 lock,
@@ -349,6 +361,8 @@ class Manager:
         for server in (self._health_server, self._metrics_server):
             if server is not None:
                 server.stop()
+        for client in self._own_clients:
+            client.close()
         status = EXIT_OK if drained and not failed else EXIT_FAILED
         log.info("stopped", exit_status=status)
         return status

@@ -16,6 +16,7 @@ from controller.events import NORMAL
 from controller.keys import ObjectKey
 from controller.kube import Kube
 from controller.manager import EXIT_FAILED, EXIT_OK, Manager
+from controller.metrics import Metrics
 from controller.reconcile import Result
 from controller.resource import CONFIGMAPS, EVENTS, LEASES
 from kfp_devstack.waiting import wait_until
@@ -113,6 +114,50 @@ def test_a_controller_reconciles_records_events_and_converges(kube: Kube, namesp
         runner.join(30)
     assert exit_status == [EXIT_OK]
     assert holder(kube, namespace) == "", "released on shutdown"
+
+
+def test_events_and_lease_renewals_have_a_rate_limit_of_their_own(
+    kube: Kube, namespace: str, control_plane: Any
+) -> None:
+    throttled = Kube(control_plane.admin_configuration(), Metrics(process_collector=False), qps=5, burst=5)
+    config = cfg.load(
+        {
+            "watchNamespaces": [namespace],
+            "leaderElection.namespace": namespace,
+            "leaderElection.leaseDuration": "3s",
+            "leaderElection.renewDeadline": "2s",
+            "leaderElection.retryPeriod": "500ms",
+            "metrics.bindAddress": "0",
+            "health.bindAddress": "127.0.0.1:0",
+        }
+    )
+    mgr = Manager(config, throttled)
+    mgr.start()
+    try:
+        wait_until(lambda: holder(kube, namespace) == mgr.identity, timeout=30, message="leadership")
+        # From here the reconcilers' client owes 100 s of requests, as after a long burst.
+        for _ in range(500):
+            throttled.limiter.reserve()
+        lease_key = ObjectKey(namespace, "kfp-operator-leader")
+        lease = kube.get(LEASES, lease_key)
+        mgr.event_recorder.event(lease, NORMAL, "Throttled", "the reconcilers' client is out of tokens")
+        wait_until(
+            lambda: events_about(kube, namespace, "kfp-operator-leader"),
+            timeout=15,
+            message="the Event, written on the recorder's own budget",
+        )
+        renewed = lease["spec"]["renewTime"]
+        wait_until(
+            lambda: kube.get(LEASES, lease_key)["spec"]["renewTime"] != renewed,
+            timeout=15,
+            message="a Lease renewal, on leader election's own budget",
+        )
+        assert mgr.is_leader() and not mgr.failed
+    finally:
+        status = mgr.shutdown()
+        throttled.close()
+    assert status == EXIT_OK
+    assert holder(kube, namespace) == "", "released on shutdown, on leader election's own budget"
 
 
 def test_without_leader_election_controllers_start_at_once(kube: Kube, namespace: str) -> None:
