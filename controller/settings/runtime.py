@@ -143,8 +143,10 @@ class KubeSettings:
     qps: float = setting(
         "qps",
         parse_float,
-        "Client-side limit on Kubernetes API requests per second (token bucket refill rate); 0 or "
-        "less (the default) leaves throttling to the API server's Priority and Fairness.",
+        "Client-side limit on Kubernetes API requests per second (token bucket refill rate), for "
+        "each of the operator's clients: the reconcilers', the event recorder's and leader "
+        "election's; 0 or less (the default) leaves throttling to the API server's Priority and "
+        "Fairness.",
         default=0.0,
     )
     burst: int = setting(
