@@ -48,8 +48,8 @@ class Annotator:
         return Result()
 
 
-def make_manager(kube: Kube, namespace: str, **values: Any) -> tuple[Manager, Annotator]:
-    config = cfg.load(
+def manager_config(namespace: str, **values: Any) -> cfg.Config:
+    return cfg.load(
         {
             "watchNamespaces": [namespace],
             "leaderElection.namespace": namespace,
@@ -62,7 +62,10 @@ def make_manager(kube: Kube, namespace: str, **values: Any) -> tuple[Manager, An
             **values,
         }
     )
-    mgr = Manager(config, kube)
+
+
+def make_manager(kube: Kube, namespace: str, **values: Any) -> tuple[Manager, Annotator]:
+    mgr = Manager(manager_config(namespace, **values), kube)
     annotator = Annotator(mgr)
     mgr.add_controller("annotator", annotator, primary=annotator.informer, workers=2)
     return mgr, annotator
@@ -120,18 +123,7 @@ def test_events_and_lease_renewals_have_a_rate_limit_of_their_own(
     kube: Kube, namespace: str, control_plane: Any
 ) -> None:
     throttled = Kube(control_plane.admin_configuration(), Metrics(process_collector=False), qps=5, burst=5)
-    config = cfg.load(
-        {
-            "watchNamespaces": [namespace],
-            "leaderElection.namespace": namespace,
-            "leaderElection.leaseDuration": "3s",
-            "leaderElection.renewDeadline": "2s",
-            "leaderElection.retryPeriod": "500ms",
-            "metrics.bindAddress": "0",
-            "health.bindAddress": "127.0.0.1:0",
-        }
-    )
-    mgr = Manager(config, throttled)
+    mgr = Manager(manager_config(namespace), throttled)
     mgr.start()
     try:
         wait_until(lambda: holder(kube, namespace) == mgr.identity, timeout=30, message="leadership")
