@@ -137,9 +137,10 @@ class Kube:
         """Another client on this one's configuration and metrics, with a token bucket of its
         own at the same ``qps`` and ``burst``; the caller closes it.
 
-        controller-runtime gives its event recorder and its leader election clients apart from
-        the manager's, each with its own rate limiter: under a client-side limit, Events and
-        Lease renewals do not queue behind a burst of reconciles, nor take their requests.
+        controller-runtime gives its event recorder, its leader election and its metrics
+        endpoint's authentication clients apart from the manager's, each with its own rate
+        limiter: under a client-side limit, Events, Lease renewals and the reviews of scrapes do
+        not queue behind a burst of reconciles, nor take their requests.
         """
         return Kube(
             self.configuration,

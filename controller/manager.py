@@ -10,9 +10,10 @@ controller-runtime's ``Manager`` in small. Its life cycle:
    has a warm cache and takes over quickly), the event recorder, then leader election. When
    this instance becomes leader (or at once, with leader election disabled) the controllers
    start (they register their handlers, wait for their informers to sync, start workers),
-   then the runnables that need leadership. The event recorder and leader election each have
-   a client of their own, with its own client-side rate limit (``kube.qps``), as in
-   controller-runtime: a burst of reconciles delays neither Events nor Lease renewals.
+   then the runnables that need leadership. The event recorder, leader election and the
+   metrics endpoint's reviews each have a client of their own, with its own client-side rate
+   limit (``kube.qps``), as in controller-runtime: a burst of reconciles delays neither Events,
+   Lease renewals nor scrapes.
 3. **Stop** (SIGTERM/SIGINT, :meth:`Manager.shutdown`): controllers stop taking keys and their
    in-flight reconciles get ``shutdownTimeout`` to finish, leader-only runnables stop; only if
    all of that finished is the Lease
@@ -89,7 +90,8 @@ class Manager:
         self._controllers: list[Controller] = []
         self._runnables: list[tuple[Runnable, bool]] = []
         self._recorder: EventRecorder | None = None
-        # The event recorder's and leader election's clients (Kube.with_own_limiter).
+        # The event recorder's, leader election's and the metrics reviews' clients
+        # (Kube.with_own_limiter).
         self._own_clients: list[Kube] = []
         self._elector: LeaderElector | None = None
         self._elector_thread: threading.Thread | None = None
@@ -253,7 +255,7 @@ class Manager:
                 self.config.metrics.bind_address,
                 self.metrics.registry,
                 tls=self._metrics_tls,
-                authorizer=MetricsAuthorizer(self.kube) if self._metrics_tls else None,
+                authorizer=MetricsAuthorizer(self._own_client()) if self._metrics_tls else None,
             )
             self._metrics_server.start()
         if self.config.health.bind_address != "0":

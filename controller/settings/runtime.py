@@ -144,9 +144,9 @@ class KubeSettings:
         "qps",
         parse_float,
         "Client-side limit on Kubernetes API requests per second (token bucket refill rate), for "
-        "each of the operator's clients: the reconcilers', the event recorder's and leader "
-        "election's; 0 or less (the default) leaves throttling to the API server's Priority and "
-        "Fairness.",
+        "each of the operator's clients: the reconcilers', the event recorder's, leader "
+        "election's and the metrics endpoint's reviews'; 0 or less (the default) leaves "
+        "throttling to the API server's Priority and Fairness.",
         default=0.0,
     )
     burst: int = setting(

@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -20,6 +22,7 @@ import pytest
 
 from controller.clock import FakeClock
 from controller.kube import Kube
+from controller.manager import Manager
 from controller.metrics import Metrics, MetricsServer
 from controller.metricsauth import (
     SUBJECT_ACCESS_REVIEWS,
@@ -28,8 +31,9 @@ from controller.metricsauth import (
     ReviewCache,
     bearer_token,
 )
-from controller.servingcert import SelfSigned
+from controller.servingcert import SelfSigned, generate_self_signed
 from kfp_devstack.waiting import wait_until
+from kfp_operator import settings as cfg
 
 Mint = Callable[..., str]
 
@@ -234,6 +238,46 @@ def test_a_plain_http_request_to_the_https_port_is_not_served(endpoint: Endpoint
         urllib.request.urlopen(f"http://127.0.0.1:{endpoint.server.port}/metrics", timeout=5)
 
     assert endpoint.get(None)[0] == 401  # and the server carries on
+
+
+def test_the_managers_reviews_have_a_rate_limit_of_their_own(
+    control_plane: Any,
+    namespace: str,
+    service_account_token: Mint,
+    grant: Callable[[str, str], None],
+    tmp_path: Path,
+) -> None:
+    chain, key, ca = generate_self_signed(["127.0.0.1"], timedelta(hours=1))
+    (tmp_path / "tls.crt").write_bytes(chain)
+    (tmp_path / "tls.key").write_bytes(key)
+    throttled = Kube(control_plane.admin_configuration(), Metrics(process_collector=False), qps=5, burst=5)
+    config = cfg.load(
+        {
+            "watchNamespaces": [namespace],
+            "leaderElection.enabled": False,
+            "metrics.bindAddress": "127.0.0.1:0",
+            "metrics.secure": True,
+            "metrics.certDir": str(tmp_path),
+            "health.bindAddress": "0",
+        }
+    )
+    mgr = Manager(config, throttled)
+    mgr.start()
+    try:
+        grant(namespace, "prometheus")
+        token = service_account_token(namespace, "prometheus")
+        # From here the reconcilers' client owes 100 s of requests, as after a long burst.
+        for _ in range(500):
+            throttled.limiter.reserve()
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{mgr.metrics_port}/metrics", headers={"Authorization": f"Bearer {token}"}
+        )
+        verifying = ssl.create_default_context(cadata=ca.decode())
+        with urllib.request.urlopen(request, context=verifying, timeout=15) as response:
+            assert response.status == 200, "reviewed on the authorizer's own budget"
+    finally:
+        mgr.shutdown()
+        throttled.close()
 
 
 # ---- without a server --------------------------------------------------------------------------
