@@ -78,9 +78,11 @@ class KfpError(Exception):
         return self.status is None or self.status == 429 or (self.status >= 500 and self.status != 501)
 
     @property
-    def is_user_error(self) -> bool:
-        """The request itself was refused (bad parameters, unknown experiment...): retrying won't help."""
-        return self.status is not None and 400 <= self.status < 500 and self.status != 429
+    def is_refusal(self) -> bool:
+        """KFP refused what the request holds (400, 413, 422): sending it again cannot help. The
+        other 4xx are about the caller's credentials (401) or permissions (403), the endpoint
+        (404, 405) or the moment (409, 429)."""
+        return self.status in (400, 413, 422)
 
 
 class KfpRuns(Protocol):

@@ -39,6 +39,7 @@ from reconcilers.api.kfp_objects import Owner, kfp_name, owner_of, user_descript
 from reconcilers.clients import EventRecorder, KfpError, KubeClient
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.experiment import status
+from reconcilers.kfp_waits import waiting_on_kfp
 from reconcilers.presence import PresenceChecks
 from reconcilers.release import release_after_kfp_cleanup
 from reconcilers.run.status import merge_patch
@@ -120,8 +121,13 @@ class ExperimentReconciler:
                 self._presence.checked(key)
                 return Result(requeue_after=self._presence.interval)
         self._presence.forget(key)
+        try:
+            synced = self._sync(experiment, version, name)
+        except KfpError as error:
+            self._waiting_on_kfp(experiment, error)
+            raise  # retried with the work queue's backoff
         # Back once converged, for the presence checks, even when the status did not change.
-        return self._presence.within(self._sync(experiment, version, name))
+        return self._presence.within(synced)
 
     def _sync(self, experiment: ExperimentView, version: str, name: str) -> Result:
         """Makes the KFP experiment match the Experiment: created, taken, adopted, unarchived or
@@ -241,9 +247,9 @@ class ExperimentReconciler:
         try:
             self._kfp.delete_experiment(experiment_id)
         except KfpError as error:
-            if not error.is_user_error or error.status == 404:
-                if error.status == 404:
-                    return
+            if error.status == 404:
+                return
+            if not error.is_refusal:
                 raise
             self._archive(experiment, found, f"KFP refused to delete it ({error.message})")
             return
@@ -256,6 +262,17 @@ class ExperimentReconciler:
         self._recorder.event(experiment.obj, NORMAL, "Archived", f"archived KFP experiment {name}: {why}")
 
     # -- status --------------------------------------------------------------------------------
+
+    def _waiting_on_kfp(self, experiment: ExperimentView, error: KfpError) -> None:
+        """Says on the Experiment why it is not synchronized yet; an Event once per cause."""
+        reason, message = waiting_on_kfp(error)
+        previous = experiment.condition("Synchronized") or {}
+        self._write(
+            experiment,
+            status.waiting_on_kfp(experiment, reason=reason, message=message, now=self._clock.now()),
+        )
+        if (previous.get("reason"), previous.get("message")) != (reason, message):
+            self._recorder.event(experiment.obj, WARNING, reason, message)
 
     def _write(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 from reconcilers.api.experiment import ExperimentView
 from reconcilers.conditions import FALSE, READY, SYNCHRONIZED, TRUE, UNKNOWN, Condition, apply_conditions
 
-SUCCEEDED, FAILED, DELETING = "Succeeded", "Failed", "Deleting"
+CREATING, SUCCEEDED, FAILED, DELETING = "Creating", "Succeeded", "Failed", "Deleting"
 DESCRIPTION_NOT_UPDATED = "DescriptionNotUpdated"
 
 
@@ -48,6 +48,17 @@ def failed(
         version=version,
         kfpName=kfp_name,
         providerId=None,
+    )
+
+
+def waiting_on_kfp(experiment: ExperimentView, *, reason: str, message: str, now: datetime) -> dict[str, Any]:
+    """A KFP call failed and is retried. ``Ready`` and the KFP experiment it names stay as they
+    were: one that exists still serves the Runs that name it."""
+    return _with(
+        experiment,
+        now,
+        [Condition(SYNCHRONIZED, UNKNOWN, reason, message)],
+        synchronizationState=experiment.status.get("synchronizationState") or CREATING,
     )
 
 

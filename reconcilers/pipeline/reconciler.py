@@ -42,6 +42,7 @@ from reconcilers.api.runconfiguration import RunConfigurationView
 from reconcilers.clients import EventRecorder, KfpError, KubeClient
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.indexes import PIPELINE_INDEX
+from reconcilers.kfp_waits import waiting_on_kfp
 from reconcilers.pipeline import job as jobs
 from reconcilers.pipeline import status
 from reconcilers.pipeline.kfp import KfpPipelines, owned_by, versions_beyond_retention
@@ -152,8 +153,13 @@ class PipelineReconciler:
         self._presence.forget(key)
         if self._gave_up(pipeline, version, name):
             return polling
+        try:
+            synced = self._sync(pipeline, version, name, source)
+        except KfpError as error:
+            self._progress(pipeline, version, name, *waiting_on_kfp(error), warn=True)
+            raise  # retried with the work queue's backoff
         # Back once converged, for the presence checks, even when the status did not change.
-        return self._presence.within(self._sync(pipeline, version, name, source))
+        return self._presence.within(synced)
 
     def _sync(self, pipeline: PipelineView, version: str, name: str, source: FromImage | Compiled) -> Result:
         """Puts ``version`` into the KFP pipeline ``name``: found there already, or compiled if need
@@ -385,8 +391,8 @@ class PipelineReconciler:
                 content=compiled.content,
             )
         except KfpError as error:
-            if not error.is_user_error or error.status == 409:
-                raise  # no answer, or uploaded meanwhile: the next pass finds out
+            if not error.is_refusal:
+                raise  # no answer, not allowed, or uploaded meanwhile (409): retried with backoff
             self._fail(
                 pipeline,
                 version,

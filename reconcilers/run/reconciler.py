@@ -46,6 +46,7 @@ from reconcilers.clients import EventRecorder, KfpError, KfpRuns, KubeClient
 from reconcilers.completion_event.delivery import EventDelivery
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.handover import handover_pending
+from reconcilers.kfp_waits import waiting_on_kfp
 from reconcilers.run import status
 from reconcilers.run.resolve import KfpCatalog, ReferencePolicy, Resolution, Resolved, Waiting, resolve
 from reconcilers.run.steps import (
@@ -70,10 +71,6 @@ from reconcilers.run_metrics import RunMetrics
 from reconcilers.timestamps import parse_time
 
 log = structlog.get_logger(__name__)
-
-# Reasons of a Run whose submission waits on KFP itself: no answer or a server error (which may
-# pass), or an error answer that is neither a refusal of the run nor "not found" (say, 401).
-KFP_UNAVAILABLE, KFP_REQUEST_FAILED = "KfpUnavailable", "KfpRequestFailed"
 
 NORMAL, WARNING = "Normal", "Warning"
 
@@ -220,8 +217,7 @@ class RunReconciler:
         self, run: RunView, error: KfpError, *, superseded: Mapping[str, Any] | None = None
     ) -> None:
         """Says on the Run why it is not submitted yet when KFP fails to answer; once per cause."""
-        reason = KFP_UNAVAILABLE if error.is_transient else KFP_REQUEST_FAILED
-        message = f"{error}; retrying"
+        reason, message = waiting_on_kfp(error)
         previous = run.condition("Synchronized") or {}
         if (previous.get("reason"), previous.get("message")) == (reason, message):
             return

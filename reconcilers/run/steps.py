@@ -85,14 +85,9 @@ def decide_submission(resolution: Resolution) -> Submission:
 SUBMISSION_FAILED = "SubmissionFailed"
 
 
-# Answers that refuse the run itself: its parameters, or what it names. Other 4xx are about the
-# operator (401, 403: its credentials), the endpoint (404, 405) or the moment (409, 429): the
-# create is retried with backoff, and a Run never fails for good because of them.
-REFUSING_STATUSES = frozenset({400, 413, 422})
-
-
 def refusal(error: KfpError) -> Rejected | None:
-    """Whether KFP refused the run for good, or the create may be retried (None)."""
-    if error.status not in REFUSING_STATUSES:
+    """Whether KFP refused the run for good (its parameters, or what it names), or the create
+    may be retried (None): a Run never fails for good because of KFP's other answers."""
+    if not error.is_refusal:
         return None  # no answer, a server error, or not the run's fault: look for it next time
     return Rejected(SUBMISSION_FAILED, f"KFP rejected the run: {error.message}")

@@ -49,7 +49,7 @@ def test_pipelines_and_versions(kfp: KfpClient) -> None:
 
     with pytest.raises(KfpError) as refused:
         kfp.upload_pipeline_version(pipeline_id, name="bad", description="", content="kind: Workflow\n")
-    assert refused.value.is_user_error
+    assert refused.value.is_refusal
     with pytest.raises(KfpError) as taken:
         kfp.upload_pipeline_version(pipeline_id, name="v1", description="", content=PENGUIN)
     assert taken.value.status == 409

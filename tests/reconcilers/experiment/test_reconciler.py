@@ -238,6 +238,70 @@ def test_deletion_leaves_an_adopted_experiment_alone() -> None:
     assert f.kube.verbs()[-1] == "remove_finalizer"
 
 
+def condition(status: dict[str, Any], condition_type: str) -> dict[str, Any]:
+    [found] = [c for c in status["conditions"] if c["type"] == condition_type]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("verb", "error", "reason"),
+    [
+        ("find_experiment", KfpError("find_experiment", None, "ConnectionRefused"), "KfpUnavailable"),
+        ("create_experiment", KfpError("create_experiment", 500, "HTTP 500: database"), "KfpUnavailable"),
+        # Multi-user KFP without kubeflow-pipelines-edit for the operator in the namespace.
+        (
+            "create_experiment",
+            KfpError("create_experiment", 403, "HTTP 403: not authorized"),
+            "KfpRequestFailed",
+        ),
+    ],
+)
+def test_a_kfp_call_that_fails_is_said_on_the_experiment_and_retried(
+    verb: str, error: KfpError, reason: str
+) -> None:
+    f = ResourceFixture()
+    f.add_experiments(experiment())
+    f.kfp_resources.errors[verb] = [error, error]
+    experiments = reconciler(f)
+
+    with pytest.raises(KfpError):  # the work queue retries it with backoff
+        experiments.reconcile(KEY)
+    status = written(experiment(), f.kube.status_patches())
+    synchronized = condition(status, "Synchronized")
+    assert (status["synchronizationState"], synchronized["status"], synchronized["reason"]) == (
+        "Creating",
+        "Unknown",
+        reason,
+    )
+    assert error.message in synchronized["message"]
+    assert "providerId" not in status  # Runs naming it wait (ExperimentNotReady)
+    assert f.recorder.reasons() == [reason]
+
+    # The same failure again: nothing new to say, so no write (which would set off another
+    # reconcile at once) and no second Event.
+    f.add_experiments(experiment(finalizer=True, status=status, resourceVersion="4"))
+    patches = len(f.kube.status_patches())
+    with pytest.raises(KfpError):
+        experiments.reconcile(KEY)
+    assert len(f.kube.status_patches()) == patches
+    assert f.recorder.reasons() == [reason]
+
+
+def test_kfp_failing_leaves_a_synchronized_experiment_usable() -> None:
+    """A new description cannot reach KFP: the KFP experiment Runs use is still there."""
+    f = ResourceFixture()
+    experiment_id = ours(f, "old words")
+    f.add_experiments(experiment("new words", finalizer=True, status=synced(experiment_id, "old words")))
+    f.kfp_resources.errors["find_experiment"] = [KfpError("find_experiment", 503, "HTTP 503: busy")]
+
+    with pytest.raises(KfpError):
+        reconciler(f).reconcile(KEY)
+    status = written(experiment(status=synced(experiment_id, "old words")), f.kube.status_patches())
+    assert condition(status, "Synchronized")["reason"] == "KfpUnavailable"
+    assert status["providerId"] == f"kfp:{experiment_id}"
+    assert status["synchronizationState"] == "Succeeded"
+
+
 def test_deletion_retries_while_kfp_is_unreachable() -> None:
     f = ResourceFixture()
     experiment_id = ours(f)

@@ -532,14 +532,68 @@ def test_a_spec_change_while_compiling_deletes_the_earlier_versions_job() -> Non
     ]
 
 
-def test_a_failed_upload_for_lack_of_an_answer_is_retried() -> None:
-    f = ResourceFixture()
-    f.add_pipelines(pipeline(compiled(), finalizer=True))
-    f.kfp_resources.errors["upload_pipeline_version"] = [KfpError("upload_pipeline_version", 503, "down")]
+def condition(status: dict[str, Any], condition_type: str) -> dict[str, Any]:
+    [found] = [c for c in status["conditions"] if c["type"] == condition_type]
+    return found
 
+
+@pytest.mark.parametrize(
+    ("verb", "error", "reason"),
+    [
+        (
+            "upload_pipeline_version",
+            KfpError("upload_pipeline_version", 503, "HTTP 503: down"),
+            "KfpUnavailable",
+        ),
+        (
+            "get_pipeline_by_name",
+            KfpError("get_pipeline_by_name", None, "ConnectionRefused"),
+            "KfpUnavailable",
+        ),
+        # Multi-user KFP without kubeflow-pipelines-edit for the operator in the namespace.
+        (
+            "get_pipeline_by_name",
+            KfpError("get_pipeline_by_name", 403, "HTTP 403: not authorized"),
+            "KfpRequestFailed",
+        ),
+        (
+            "upload_pipeline_version",
+            KfpError("upload_pipeline_version", 403, "HTTP 403: no"),
+            "KfpRequestFailed",
+        ),
+        ("create_pipeline", KfpError("create_pipeline", 401, "HTTP 401: no identity"), "KfpRequestFailed"),
+    ],
+)
+def test_a_kfp_call_that_fails_is_said_on_the_pipeline_and_retried(
+    verb: str, error: KfpError, reason: str
+) -> None:
+    f = ResourceFixture()
+    obj = pipeline(compiled(), finalizer=True)
+    f.add_pipelines(obj)
+    f.kfp_resources.errors[verb] = [error, error]
+    pipelines = reconciler(f)
+
+    with pytest.raises(KfpError):  # the work queue retries it with backoff
+        pipelines.reconcile(KEY)
+    status = written(obj, f.kube.status_patches())
+    synchronized = condition(status, "Synchronized")
+    assert (status["synchronizationState"], synchronized["status"], synchronized["reason"]) == (
+        "Creating",
+        "Unknown",
+        reason,
+    )
+    assert error.message in synchronized["message"]
+    assert condition(status, "Ready")["status"] == "False"  # Runs wait for the version
+    assert f.recorder.reasons() == [reason]
+
+    # The same failure again: nothing new to say, so no write (which would set off another
+    # reconcile at once) and no second Event.
+    f.add_pipelines(pipeline(compiled(), finalizer=True, status=status, resourceVersion="8"))
+    patches = len(f.kube.status_patches())
     with pytest.raises(KfpError):
-        reconciler(f).reconcile(KEY)
-    assert f.kube.status_patches() == []
+        pipelines.reconcile(KEY)
+    assert len(f.kube.status_patches()) == patches
+    assert f.recorder.reasons() == [reason]
 
 
 # -- retention -------------------------------------------------------------------------------------
