@@ -19,9 +19,10 @@ import pytest
 
 from kfp_devstack import binaries
 from kfp_devstack.controlplane import ControlPlane
-from tests.support.real_kfp import real_kfp, real_kfp_backend
+from tests.support.real_kfp import real_kfp, real_kfp_backend, real_kfp_multi_user
 
-__all__ = ["real_kfp", "real_kfp_backend"]  # session fixtures of the real KFP API server
+# Session fixtures of the real KFP API server.
+__all__ = ["real_kfp", "real_kfp_backend", "real_kfp_multi_user"]
 
 TMPFS = Path("/dev/shm")
 

@@ -89,13 +89,24 @@ def locate_kfp_binaries() -> KfpBinaries:
 
 
 def write_config(
-    binaries: KfpBinaries, config_dir: Path, *, db_port: int, s3_port: int, multi_user: bool = False
+    binaries: KfpBinaries,
+    config_dir: Path,
+    *,
+    db_port: int,
+    s3_port: int,
+    multi_user: bool = False,
+    database: str = DATABASE,
 ) -> None:
-    """The API server's config.json: KFP's defaults with our database and object store."""
+    """The API server's config.json: KFP's defaults with our database and object store.
+
+    A multi-user server authenticates every call (a ``kubeflow-userid`` header, or a bearer
+    token it reviews with the API server) and authorizes it with a SubjectAccessReview; two
+    servers on one MariaDB keep apart by database (the server creates its own).
+    """
     config = json.loads(binaries.default_config.read_text())
     config["DBDriverName"] = "mysql"
     config["DBConfig"]["MySQLConfig"].update(
-        {"Host": "127.0.0.1", "Port": str(db_port), "User": "root", "Password": "", "DBName": DATABASE}
+        {"Host": "127.0.0.1", "Port": str(db_port), "User": "root", "Password": "", "DBName": database}
     )
     config["ObjectStoreConfig"].update(
         {
@@ -126,6 +137,8 @@ class KfpApiServer(processes.ServerProcess):
 
     work_dir: Path
     kubeconfig: Path
+    multi_user: bool = False
+    database: str = DATABASE
     http_port: int | None = None
     grpc_port: int | None = None
     process: ProcessRecord | None = None
@@ -141,7 +154,14 @@ class KfpApiServer(processes.ServerProcess):
 
     def start(self, binaries: KfpBinaries, *, db_port: int, s3_port: int) -> None:
         config_dir = self.work_dir / "config"
-        write_config(binaries, config_dir, db_port=db_port, s3_port=s3_port)
+        write_config(
+            binaries,
+            config_dir,
+            db_port=db_port,
+            s3_port=s3_port,
+            multi_user=self.multi_user,
+            database=self.database,
+        )
         home = _home_with_kubeconfig(self.work_dir / "home", self.kubeconfig)
         env = {
             "HOME": str(home),

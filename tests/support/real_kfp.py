@@ -7,6 +7,11 @@ emulator), its ``mlmd_host``/``mlmd_port`` the ML Metadata the driven runs write
 once per test session, on the session's control plane; tests keep out of each other's
 way as with the shared emulator (unique pipeline names, their own experiments).
 
+``real_kfp_multi_user`` is a second real API server, in multi-user mode, on the same
+database server and object store (its own database) and the same control plane, which it
+asks to review bearer tokens and to authorize each call. Nothing drives its Workflows: its
+runs stay PENDING.
+
 Imported by ``tests/conftest.py`` so that every test directory can use it.
 """
 
@@ -18,7 +23,8 @@ import pytest
 
 from kfp_devstack.controlplane import ControlPlane
 from kfp_devstack.emulator import Emulator, EmulatorConfig
-from kfp_devstack.realkfp import RealKfpBackend
+from kfp_devstack.realkfp import RealKfpBackend, locate_kfp_binaries
+from kfp_devstack.realkfp.kfp_server import KfpApiServer
 
 # The run engine's pace with the real server: the agent's report of the phase-less Workflow
 # comes within a few hundred milliseconds, and each step is one Workflow patch and one report.
@@ -50,3 +56,27 @@ def real_kfp(
     )
     with Emulator(config) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def real_kfp_multi_user(
+    real_kfp_backend: RealKfpBackend, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KfpApiServer]:
+    """The real KFP API server with ``MULTIUSER=true`` (its URL is ``.url``)."""
+    assert real_kfp_backend.database is not None and real_kfp_backend.object_store is not None
+    assert real_kfp_backend.database.port is not None and real_kfp_backend.object_store.port is not None
+    server = KfpApiServer(
+        tmp_path_factory.mktemp("real-kfp-multi-user"),
+        control_plane.kubeconfig,
+        multi_user=True,
+        database="mlpipeline_multi_user",
+    )
+    server.start(
+        locate_kfp_binaries(),
+        db_port=real_kfp_backend.database.port,
+        s3_port=real_kfp_backend.object_store.port,
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
