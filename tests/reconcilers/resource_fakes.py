@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
 
 from controller.store import Store
 from reconcilers.clients import KfpError
@@ -190,3 +192,24 @@ def written(obj: dict[str, Any], patches: list[dict[str, Any]]) -> dict[str, Any
     for patch in patches:
         status = merged(status, patch["status"])
     return status
+
+
+def condition(status: dict[str, Any], condition_type: str) -> dict[str, Any]:
+    [found] = [c for c in status["conditions"] if c["type"] == condition_type]
+    return found
+
+
+def waiting_on_kfp(status: dict[str, Any]) -> tuple[str, str, str]:
+    """The state, and the status and reason of ``Synchronized``."""
+    synchronized = condition(status, "Synchronized")
+    return status["synchronizationState"], synchronized["status"], synchronized["reason"]
+
+
+def fails_quietly_again(f: Fixture, reconcile: Callable[[], object]) -> None:
+    """The same KFP failure again: nothing new to say, so no status write (which would set off
+    another reconcile at once) and no second Event; the error goes to the work queue."""
+    patches, events = len(f.kube.status_patches()), f.recorder.reasons()
+    with pytest.raises(KfpError):
+        reconcile()
+    assert len(f.kube.status_patches()) == patches
+    assert f.recorder.reasons() == events

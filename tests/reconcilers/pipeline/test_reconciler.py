@@ -24,7 +24,13 @@ from reconcilers.pipeline.reconciler import PipelineReconciler, PipelineSettings
 from reconcilers.pipeline.spec import load_compiled
 from reconcilers.timestamps import format_time
 from tests.reconcilers.fakes import NOW
-from tests.reconcilers.resource_fakes import ResourceFixture, written
+from tests.reconcilers.resource_fakes import (
+    ResourceFixture,
+    condition,
+    fails_quietly_again,
+    waiting_on_kfp,
+    written,
+)
 from tests.support.objects import run
 from tests.support.resources import GENERATOR_SPEC, PENGUIN_SPEC, compiled, from_image, pipeline
 
@@ -532,11 +538,6 @@ def test_a_spec_change_while_compiling_deletes_the_earlier_versions_job() -> Non
     ]
 
 
-def condition(status: dict[str, Any], condition_type: str) -> dict[str, Any]:
-    [found] = [c for c in status["conditions"] if c["type"] == condition_type]
-    return found
-
-
 @pytest.mark.parametrize(
     ("verb", "error", "reason"),
     [
@@ -576,24 +577,13 @@ def test_a_kfp_call_that_fails_is_said_on_the_pipeline_and_retried(
     with pytest.raises(KfpError):  # the work queue retries it with backoff
         pipelines.reconcile(KEY)
     status = written(obj, f.kube.status_patches())
-    synchronized = condition(status, "Synchronized")
-    assert (status["synchronizationState"], synchronized["status"], synchronized["reason"]) == (
-        "Creating",
-        "Unknown",
-        reason,
-    )
-    assert error.message in synchronized["message"]
+    assert waiting_on_kfp(status) == ("Creating", "Unknown", reason)
+    assert error.message in condition(status, "Synchronized")["message"]
     assert condition(status, "Ready")["status"] == "False"  # Runs wait for the version
     assert f.recorder.reasons() == [reason]
 
-    # The same failure again: nothing new to say, so no write (which would set off another
-    # reconcile at once) and no second Event.
     f.add_pipelines(pipeline(compiled(), finalizer=True, status=status, resourceVersion="8"))
-    patches = len(f.kube.status_patches())
-    with pytest.raises(KfpError):
-        pipelines.reconcile(KEY)
-    assert len(f.kube.status_patches()) == patches
-    assert f.recorder.reasons() == [reason]
+    fails_quietly_again(f, lambda: pipelines.reconcile(KEY))
 
 
 # -- retention -------------------------------------------------------------------------------------
