@@ -24,7 +24,9 @@ class EmulatorConfig:
     # this emulator, and the run engine drives its Workflows on the cluster of this kubeconfig.
     real_kfp_url: str | None = None
     kubeconfig: Path | None = None
-    kfp_namespace: str = "kubeflow"
+    kfp_namespace: str = "kubeflow"  # where the real server's Workflows are (a profile's, multi-user)
+    # A multi-user real server: who the driver reads it as (its kubeflow-userid header).
+    real_kfp_user: str = ""
     # TLS: with a certificate and key, the KFP API and ML Metadata are served over TLS only;
     # with a client CA as well, clients must present a certificate it signed (mutual TLS).
     tls_cert: Path | None = None

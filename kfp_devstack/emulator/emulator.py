@@ -144,7 +144,11 @@ class Emulator:
             return None
         assert config.kubeconfig is not None
         return WorkflowDriver(
-            store, kfp_url=config.real_kfp_url, kubeconfig=config.kubeconfig, namespace=config.kfp_namespace
+            store,
+            kfp_url=config.real_kfp_url,
+            kubeconfig=config.kubeconfig,
+            namespace=config.kfp_namespace,
+            kfp_user=config.real_kfp_user,
         )
 
     def stop(self) -> None:

@@ -63,14 +63,17 @@ _API = "/apis/v2beta1"
 
 
 class RealKfpReader:
-    """Reads what the driver needs from the real server, directly (not counted, never faulted)."""
+    """Reads what the driver needs from the real server, directly (not counted, never faulted);
+    from a multi-user server as ``user``, whom it must allow to read runs and pipelines."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, user: str = "") -> None:
         self._base = base_url.rstrip("/")
+        self._headers = {"kubeflow-userid": user} if user else {}
 
     def get(self, path: str) -> dict[str, Any] | None:
+        request = urllib.request.Request(f"{self._base}{_API}{path}", headers=self._headers)
         try:
-            with urllib.request.urlopen(f"{self._base}{_API}{path}", timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30) as response:
                 return dict(json.loads(response.read() or b"{}"))
         except urllib.error.HTTPError as err:
             if err.code == 404:
@@ -79,9 +82,12 @@ class RealKfpReader:
 
 
 class WorkflowDriver:
-    def __init__(self, store: Store, *, kfp_url: str, kubeconfig: Path, namespace: str) -> None:
+    def __init__(
+        self, store: Store, *, kfp_url: str, kubeconfig: Path, namespace: str, kfp_user: str = ""
+    ) -> None:
         self._store = store
-        self._kfp = RealKfpReader(kfp_url)
+        self._kfp = RealKfpReader(kfp_url, kfp_user)
+        self._multi_user = bool(kfp_user)
         self._namespace = namespace
         configuration = kubernetes.client.Configuration()
         kubernetes.config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
@@ -234,7 +240,8 @@ class WorkflowDriver:
             run = Run(
                 run_id=run_id,
                 experiment_id=real.get("experiment_id", ""),
-                namespace="",
+                # A multi-user server runs each run in its experiment's namespace, the Workflow's.
+                namespace=workflow["metadata"]["namespace"] if self._multi_user else "",
                 display_name=real.get("display_name", ""),
                 description=real.get("description", ""),
                 pipeline_name=pipeline_name,

@@ -43,7 +43,7 @@ KFP_COMMIT = "7b70c7b95f6832772efd6fd0029a4024491a0f44"
 NAMESPACE = "kubeflow"
 BUCKET = "mlpipeline"
 DATABASE = "mlpipeline"
-# The agent sends this as its bearer token; a single-user server does not check it.
+# The agent sends this as its bearer token unless told otherwise; a single-user server does not check it.
 AGENT_TOKEN = "kfp-devstack-persistence-agent"  # noqa: S105 - not a secret
 AGENT_TOKEN_DIR = "/run/secrets/kubeflow/tokens"  # noqa: S105 - a path
 READY_TIMEOUT = 180.0  # schema creation on a fresh database takes a while on 2 busy cores
@@ -99,9 +99,10 @@ def write_config(
 ) -> None:
     """The API server's config.json: KFP's defaults with our database and object store.
 
-    A multi-user server authenticates every call (a ``kubeflow-userid`` header, or a bearer
-    token it reviews with the API server) and authorizes it with a SubjectAccessReview; two
-    servers on one MariaDB keep apart by database (the server creates its own).
+    A multi-user server authenticates every call (a ``kubeflow-userid`` header, as Kubeflow
+    configures it, or a bearer token it reviews with the API server) and authorizes it with a
+    SubjectAccessReview; two servers on one MariaDB keep apart by database (the server creates
+    its own).
     """
     config = json.loads(binaries.default_config.read_text())
     config["DBDriverName"] = "mysql"
@@ -121,6 +122,11 @@ def write_config(
     )
     config["InitConnectionTimeout"] = "60s"
     config["MULTIUSER"] = "true" if multi_user else "false"
+    if multi_user:
+        # The identity header as Kubeflow's manifests configure it (the server's defaults are
+        # Google IAP's x-goog-authenticated-user-email with an accounts.google.com: prefix).
+        config["KUBEFLOW_USERID_HEADER"] = "kubeflow-userid"
+        config["KUBEFLOW_USERID_PREFIX"] = ""
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
@@ -236,12 +242,22 @@ class PersistenceAgent(processes.ServerProcess):
     def log(self) -> Path:
         return self.work_dir / "persistence-agent.log"
 
-    def start(self, binaries: KfpBinaries, *, http_port: int, grpc_port: int) -> None:
+    def start(
+        self,
+        binaries: KfpBinaries,
+        *,
+        http_port: int,
+        grpc_port: int,
+        namespace: str = NAMESPACE,
+        token: str = AGENT_TOKEN,
+    ) -> None:
+        """Reports the Workflows of ``namespace``. A multi-user server reviews the agent's
+        ``token`` and authorizes its reports: a ServiceAccount token of KFP's audience then."""
         home = _home_with_kubeconfig(self.work_dir / "home", self.kubeconfig)
         agent = [
             str(binaries.persistence_agent),
             f"--kubeconfig={self.kubeconfig}",
-            f"--namespace={NAMESPACE}",
+            f"--namespace={namespace}",
             "--mlPipelineAPIServerName=localhost",
             f"--mlPipelineServiceHttpPort={http_port}",
             f"--mlPipelineServiceGRPCPort={grpc_port}",
@@ -261,7 +277,7 @@ class PersistenceAgent(processes.ServerProcess):
         env = {
             "HOME": str(home),
             "KUBECONFIG": str(self.kubeconfig),
-            "TOKEN": AGENT_TOKEN,
+            "TOKEN": token,
             "TOKEN_DIR": AGENT_TOKEN_DIR,
         }
         self._child, self.process = processes.start("kfp-persistence-agent", argv, self.log, env=env)

@@ -34,39 +34,16 @@ from reconcilers.run.resolve import Resolved
 from reconcilers.run.steps import refusal
 from reconcilers.run.submit import create_run_request
 from reconcilers.run.tracking import find_marked_run, finished_since_filter
+from tests.support.real_kfp import (
+    KFP_AUDIENCE,
+    KUBEFLOW_PIPELINES_EDIT_RULES,
+    bind_cluster_role,
+    cluster_role,
+)
 
 pytestmark = pytest.mark.slow
 
 PENGUIN = (PIPELINES_DIR / "penguin_pipeline.yaml").read_text()
-KFP_AUDIENCE = "pipelines.kubeflow.org"
-GROUP = "pipelines.kubeflow.org"
-
-# What Kubeflow's aggregated kubeflow-pipelines-edit ClusterRole grants on KFP's own resources
-# (KFP's manifests: base/installs/multi-user/view-edit-cluster-roles.yaml, the edit rules and the
-# view rules aggregated into them). KFP's authorization asks for these verbs.
-KUBEFLOW_PIPELINES_EDIT_RULES = [
-    {
-        "apiGroups": [GROUP],
-        "resources": ["pipelines", "pipelines/versions"],
-        "verbs": ["create", "delete", "update"],
-    },
-    {
-        "apiGroups": [GROUP],
-        "resources": ["experiments"],
-        "verbs": ["archive", "create", "delete", "unarchive"],
-    },
-    {
-        "apiGroups": [GROUP],
-        "resources": ["runs"],
-        "verbs": ["archive", "create", "delete", "retry", "terminate", "unarchive"],
-    },
-    {"apiGroups": [GROUP], "resources": ["jobs"], "verbs": ["create", "delete", "disable", "enable"]},
-    {
-        "apiGroups": [GROUP],
-        "resources": ["pipelines", "pipelines/versions", "experiments", "runs", "jobs"],
-        "verbs": ["get", "list"],
-    },
-]
 
 
 @dataclass(frozen=True)
@@ -80,11 +57,9 @@ class Operator:
 
 @pytest.fixture(scope="module")
 def kubeflow_pipelines_edit(api_client: kubernetes.client.ApiClient) -> Iterator[str]:
-    rbac = kubernetes.client.RbacAuthorizationV1Api(api_client)
-    name = f"kubeflow-pipelines-edit-{uuid.uuid4().hex[:6]}"
-    rbac.create_cluster_role({"metadata": {"name": name}, "rules": KUBEFLOW_PIPELINES_EDIT_RULES})
+    name = cluster_role(api_client, KUBEFLOW_PIPELINES_EDIT_RULES)
     yield name
-    rbac.delete_cluster_role(name)
+    kubernetes.client.RbacAuthorizationV1Api(api_client).delete_cluster_role(name)
 
 
 @pytest.fixture(scope="module")
@@ -105,36 +80,6 @@ def operator(
     kfp.close()
 
 
-def bind(api_client: kubernetes.client.ApiClient, namespace: str, cluster_role: str, user: str) -> None:
-    """Binds the role to the user in the namespace, and waits until authorization sees it."""
-    rbac = kubernetes.client.RbacAuthorizationV1Api(api_client)
-    rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "kfp-operator"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
-            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}],
-        },
-    )
-    authorization = kubernetes.client.AuthorizationV1Api(api_client)
-    review = {
-        "spec": {
-            "user": user,
-            "resourceAttributes": {
-                "namespace": namespace,
-                "group": GROUP,
-                "resource": "runs",
-                "verb": "create",
-            },
-        }
-    }
-    wait_until(
-        lambda: authorization.create_subject_access_review(review).status.allowed,
-        timeout=10,
-        message="the role binding to take effect",
-    )
-
-
 @pytest.fixture(scope="module")
 def profile(
     api_client: kubernetes.client.ApiClient,
@@ -144,7 +89,7 @@ def profile(
 ) -> str:
     """A profile namespace where the operator's ServiceAccount holds kubeflow-pipelines-edit."""
     namespace = make_namespace("profile")
-    bind(api_client, namespace, kubeflow_pipelines_edit, operator.user)
+    bind_cluster_role(api_client, namespace, kubeflow_pipelines_edit, operator.user)
     return namespace
 
 

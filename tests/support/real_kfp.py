@@ -17,14 +17,48 @@ Imported by ``tests/conftest.py`` so that every test directory can use it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import kubernetes
 import pytest
 
 from kfp_devstack.controlplane import ControlPlane
 from kfp_devstack.emulator import Emulator, EmulatorConfig
 from kfp_devstack.realkfp import RealKfpBackend, locate_kfp_binaries
 from kfp_devstack.realkfp.kfp_server import KfpApiServer
+from kfp_devstack.waiting import wait_until
+
+KFP_AUDIENCE = "pipelines.kubeflow.org"  # of the tokens a multi-user server reviews
+KFP_GROUP = "pipelines.kubeflow.org"  # of the resources it authorizes calls on
+
+# What Kubeflow's aggregated kubeflow-pipelines-edit ClusterRole grants on KFP's own resources
+# (KFP's manifests: base/installs/multi-user/view-edit-cluster-roles.yaml, the edit rules and the
+# view rules aggregated into them). A multi-user server asks for these verbs.
+KUBEFLOW_PIPELINES_EDIT_RULES = [
+    {
+        "apiGroups": [KFP_GROUP],
+        "resources": ["pipelines", "pipelines/versions"],
+        "verbs": ["create", "delete", "update"],
+    },
+    {
+        "apiGroups": [KFP_GROUP],
+        "resources": ["experiments"],
+        "verbs": ["archive", "create", "delete", "unarchive"],
+    },
+    {
+        "apiGroups": [KFP_GROUP],
+        "resources": ["runs"],
+        "verbs": ["archive", "create", "delete", "retry", "terminate", "unarchive"],
+    },
+    {"apiGroups": [KFP_GROUP], "resources": ["jobs"], "verbs": ["create", "delete", "disable", "enable"]},
+    {
+        "apiGroups": [KFP_GROUP],
+        "resources": ["pipelines", "pipelines/versions", "experiments", "runs", "jobs"],
+        "verbs": ["get", "list"],
+    },
+]
 
 # The run engine's pace with the real server: the agent's report of the phase-less Workflow
 # comes within a few hundred milliseconds, and each step is one Workflow patch and one report.
@@ -80,3 +114,43 @@ def real_kfp_multi_user(
         yield server
     finally:
         server.stop()
+
+
+def cluster_role(api_client: kubernetes.client.ApiClient, rules: list[dict[str, Any]]) -> str:
+    """Creates a uniquely named ClusterRole with these rules; returns its name."""
+    name = f"kfp-test-{uuid.uuid4().hex[:8]}"
+    kubernetes.client.RbacAuthorizationV1Api(api_client).create_cluster_role(
+        {"metadata": {"name": name}, "rules": rules}
+    )
+    return name
+
+
+def bind_cluster_role(
+    api_client: kubernetes.client.ApiClient,
+    namespace: str | None,
+    role: str,
+    user: str,
+    *,
+    check: tuple[str, str] = ("create", "runs"),
+) -> None:
+    """Binds the ClusterRole to the user in the namespace (everywhere for ``None``), and waits until
+    authorization allows the user ``check`` (a verb and a resource of KFP's group) there."""
+    rbac = kubernetes.client.RbacAuthorizationV1Api(api_client)
+    binding = {
+        "metadata": {"name": f"{role}-{uuid.uuid4().hex[:6]}"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}],
+    }
+    if namespace is None:
+        rbac.create_cluster_role_binding(binding)
+    else:
+        rbac.create_namespaced_role_binding(namespace, binding)
+    verb, resource = check
+    attributes = {"group": KFP_GROUP, "resource": resource, "verb": verb, "namespace": namespace or ""}
+    review = {"spec": {"user": user, "resourceAttributes": attributes}}
+    authorization = kubernetes.client.AuthorizationV1Api(api_client)
+    wait_until(
+        lambda: authorization.create_subject_access_review(review).status.allowed,
+        timeout=10,
+        message=f"the binding of {role} to {user} to take effect",
+    )
