@@ -28,10 +28,11 @@ from controller.store import Store, namespaced_index_value
 from reconcilers.api import RUN_CONFIGURATIONS, RUNS
 from reconcilers.api.run import RunView, reference_target
 from reconcilers.api.runconfiguration import ON_CHANGE_PIPELINE, RunConfigurationView, latest_succeeded_of
-from reconcilers.clients import EventRecorder, KubeClient
+from reconcilers.clients import EventRecorder, KfpError, KubeClient
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.handover import handover_pending
 from reconcilers.indexes import OWNER_INDEX
+from reconcilers.kfp_waits import waiting_on_kfp
 from reconcilers.run.parameters import RUN_CONFIGURATION_NOT_FOUND
 from reconcilers.run.resolve import KfpCatalog, ReferencePolicy, Rejected, Resolved, Waiting, resolve
 from reconcilers.run.status import merge_patch
@@ -113,17 +114,23 @@ class RunConfigurationReconciler:
         problem = self._problem(rc)
         if problem is not None:
             return self._fail(rc, *problem)
-        resolution = resolve(
-            rc.run,
-            namespace=rc.namespace,
-            run_configurations={ref: self._lookup(rc, ref) for ref in rc.run.referenced_run_configurations()},
-            catalog=self._catalog,
-            default_experiment=self._settings.default_experiment,
-            references=self._settings.references,
-            pipeline_resource=self._declared(self._pipelines, rc.namespace, rc.run.pipeline.name),
-            experiment_resource=self._declared(self._experiments, rc.namespace, rc.run.experiment_name),
-            previous_version=rc.status.get("observedPipelineVersion") or None,
-        )
+        try:
+            resolution = resolve(
+                rc.run,
+                namespace=rc.namespace,
+                run_configurations={
+                    ref: self._lookup(rc, ref) for ref in rc.run.referenced_run_configurations()
+                },
+                catalog=self._catalog,
+                default_experiment=self._settings.default_experiment,
+                references=self._settings.references,
+                pipeline_resource=self._declared(self._pipelines, rc.namespace, rc.run.pipeline.name),
+                experiment_resource=self._declared(self._experiments, rc.namespace, rc.run.experiment_name),
+                previous_version=rc.status.get("observedPipelineVersion") or None,
+            )
+        except KfpError as error:
+            self._waiting_on_kfp(rc, error)
+            raise  # retried with the work queue's backoff
         match resolution:
             case Rejected(reason=reason, message=message):
                 return self._fail(rc, reason, message)
@@ -167,6 +174,16 @@ class RunConfigurationReconciler:
         if previous.get("reason") != reason or previous.get("message") != message:
             self._recorder.event(rc.obj, WARNING, reason, message)
         return Result()  # only a change of the spec (or of what it references) can help
+
+    def _waiting_on_kfp(self, rc: RunConfigurationView, error: KfpError) -> None:
+        reason, message = waiting_on_kfp(error)
+        previous = rc.condition("Synchronized") or {}
+        desired = status.waiting_on_kfp(
+            rc, provider=self._settings.provider, reason=reason, message=message, now=self._now()
+        )
+        self._write(rc, desired)
+        if (previous.get("reason"), previous.get("message")) != (reason, message):
+            self._recorder.event(rc.obj, WARNING, reason, message)
 
     def _wait(self, rc: RunConfigurationView, waiting: Waiting) -> Result:
         previous = rc.condition("DependenciesResolved") or {}

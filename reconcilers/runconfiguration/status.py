@@ -77,6 +77,20 @@ def waiting(rc: RunConfigurationView, *, provider: str, waiting: Waiting, now: d
     )
 
 
+def waiting_on_kfp(
+    rc: RunConfigurationView, *, provider: str, reason: str, message: str, now: datetime
+) -> dict[str, Any]:
+    """spec.run could not be resolved because a KFP call failed; it is retried with backoff. The
+    rest of the status (what was triggered, the next tick) stays as it was."""
+    return _with(
+        rc,
+        now,
+        [Condition(SYNCHRONIZED, UNKNOWN, reason, message)],
+        synchronizationState=UPDATING if rc.status.get("observedPipelineVersion") else CREATING,
+        provider=provider,
+    )
+
+
 def failed(
     rc: RunConfigurationView, *, provider: str, reason: str, message: str, now: datetime
 ) -> dict[str, Any]:

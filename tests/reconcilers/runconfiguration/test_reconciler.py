@@ -13,6 +13,7 @@ from controller.keys import ObjectKey
 from controller.reconcile import Result
 from reconcilers.api import API_VERSION, RUN_CONFIGURATION_LABEL, RUNS
 from reconcilers.api.runconfiguration import RunConfigurationView
+from reconcilers.clients import KfpError
 from reconcilers.indexes import OWNER_INDEX, owner_index
 from reconcilers.run_metrics import RunConfigurationMetrics
 from reconcilers.runconfiguration.reconciler import RunConfigurationReconciler, RunConfigurationSettings
@@ -23,7 +24,8 @@ from reconcilers.runconfiguration.triggers import (
     build_run,
     schedule_cause,
 )
-from tests.reconcilers.fakes import NOW, Fixture
+from tests.reconcilers.fakes import NOW, FakeCatalog, Fixture
+from tests.reconcilers.resource_fakes import condition, fails_quietly_again, waiting_on_kfp, written
 from tests.support.objects import run
 
 KEY = ObjectKey("ns", "train")
@@ -276,6 +278,49 @@ def test_reconcile(case: Case) -> None:
     assert f.recorder.reasons() == case.events
     for trigger in case.created:
         assert f.counter(metrics.runs_created, trigger) == 1
+
+
+@dataclass
+class FailingCatalog(FakeCatalog):
+    """A KFP that answers every lookup with this error."""
+
+    error: KfpError = field(default_factory=lambda: KfpError("get_pipeline_by_name", None, "refused"))
+
+    def pipeline_id(self, name: str, namespace: str) -> str | None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (KfpError("get_pipeline_by_name", None, "ConnectionRefused"), "KfpUnavailable"),
+        # Multi-user KFP without kubeflow-pipelines-edit for the operator in the namespace.
+        (KfpError("get_pipeline_by_name", 403, "HTTP 403: not authorized"), "KfpRequestFailed"),
+    ],
+)
+def test_a_kfp_lookup_that_fails_is_said_on_the_run_configuration_and_retried(
+    error: KfpError, reason: str
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    f = Fixture(catalog=FailingCatalog(error=error))
+    f.runs.add_indexer(OWNER_INDEX, owner_index)
+    f.add_run_configurations(rc(triggers={"onChange": ["pipeline"]}))
+    rcs = reconciler(f, RunConfigurationMetrics(CollectorRegistry()))
+
+    with pytest.raises(KfpError):  # the work queue retries it with backoff
+        rcs.reconcile(KEY)
+    assert [r.verb for r in f.kube.requests if r.verb == "create"] == []  # no Run without a version
+    status = written(rc(), f.kube.status_patches())
+    assert waiting_on_kfp(status) == ("Creating", "Unknown", reason)
+    assert error.message in condition(status, "Synchronized")["message"]
+    assert (condition(status, "Ready")["status"], condition(status, "Ready")["reason"]) == ("False", reason)
+    assert f.recorder.reasons() == [reason]
+
+    written_rc = rc(triggers={"onChange": ["pipeline"]}, status=status)
+    written_rc["metadata"]["resourceVersion"] = "6"
+    f.add_run_configurations(written_rc)
+    fails_quietly_again(f, lambda: rcs.reconcile(KEY))
 
 
 def test_the_status_records_every_cause_as_triggered_after_creating() -> None:
