@@ -61,16 +61,25 @@ class EventRecorder(Protocol):
 
 
 class KfpError(Exception):
-    """A KFP call failed. ``status`` is the HTTP status, or None when there was no response."""
+    """A KFP call failed. ``status`` is the HTTP status, or None when there was no response; then
+    ``failure`` says what kind of failure in a few words that are the same each time (``cannot
+    connect``), where ``message`` has the details."""
 
     def __init__(
-        self, operation: str, status: int | None, message: str, retry_after: float | None = None
+        self,
+        operation: str,
+        status: int | None,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        failure: str = "",
     ) -> None:
         super().__init__(f"KFP {operation}: {message}")
         self.operation = operation
         self.status = status
         self.message = message
         self.retry_after = retry_after
+        self.failure = failure
 
     @property
     def is_transient(self) -> bool:

@@ -35,6 +35,7 @@ from controller import jsoncodec
 from controller.libcurl import REPEATABLE_METHODS, CurlResponse, CurlSession, TlsOptions
 from controller.metrics import LabelledChildren
 from controller.transport import retries_enabled
+from kfp_operator.clients.http_failures import describe_http_failure
 from kfp_operator.settings import KfpConfig
 from reconcilers.clients import KfpError, RunsPage
 
@@ -434,7 +435,9 @@ class KfpClient:
             code = str(response.status)
             data = response.data
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise KfpError(operation, None, f"{type(error).__name__}: {error}") from None
+            raise KfpError(
+                operation, None, f"{type(error).__name__}: {error}", failure=describe_http_failure(error)
+            ) from None
         finally:
             self._requests(operation, code).inc()
             self._duration(operation).observe(time.monotonic() - started)

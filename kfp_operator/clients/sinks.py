@@ -31,6 +31,7 @@ import urllib3
 from nats.aio.client import Client as NatsClient
 
 from controller.settings.values import url_origin
+from kfp_operator.clients.http_failures import describe_http_failure
 from kfp_operator.settings import NATS_SINK, HttpSinkConfig, NatsConfig
 from reconcilers.clients import DeliveryFailed
 
@@ -44,25 +45,6 @@ CLOUDEVENTS_JSON = "application/cloudevents+json; charset=utf-8"
 def encode(event: Mapping[str, Any]) -> bytes:
     """The structured-mode CloudEvents JSON encoding."""
     return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
-
-
-# What a failed HTTP delivery was, in words that cannot carry the URL.
-_HTTP_FAILURES: tuple[tuple[type[Exception], str], ...] = (
-    (urllib3.exceptions.SSLError, "TLS handshake failed"),
-    # (NewConnectionError is a kind of ConnectTimeoutError: it goes first)
-    (urllib3.exceptions.NewConnectionError, "cannot connect"),
-    (urllib3.exceptions.ConnectTimeoutError, "connection timed out"),
-    (urllib3.exceptions.ReadTimeoutError, "no answer in time"),
-    (urllib3.exceptions.ProtocolError, "connection broken"),
-)
-
-
-def describe_http_failure(error: Exception) -> str:
-    cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason else error
-    for kind, words in _HTTP_FAILURES:
-        if isinstance(cause, kind):
-            return words
-    return type(cause).__name__
 
 
 def basic_auth(url: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ the token, as the real server requires."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from kfp_operator.clients.kfp import KfpClient, KfpMetrics
 from kfp_operator.settings import KfpConfig
+from reconcilers.clients import KfpError
 
 A_RUN = {
     "run_id": "a",
@@ -108,3 +110,23 @@ def test_the_bulk_polls_first_page_has_the_size_it_asks_for_and_later_pages_the_
     list(client.list_run_pages(filter={}))
 
     assert [q["page_size"] for q in RecordingKfp.queries] == [["20"], ["200"], ["200"]] + [["200"]] * 3
+
+
+def a_closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("call", ["get_run", "create_run"])  # over libcurl, and over urllib3
+def test_a_call_that_gets_no_answer_says_what_kind_of_failure_in_words_that_do_not_vary(call: str) -> None:
+    kfp = KfpClient(
+        KfpConfig(endpoint=f"http://127.0.0.1:{a_closed_port()}"), KfpMetrics(CollectorRegistry())
+    )
+    try:
+        with pytest.raises(KfpError) as raised:
+            kfp.get_run("r") if call == "get_run" else kfp.create_run({"display_name": "r"})
+    finally:
+        kfp.close()
+    assert (raised.value.status, raised.value.failure) == (None, "cannot connect")
+    assert "127.0.0.1" in raised.value.message  # the details stay in the message, for the log
