@@ -35,8 +35,19 @@ TASK_EXECUTION_TYPES = frozenset({"system.ContainerExecution", "system.ImporterE
 FINISHED_STATES = frozenset({records.COMPLETE, records.CACHED})
 
 
+class MetadataUnavailable(Exception):
+    """ML Metadata could not be reached or failed a read: ``rpc`` and ``code`` (a gRPC status
+    code's name) say which and how, in words that are the same each time the cause is."""
+
+    def __init__(self, rpc: str, code: str, details: str) -> None:
+        super().__init__(f"ML Metadata {rpc}: {code}: {details}")
+        self.rpc = rpc
+        self.code = code
+
+
 class MetadataReader(Protocol):
-    """The ML Metadata reads artifact resolution needs (``kfp_operator.clients.mlmd`` has them)."""
+    """The ML Metadata reads artifact resolution needs (``kfp_operator.clients.mlmd`` has them);
+    each raises :class:`MetadataUnavailable` when ML Metadata does not answer."""
 
     def get_executions_in_context(self, type_name: str, context_name: str) -> list[records.Execution]:
         """The executions in the context of that type and name; none when there is no such context."""

@@ -36,6 +36,7 @@ from reconcilers.api import FINALIZER, RUNS
 from reconcilers.api.run import Artifact, RunView, reference_target
 from reconcilers.artifacts.resolve import (
     MetadataReader,
+    MetadataUnavailable,
     RunMetadataNotFound,
     Unresolved,
     components_of,
@@ -319,7 +320,11 @@ class RunReconciler:
     def _complete(self, run: RunView, observation: KfpRunObservation) -> Result:
         artifacts: list[Artifact] = []
         if observation.succeeded and run.spec.artifacts:
-            artifacts, unresolved = self._resolve_artifacts(run, observation.run_id)
+            try:
+                artifacts, unresolved = self._resolve_artifacts(run, observation.run_id)
+            except MetadataUnavailable as error:
+                self._waiting_on_metadata(run, observation, error)
+                raise  # completion waits, with the work queue's backoff, until they can be read
             for missing in unresolved:
                 self._recorder.event(
                     run.obj, WARNING, "ArtifactNotFound", f"artifact {missing.name}: {missing.reason}"
@@ -360,9 +365,21 @@ class RunReconciler:
                 hold_seconds=SINK_FAILURE_HOLD,
             )
 
+    def _waiting_on_metadata(
+        self, run: RunView, observation: KfpRunObservation, error: MetadataUnavailable
+    ) -> None:
+        """Says on the Run why its completion waits; once per cause. The message names the call
+        and the status code only (the details, which vary, are in the reconcile's log line)."""
+        message = (
+            f"KFP run {observation.run_id} succeeded; its artifacts wait for ML Metadata "
+            f"({error.rpc}: {error.code}); retrying"
+        )
+        previous = run.condition("Completed") or {}
+        self._write(run, status.waiting_on_metadata(run, message, self._clock.now()))
+        if (previous.get("reason"), previous.get("message")) != (status.METADATA_UNAVAILABLE, message):
+            self._recorder.event(run.obj, WARNING, status.METADATA_UNAVAILABLE, message)
+
     def _resolve_artifacts(self, run: RunView, run_id: str) -> tuple[list[Artifact], list[Unresolved]]:
-        # ML Metadata being unreachable raises: completion waits, with backoff, until the
-        # artifacts can be read.
         try:
             metadata = read_run_metadata(self._metadata, run_id, components_of(run.spec.artifacts))
         except RunMetadataNotFound as error:
@@ -393,6 +410,10 @@ class RunReconciler:
             if left > 0:
                 raise
             held = _Held(f"the KFP run, which could not be reached ({error.message})")
+        except MetadataUnavailable as error:
+            if left > 0:
+                raise
+            held = _Held(f"its artifacts, as ML Metadata could not be read ({error})")
         if held is None:
             self._kube.remove_finalizer(RUNS, run.obj, FINALIZER)
             return Result()

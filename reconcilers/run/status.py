@@ -31,6 +31,8 @@ from reconcilers.timestamps import format_time
 
 # synchronizationState values (the reference operator's): Succeeded means *submitted*.
 CREATING, SUBMITTED, FAILED, DELETING = "Creating", "Succeeded", "Failed", "Deleting"
+# The Completed reason of a Run whose KFP run succeeded while ML Metadata cannot be read.
+METADATA_UNAVAILABLE = "MetadataUnavailable"
 
 
 def _with(run: RunView, now: datetime, conditions: Sequence[Condition], **fields: Any) -> dict[str, Any]:
@@ -170,6 +172,11 @@ def completed(
         finishedAt=_time(observation.finished_at) or format_time(now),
         artifacts=[a.to_json() for a in artifacts] if observation.succeeded else None,
     )
+
+
+def waiting_on_metadata(run: RunView, message: str, now: datetime) -> dict[str, Any]:
+    """The KFP run succeeded, but ML Metadata cannot be read for its artifacts yet."""
+    return _with(run, now, [Condition(COMPLETED, FALSE, METADATA_UNAVAILABLE, message)])
 
 
 def vanished(run: RunView, run_id: str, now: datetime) -> dict[str, Any]:

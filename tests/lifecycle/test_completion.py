@@ -167,6 +167,14 @@ def test_a_completion_waits_for_ml_metadata_when_it_is_unavailable(world: World)
         message="the operator to try ML Metadata",
     )
     assert not world.status(name).get("completionState")
+    waiting = world.wait_run(
+        name,
+        lambda s: any(c["reason"] == "MetadataUnavailable" for c in s.get("conditions", ())),
+        "saying that it waits for ML Metadata",
+    )
+    [completed] = [c for c in waiting["conditions"] if c["type"] == "Completed"]
+    assert completed["status"] == "False" and "UNAVAILABLE" in completed["message"]
+    world.wait_event(name, "MetadataUnavailable")
 
     world.ctl.mlmd_up()
     status = world.wait_completed(name)

@@ -228,6 +228,7 @@ class FakeMetadata:
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.errors: list[Exception] = []  # raised by the next calls, one each
         self._ids = itertools.count(1)
         self._contexts: dict[str, int] = {}
         self._executions: dict[int, list[records.Execution]] = {}
@@ -254,6 +255,8 @@ class FakeMetadata:
 
     def get_executions_in_context(self, type_name: str, context_name: str) -> list[records.Execution]:
         self.calls.append("GetExecutions")
+        if self.errors:
+            raise self.errors.pop(0)
         context_id = self._contexts.get(context_name)
         return list(self._executions.get(context_id, [])) if context_id is not None else []
 

@@ -205,11 +205,13 @@ def waiting_on_kfp(status: dict[str, Any]) -> tuple[str, str, str]:
     return status["synchronizationState"], synchronized["status"], synchronized["reason"]
 
 
-def fails_quietly_again(f: Fixture, reconcile: Callable[[], object]) -> None:
-    """The same KFP failure again: nothing new to say, so no status write (which would set off
+def fails_quietly_again(
+    f: Fixture, reconcile: Callable[[], object], error: type[Exception] = KfpError
+) -> None:
+    """The same failure again: nothing new to say, so no status write (which would set off
     another reconcile at once) and no second Event; the error goes to the work queue."""
     patches, events = len(f.kube.status_patches()), f.recorder.reasons()
-    with pytest.raises(KfpError):
+    with pytest.raises(error):
         reconcile()
     assert len(f.kube.status_patches()) == patches
     assert f.recorder.reasons() == events

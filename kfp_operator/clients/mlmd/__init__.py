@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from controller.metrics import LabelledChildren
 from reconcilers.artifacts import records
 from reconcilers.artifacts.mlmd_values import python_properties
+from reconcilers.artifacts.resolve import MetadataUnavailable
 
 CLIENT_TIMEOUT_SECONDS = 30.0
 MAX_MESSAGE_BYTES = 100 * 1024 * 1024  # as KFP's own MLMD client: a large run's records are big
@@ -53,7 +54,7 @@ class MlmdMetrics:
         )
 
 
-class MlmdUnavailable(Exception):
+class MlmdUnavailable(MetadataUnavailable):
     """ML Metadata could not be reached or failed; resolution is retried later."""
 
 
@@ -196,7 +197,7 @@ class MlmdClient:
             # What a unary call raises is also a grpc.Call, with the status code and details.
             status: Any = error
             code = status.code().name
-            raise MlmdUnavailable(f"ML Metadata {rpc}: {code}: {status.details()}") from None
+            raise MlmdUnavailable(rpc, code, str(status.details())) from None
         finally:
             self._requests(rpc, code).inc()
             self._duration(rpc).observe(time.monotonic() - started)

@@ -247,7 +247,13 @@ def test_deletion_leaves_an_adopted_experiment_alone() -> None:
 @pytest.mark.parametrize(
     ("verb", "error", "reason"),
     [
-        ("find_experiment", KfpError("find_experiment", None, "ConnectionRefused"), "KfpUnavailable"),
+        (
+            "find_experiment",
+            KfpError(
+                "find_experiment", None, "ConnectionRefusedError: [Errno 111]", failure="cannot connect"
+            ),
+            "KfpUnavailable",
+        ),
         ("create_experiment", KfpError("create_experiment", 500, "HTTP 500: database"), "KfpUnavailable"),
         # Multi-user KFP without kubeflow-pipelines-edit for the operator in the namespace.
         (
@@ -269,7 +275,7 @@ def test_a_kfp_call_that_fails_is_said_on_the_experiment_and_retried(
         experiments.reconcile(KEY)
     status = written(experiment(), f.kube.status_patches())
     assert waiting_on_kfp(status) == ("Creating", "Unknown", reason)
-    assert error.message in condition(status, "Synchronized")["message"]
+    assert (error.failure or error.message) in condition(status, "Synchronized")["message"]
     assert "providerId" not in status  # Runs naming it wait (ExperimentNotReady)
     assert f.recorder.reasons() == [reason]
 

@@ -13,6 +13,7 @@ from controller.keys import ObjectKey
 from controller.reconcile import Result, TerminalError
 from reconcilers.api import FINALIZER
 from reconcilers.api.run import RunSpec, run_version
+from reconcilers.artifacts.resolve import MetadataUnavailable
 from reconcilers.clients import KfpError
 from reconcilers.completion_event.delivery import EventDelivery
 from reconcilers.completion_event.event import event_id
@@ -20,6 +21,7 @@ from reconcilers.run.reconciler import SINK_FAILURE_HOLD, RunReconciler, RunSett
 from reconcilers.run.resolve import PipelineVersion
 from reconcilers.run.tracking import KfpRunObservation, KfpRunTracker, marker
 from tests.reconcilers.fakes import NOW, Fixture, RecordingSink
+from tests.reconcilers.resource_fakes import condition, fails_quietly_again, written
 from tests.support.objects import SEED_SPEC, run, run_configuration
 
 RC = "penguin-pipeline-example-generator-runconfiguration"
@@ -198,13 +200,16 @@ SUBMIT_CASES = [
                         "type": "Synchronized",
                         "status": "Unknown",
                         "reason": "KfpUnavailable",
-                        "message": "KFP create_run: connection reset; retrying",
+                        "message": "KFP create_run: connection broken; retrying",
                     }
                 ],
             },
             finalizers=[FINALIZER],
         ),
-        create_error=KfpError("create_run", None, "connection reset"),
+        # (its details differ from the last failure's, as a timeout's say how long it waited)
+        create_error=KfpError(
+            "create_run", None, "ProtocolError: connection reset after 2 s", failure="connection broken"
+        ),
         kfp=["list_runs", "create_run"],
         result=KfpError,
     ),
@@ -400,6 +405,33 @@ def test_an_artifact_that_matches_nothing_is_reported_and_the_run_still_complete
 
     assert f.kube.status_patches()[0]["status"]["completionState"] == "Succeeded"
     assert f.recorder.reasons() == ["ArtifactNotFound", "Succeeded"]
+
+
+def test_a_completion_waits_for_ml_metadata_and_says_so_once() -> None:
+    f = Fixture()
+    f.add_runs(run(status=SUBMITTED, finalizers=[FINALIZER]))
+    f.metadata.add_output("kfp-7", "Pusher", "pushed_model", "gs://pushed", pushed=1)
+    f.metadata.errors += [
+        MetadataUnavailable("GetExecutions", "UNAVAILABLE", f"failed to connect, attempt {n}") for n in (1, 2)
+    ]
+    r = reconciler(f)
+    r._tracker.record(KfpRunObservation("kfp-7", "SUCCEEDED", NOW - timedelta(hours=1), NOW))
+
+    with pytest.raises(MetadataUnavailable):  # the work queue retries it with backoff
+        r.reconcile(KEY)
+    status = written(run(status=SUBMITTED), f.kube.status_patches())
+    assert "completionState" not in status
+    completed = condition(status, "Completed")
+    assert (completed["status"], completed["reason"]) == ("False", "MetadataUnavailable")
+    assert "succeeded" in completed["message"] and "GetExecutions: UNAVAILABLE" in completed["message"]
+    assert f.recorder.reasons() == ["MetadataUnavailable"]
+
+    # Another failure of the same kind (its details differ): nothing new is written or said.
+    f.add_runs(run(status=status, finalizers=[FINALIZER], resourceVersion="8"))
+    fails_quietly_again(f, lambda: r.reconcile(KEY), MetadataUnavailable)
+
+    assert r.reconcile(KEY) == Result()  # ML Metadata is back
+    assert f.kube.status_patches()[-1]["status"]["completionState"] == "Succeeded"
 
 
 def _completing(f: Fixture, sinks: list[RecordingSink]) -> RunReconciler:
@@ -651,6 +683,19 @@ def test_after_the_deletion_timeout_an_unreachable_kfp_no_longer_holds_the_run()
 
     assert f.kube.verbs() == ["remove_finalizer"]
     assert "could not be reached" in f.recorder.events[-1].message
+
+
+def test_after_the_deletion_timeout_an_unreadable_ml_metadata_no_longer_holds_the_run() -> None:
+    f = Fixture()
+    f.add_runs(run(status=SUBMITTED, **DELETING))
+    f.kfp.add_run("SUCCEEDED", run_id="kfp-7")
+    f.metadata.errors.append(MetadataUnavailable("GetExecutions", "UNAVAILABLE", "connection refused"))
+
+    assert reconciler(f, deletion_timeout=60).reconcile(KEY) == Result()
+
+    assert f.kube.verbs()[-1] == "remove_finalizer"
+    (timed_out,) = [e for e in f.recorder.events if e.reason == "DeletionTimedOut"]
+    assert "ML Metadata could not be read" in timed_out.message
 
 
 def test_a_lost_create_is_adopted_once_while_the_cache_catches_up_version_by_version() -> None:

@@ -293,7 +293,12 @@ class FailingCatalog(FakeCatalog):
 @pytest.mark.parametrize(
     ("error", "reason"),
     [
-        (KfpError("get_pipeline_by_name", None, "ConnectionRefused"), "KfpUnavailable"),
+        (
+            KfpError(
+                "get_pipeline_by_name", None, "ConnectionRefusedError: [Errno 111]", failure="cannot connect"
+            ),
+            "KfpUnavailable",
+        ),
         # Multi-user KFP without kubeflow-pipelines-edit for the operator in the namespace.
         (KfpError("get_pipeline_by_name", 403, "HTTP 403: not authorized"), "KfpRequestFailed"),
     ],
@@ -313,7 +318,7 @@ def test_a_kfp_lookup_that_fails_is_said_on_the_run_configuration_and_retried(
     assert [r.verb for r in f.kube.requests if r.verb == "create"] == []  # no Run without a version
     status = written(rc(), f.kube.status_patches())
     assert waiting_on_kfp(status) == ("Creating", "Unknown", reason)
-    assert error.message in condition(status, "Synchronized")["message"]
+    assert (error.failure or error.message) in condition(status, "Synchronized")["message"]
     assert (condition(status, "Ready")["status"], condition(status, "Ready")["reason"]) == ("False", reason)
     assert f.recorder.reasons() == [reason]
 
