@@ -20,8 +20,15 @@ _KINDS: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
+# The name Python's ssl gives a certificate its trusted CAs do not vouch for (controller.libcurl
+# names libcurl's failure so too): what users search for.
+CERTIFICATE_NOT_TRUSTED = "TLS handshake failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate not trusted"
+
+
 def describe_http_failure(error: Exception) -> str:
     cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason else error
+    if isinstance(cause, urllib3.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(cause):
+        return CERTIFICATE_NOT_TRUSTED
     for kind, words in _KINDS:
         if isinstance(cause, kind):
             return words
