@@ -12,7 +12,7 @@ import pytest
 from kfp_devstack.controlplane import ControlPlane
 from kfp_devstack.emulator import Emulator, EmulatorConfig, EmulatorControl
 from kfp_devstack.nats import NatsServer, ensure_stream
-from tests.lifecycle.harness import EVENTS_STREAM, World
+from tests.lifecycle.harness import EVENTS_STREAM, World, world_of
 
 # Runs take a fraction of a second per step, so a whole pipeline completes in about a second.
 FAST = {"pending_seconds": 0.1, "task_seconds": 0.1, "cancel_seconds": 0.1}
@@ -54,16 +54,6 @@ def world(
     nats_server: NatsServer,
     tmp_path: Path,
 ) -> Iterator[World]:
-    world = World(
-        namespace=namespace,
-        api_client=api_client,
-        emulator=emulator,
-        nats_url=nats_server.url,
-        kubeconfig=control_plane.kubeconfig,
-        work_dir=tmp_path,
-    )
-    yield world
-    for operator in world.operators:
-        if operator.is_running():
-            status = operator.stop()
-            assert status == 0, f"the operator exited with {status}:\n{operator.tail()}"
+    kubeconfig = control_plane.kubeconfig
+    with world_of(namespace, api_client, emulator, nats_server.url, kubeconfig, tmp_path) as world:
+        yield world

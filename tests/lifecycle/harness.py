@@ -4,6 +4,7 @@ MLMD service, NATS with JetStream, and the test's own namespace on the real API 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,26 @@ class OperatorProcess:
         """The sum of the samples of ``name`` whose labels include ``labels``."""
         wanted = set(labels.items())
         return sum(v for (n, lbls), v in self.metrics().items() if n == name and wanted <= lbls)
+
+
+@contextlib.contextmanager
+def world_of(
+    namespace: str,
+    api_client: kubernetes.client.ApiClient,
+    emulator: Emulator,
+    nats_url: str,
+    kubeconfig: Path,
+    work_dir: Path,
+    *,
+    ca_file: Path | None = None,
+) -> Iterator[World]:
+    """A test's World; afterwards each operator still running must stop cleanly (SIGTERM, 0)."""
+    world = World(namespace, api_client, emulator, nats_url, kubeconfig, work_dir, ca_file=ca_file)
+    yield world
+    for operator in world.operators:
+        if operator.is_running():
+            status = operator.stop()
+            assert status == 0, f"the operator exited with {status}:\n{operator.tail()}"
 
 
 @dataclass

@@ -23,7 +23,7 @@ from kfp_devstack.realkfp import locate_kfp_binaries
 from kfp_devstack.realkfp.kfp_server import NAMESPACE, KfpApiServer, PersistenceAgent
 from kfp_devstack.waiting import wait_until
 from reconcilers.api import GROUP, VERSION
-from tests.lifecycle.harness import TIMEOUT, World
+from tests.lifecycle.harness import TIMEOUT, World, world_of
 from tests.lifecycle.test_pipelines import PARAMETERS, PENGUIN_SPEC, create, wait_ready
 from tests.support.real_kfp import (
     KFP_AUDIENCE,
@@ -107,18 +107,9 @@ def world(
     nats_server: NatsServer,
     tmp_path: Path,
 ) -> Iterator[World]:
-    world = World(
-        namespace=profile,
-        api_client=api_client,
-        emulator=multi_user_kfp,
-        nats_url=nats_server.url,
-        kubeconfig=control_plane.kubeconfig,
-        work_dir=tmp_path,
-    )
-    yield world
-    for operator in world.operators:
-        if operator.is_running():
-            assert operator.stop() == 0, operator.tail()
+    kubeconfig = control_plane.kubeconfig
+    with world_of(profile, api_client, multi_user_kfp, nats_server.url, kubeconfig, tmp_path) as world:
+        yield world
 
 
 @pytest.fixture

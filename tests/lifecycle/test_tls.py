@@ -14,7 +14,7 @@ from kfp_devstack.emulator import Emulator, EmulatorConfig
 from kfp_devstack.nats import NatsServer
 from kfp_devstack.pki import Pki, ensure_pki
 from tests.lifecycle.conftest import FAST
-from tests.lifecycle.harness import World
+from tests.lifecycle.harness import World, world_of
 
 SPEC = {
     "pipeline": "penguin-pipeline:v1-abcdef",
@@ -41,22 +41,21 @@ def tls_world(
     config = EmulatorConfig(
         state_dir=tmp_path / "kfp", tls_cert=pki.serving_cert, tls_key=pki.serving_key, **FAST
     )
-    with Emulator(config) as emulator:
-        world = World(
-            namespace=namespace,
-            api_client=api_client,
-            emulator=emulator,
-            nats_url=nats_server.url,
-            kubeconfig=control_plane.kubeconfig,
-            work_dir=tmp_path,
+    with (
+        Emulator(config) as emulator,
+        world_of(
+            namespace,
+            api_client,
+            emulator,
+            nats_server.url,
+            control_plane.kubeconfig,
+            tmp_path,
             ca_file=pki.ca_cert,
-        )
+        ) as world,
+    ):
         world.upload_penguin()
         world.create_experiment()
         yield world
-        for operator in world.operators:
-            if operator.is_running():
-                assert operator.stop() == 0, operator.tail()
 
 
 def tls_settings(world: World, ca_file: Path | None) -> dict:
