@@ -104,6 +104,23 @@ def test_the_compile_jobs_service_account_is_made_in_each_listed_namespace_under
     assert binding["roleRef"]["name"] == "compiler"
 
 
+def test_the_kfp_role_is_bound_to_the_operator_in_each_listed_profile() -> None:
+    rendered = render({"rbac": {"kfpProfiles": {"namespaces": ["team-a", "team-b"]}}})
+
+    bindings = [o for o in rendered.of_kind("RoleBinding") if o["metadata"]["name"] == "kfp-operator-kfp"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for binding in bindings:
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "kubeflow-pipelines-edit",
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "kfp-operator", "namespace": "kfp-operator"}
+        ]
+    assert not [o for o in render().of_kind("RoleBinding") if o["metadata"]["name"] == "kfp-operator-kfp"]
+
+
 def test_every_optional_feature_renders(everything: Rendered) -> None:
     assert everything.kinds() == DEFAULT_KINDS | {"ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"}
     assert everything.deployment["spec"]["replicas"] == 2

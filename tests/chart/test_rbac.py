@@ -16,6 +16,7 @@ import pytest
 
 from kfp_devstack.controlplane import ControlPlane
 from tests.chart.chartlib import DOCS, Installed
+from tests.support.real_kfp import KUBEFLOW_PIPELINES_EDIT_RULES, cluster_role
 
 LEASE = "kfp-operator-leader"
 GROUP = "pipelines.kubeflow.org"
@@ -298,3 +299,30 @@ def test_the_documentation_lists_exactly_these_permissions() -> None:
         LEASE_PERMISSIONS,
         METRICS_AUTH_PERMISSIONS,
     ]
+
+
+def test_in_listed_profiles_multi_user_kfp_may_let_the_operator_act(
+    install: Callable[..., Installed],
+    make_namespace: Callable[..., str],
+    api_client: kubernetes.client.ApiClient,
+    control_plane: ControlPlane,
+    service_account_token: Mint,
+) -> None:
+    """KFP asks the API server (a SubjectAccessReview) whether the operator's ServiceAccount may,
+    say, terminate runs in the namespace: the chart's binding of Kubeflow's role answers yes."""
+    edit = cluster_role(api_client, KUBEFLOW_PIPELINES_EDIT_RULES)
+    profile, other = make_namespace("profile"), make_namespace("other-profile")
+    installed = install({"rbac": {"kfpProfiles": {"namespaces": [profile], "clusterRole": edit}}})
+    identity = Identity(control_plane, service_account_token, installed)
+
+    kfp_permissions = {
+        f"{verb} {resource}.{GROUP}"
+        for rule in KUBEFLOW_PIPELINES_EDIT_RULES
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert identity.permissions(profile) - RUN_NAMESPACE_PERMISSIONS - METRICS_AUTH_PERMISSIONS == (
+        kfp_permissions - RUN_NAMESPACE_PERMISSIONS
+    )
+    assert f"terminate runs.{GROUP}" in identity.permissions(profile)
+    assert f"terminate runs.{GROUP}" not in identity.permissions(other)
