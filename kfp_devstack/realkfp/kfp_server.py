@@ -213,6 +213,8 @@ class KfpApiServer(processes.ServerProcess):
         return {
             "workDir": str(self.work_dir),
             "kubeconfig": str(self.kubeconfig),
+            "multiUser": self.multi_user,
+            "database": self.database,
             "httpPort": self.http_port,
             "grpcPort": self.grpc_port,
             "process": self.process.to_json(),
@@ -223,6 +225,8 @@ class KfpApiServer(processes.ServerProcess):
         return cls(
             work_dir=Path(data["workDir"]),
             kubeconfig=Path(data["kubeconfig"]),
+            multi_user=bool(data.get("multiUser", False)),
+            database=str(data.get("database", DATABASE)),
             http_port=data["httpPort"],
             grpc_port=data["grpcPort"],
             process=ProcessRecord.from_json(data["process"]),
