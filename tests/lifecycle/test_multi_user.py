@@ -18,12 +18,11 @@ import pytest
 
 from kfp_devstack.controlplane import ControlPlane
 from kfp_devstack.emulator import Emulator, EmulatorConfig
-from kfp_devstack.nats import NatsServer
 from kfp_devstack.realkfp import locate_kfp_binaries
 from kfp_devstack.realkfp.kfp_server import NAMESPACE, KfpApiServer, PersistenceAgent
 from kfp_devstack.waiting import wait_until
 from reconcilers.api import GROUP, VERSION
-from tests.lifecycle.harness import TIMEOUT, World, world_of
+from tests.lifecycle.harness import TIMEOUT, World
 from tests.lifecycle.test_pipelines import PARAMETERS, PENGUIN_SPEC, create, wait_ready
 from tests.support.real_kfp import (
     KFP_AUDIENCE,
@@ -99,17 +98,15 @@ def multi_user_kfp(
 
 
 @pytest.fixture
-def world(
-    profile: str,
-    api_client: kubernetes.client.ApiClient,
-    control_plane: ControlPlane,
-    multi_user_kfp: Emulator,
-    nats_server: NatsServer,
-    tmp_path: Path,
-) -> Iterator[World]:
-    kubeconfig = control_plane.kubeconfig
-    with world_of(profile, api_client, multi_user_kfp, nats_server.url, kubeconfig, tmp_path) as world:
-        yield world
+def namespace(profile: str) -> str:
+    """The lifecycle tests' World is made in the profile."""
+    return profile
+
+
+@pytest.fixture
+def emulator(multi_user_kfp: Emulator) -> Emulator:
+    """The lifecycle tests' World talks to the multi-user server."""
+    return multi_user_kfp
 
 
 @pytest.fixture
