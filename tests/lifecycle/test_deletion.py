@@ -101,6 +101,31 @@ def test_when_kfp_cannot_terminate_the_run_it_is_released_after_the_deletion_tim
     world.wait_event(name, "DeletionTimedOut")
 
 
+def test_a_run_whose_artifacts_wait_for_ml_metadata_is_released_after_the_deletion_timeout(
+    world: World,
+) -> None:
+    prepare(world, Scenario(tasks={"Pusher": Task(held=True)}))
+    world.start_operator(deletionTimeout="3s")
+    name = world.create_run({**SPEC, "artifacts": [{"name": "model", "path": "Trainer:model"}]})
+    run_id = world.wait_submitted(name)["providerId"].removeprefix("kfp:")
+    world.ctl.mlmd_down()
+    world.release_held_task(run_id, "Pusher")
+    world.wait_run(
+        name,
+        lambda s: any(c["reason"] == "MetadataUnavailable" for c in s.get("conditions", ())),
+        "waiting for ML Metadata",
+    )
+
+    delete(world, name)
+
+    world.wait_gone(name)
+    timed_out = world.wait_events(
+        name, lambda events: any(r == "DeletionTimedOut" for _, r, _ in events), "DeletionTimedOut"
+    )
+    [message] = [m for _, r, m in timed_out if r == "DeletionTimedOut"]
+    assert "ML Metadata could not be read" in message
+
+
 def test_a_run_deleted_while_nats_is_down_keeps_its_event_until_it_is_delivered(
     world: World, tmp_path: Path
 ) -> None:
