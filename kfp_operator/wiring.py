@@ -61,6 +61,7 @@ from reconcilers.indexes import (
 )
 from reconcilers.pipeline.job import CompileSettings
 from reconcilers.pipeline.reconciler import PipelineReconciler, PipelineSettings
+from reconcilers.run.read_ahead import MetadataReadAhead
 from reconcilers.run.reconciler import RunReconciler, RunSettings, has_next_step
 from reconcilers.run.resolve import ReferencePolicy
 from reconcilers.run.tracking import TRACKED_INDEX, KfpRunTracker, tracked_run_index
@@ -119,6 +120,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         watched=frozenset(config.watch_namespaces) or None,
     )
 
+    read_ahead = MetadataReadAhead(metadata, runs.store)
     tracker = KfpRunTracker(
         kfp,
         runs.store,
@@ -127,6 +129,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         clock=mgr.clock,
         poll_interval=config.poll_interval,
         safety_check_interval=config.safety_check_interval,
+        on_finished=read_ahead.read,
     )
     run_controller = mgr.add_controller(
         "run",
@@ -153,6 +156,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
             pipelines=pipelines.store if pipelines else None,
             experiments=experiments.store if experiments else None,
             delivery=delivery,
+            read_ahead=read_ahead,
         ),
         primary=runs,
         watches=[

@@ -1,8 +1,9 @@
 """Resolving ``spec.artifacts`` (``COMPONENT:OUTPUT:INDEX[FILTER]``) from ML Metadata.
 
 The records of one KFP run are read once (the executions in its run context, their
-OUTPUT events, the artifacts: three calls) and every path is resolved from them in
-memory, the way KFP's own driver follows them:
+OUTPUT events, the artifacts: three calls; for runs found finished together, one call per
+run and two for them all) and every path is resolved from them in memory, the way KFP's own
+driver follows them:
 
 1. the ``system.PipelineRun`` context named by the KFP run id;
 2. the completed container executions whose ``task_name`` is COMPONENT (the
@@ -86,18 +87,46 @@ class Unresolved:
 def read_run_metadata(store: MetadataReader, run_id: str, components: Iterable[str]) -> RunMetadata:
     """Reads what is needed to resolve paths of ``components``: three calls, whatever the count
     (and a fourth when the run has no execution, to tell whether ML Metadata knows the run)."""
-    in_run = store.get_executions_in_context(RUN_CONTEXT_TYPE, run_id)
-    if not in_run and store.get_context_id(RUN_CONTEXT_TYPE, run_id) is None:
+    found = read_runs_metadata(store, {run_id: components})
+    if run_id in found:
+        return found[run_id]
+    if store.get_context_id(RUN_CONTEXT_TYPE, run_id) is None:
         raise RunMetadataNotFound(f"ML Metadata has no {RUN_CONTEXT_TYPE} context named {run_id}")
-    wanted = set(components)
-    executions = [e for e in in_run if _task_names(e) & wanted or not wanted]
-    if not executions:
-        return RunMetadata(executions=[], events=[], artifacts={})
-    events = [
-        e for e in store.get_events_by_execution_ids([e.id for e in executions]) if e.type == records.OUTPUT
-    ]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id(sorted({e.artifact_id for e in events}))}
-    return RunMetadata(executions=executions, events=events, artifacts=artifacts)
+    return RunMetadata(executions=[], events=[], artifacts={})
+
+
+def read_runs_metadata(
+    store: MetadataReader, components_by_run: Mapping[str, Iterable[str]]
+) -> dict[str, RunMetadata]:
+    """Reads the records of several runs (run id: the components whose paths are resolved) with
+    one call per run and two for them all: the executions are read run by run (ML Metadata does
+    not say which run's context an execution came from), their events and artifacts together.
+    A run with no execution at all is left out."""
+    executions_by_run: dict[str, list[records.Execution]] = {}
+    for run_id, components in components_by_run.items():
+        in_run = store.get_executions_in_context(RUN_CONTEXT_TYPE, run_id)
+        if in_run:
+            wanted = set(components)
+            executions_by_run[run_id] = [e for e in in_run if _task_names(e) & wanted or not wanted]
+    execution_ids = [e.id for executions in executions_by_run.values() for e in executions]
+    events_by_execution: dict[int, list[records.Event]] = {}
+    artifacts: dict[int, records.Artifact] = {}
+    if execution_ids:
+        for event in store.get_events_by_execution_ids(execution_ids):
+            if event.type == records.OUTPUT:
+                events_by_execution.setdefault(event.execution_id, []).append(event)
+        artifact_ids = {e.artifact_id for events in events_by_execution.values() for e in events}
+        if artifact_ids:
+            artifacts = {a.id: a for a in store.get_artifacts_by_id(sorted(artifact_ids))}
+    found: dict[str, RunMetadata] = {}
+    for run_id, executions in executions_by_run.items():
+        events = [event for e in executions for event in events_by_execution.get(e.id, ())]
+        found[run_id] = RunMetadata(
+            executions=executions,
+            events=events,
+            artifacts={e.artifact_id: artifacts[e.artifact_id] for e in events if e.artifact_id in artifacts},
+        )
+    return found
 
 
 def components_of(definitions: Iterable[OutputArtifactSpec]) -> set[str]:

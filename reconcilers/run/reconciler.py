@@ -49,6 +49,7 @@ from reconcilers.expectations import ActedOnVersions
 from reconcilers.handover import handover_pending
 from reconcilers.kfp_waits import waiting_on_kfp
 from reconcilers.run import status
+from reconcilers.run.read_ahead import MetadataReadAhead
 from reconcilers.run.resolve import KfpCatalog, ReferencePolicy, Resolution, Resolved, Waiting, resolve
 from reconcilers.run.steps import (
     Create,
@@ -131,6 +132,7 @@ class RunReconciler:
         pipelines: Store | None = None,
         experiments: Store | None = None,
         delivery: EventDelivery | None = None,
+        read_ahead: MetadataReadAhead | None = None,
     ) -> None:
         self._runs = runs
         # The Pipeline and Experiment resources a Run may name (None: none are watched).
@@ -142,6 +144,8 @@ class RunReconciler:
         self._catalog = catalog
         self._tracker = tracker
         self._metadata = metadata
+        # ML Metadata records the bulk poll read ahead for Runs it found succeeded.
+        self._read_ahead = read_ahead
         self._recorder = recorder
         self._metrics = metrics
         self._clock = clock
@@ -380,8 +384,11 @@ class RunReconciler:
             self._recorder.event(run.obj, WARNING, status.METADATA_UNAVAILABLE, message)
 
     def _resolve_artifacts(self, run: RunView, run_id: str) -> tuple[list[Artifact], list[Unresolved]]:
+        components = components_of(run.spec.artifacts)
         try:
-            metadata = read_run_metadata(self._metadata, run_id, components_of(run.spec.artifacts))
+            metadata = self._read_ahead.take(run_id, components) if self._read_ahead else None
+            if metadata is None:
+                metadata = read_run_metadata(self._metadata, run_id, components)
         except RunMetadataNotFound as error:
             # A finished run without metadata (a v1 pipeline, or a cleaned-up store) will not
             # gain any: complete without artifacts rather than wait forever.

@@ -41,7 +41,7 @@ caught by the Run reconciler's slow per-Run safety check.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -146,6 +146,9 @@ DEFAULT_LOOKBACK = timedelta(minutes=5)
 # own default page size). A poll usually finds few new runs on top of those it recorded, and
 # each run comes with its task details: a full page of 200 is over a megabyte for KFP to render.
 MIN_FIRST_PAGE = 20
+# Finished runs are handed to ``on_finished`` and enqueued this many at a time: a poll in a burst
+# finds hundreds, and the first Runs are enqueued without waiting for what is done for the rest.
+FINISHED_BATCH = 20
 
 
 def tracked_run_index(obj: Mapping[str, Any]) -> list[str]:
@@ -177,8 +180,12 @@ class KfpRunTracker:
         poll_interval: float,
         safety_check_interval: float,
         lookback: timedelta = DEFAULT_LOOKBACK,
+        on_finished: Callable[[Sequence[KfpRunObservation]], None] | None = None,
     ) -> None:
+        """``on_finished`` is given the runs a poll found finished, a batch at a time, before
+        their Runs are enqueued (the run controller reads their ML Metadata records ahead)."""
         self._kfp = kfp
+        self._on_finished = on_finished
         self._runs = runs
         self._enqueue = enqueue
         self._runs_synced = runs_synced
@@ -298,9 +305,7 @@ class KfpRunTracker:
             self._found_last[namespace] = new
             # Including runs listed before their Run recorded them (a run that finished before
             # the status naming it reached the cache).
-            for run_id in tracked & listed.keys():
-                if listed[run_id].is_terminal:
-                    self._observe(listed[run_id])
+            self._observe_finished([o for r, o in listed.items() if r in tracked and o.is_terminal])
         self._watermark = newest or since
         self._last_poll_started = started
         if first:
@@ -316,6 +321,18 @@ class KfpRunTracker:
         page) for a namespace no poll has listed yet."""
         found = self._found_last.get(namespace)
         return None if found is None else max(MIN_FIRST_PAGE, 2 * found)
+
+    def _observe_finished(self, finished: Sequence[KfpRunObservation]) -> None:
+        """Records the runs not observed before and enqueues their Runs, a batch at a time,
+        each batch handed to ``on_finished`` first."""
+        with self._lock:
+            new = [o for o in finished if o.run_id not in self._observed]
+        for start in range(0, len(new), FINISHED_BATCH):
+            batch = new[start : start + FINISHED_BATCH]
+            if self._on_finished is not None:
+                self._on_finished(batch)
+            for observation in batch:
+                self._observe(observation)
 
     def _observe(self, observation: KfpRunObservation) -> None:
         with self._lock:

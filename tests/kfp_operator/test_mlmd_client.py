@@ -17,7 +17,7 @@ from kfp_devstack.processes import free_port
 from kfp_operator.clients.mlmd import PAGE_SIZE, MlmdClient, MlmdMetrics, MlmdUnavailable
 from reconcilers.api.run import Artifact, OutputArtifactSpec
 from reconcilers.artifacts import records
-from reconcilers.artifacts.resolve import read_run_metadata, resolve_artifacts
+from reconcilers.artifacts.resolve import read_run_metadata, read_runs_metadata, resolve_artifacts
 from tests.emulator.helpers import Kfp, connect_mlmd
 
 
@@ -64,6 +64,36 @@ def test_a_finished_runs_records_are_read_and_its_artifacts_resolved(emulator: E
         [OutputArtifactSpec("model", "Pusher:pushed_model:0[pushed == 1]")], metadata
     )
     assert found == [Artifact("model", pushed[0].uri)] and unresolved == []
+
+
+def test_runs_read_together_get_the_records_each_gets_alone(emulator: Emulator) -> None:
+    kfp = Kfp(emulator.url)
+    pipeline = kfp.upload()
+    EmulatorControl(emulator.url).script_pipeline(
+        pipeline.display_name,
+        Scenario(artifacts={"Pusher": {"pushed_model": [{"pushed": True}, {"pushed": False}]}}),
+    )
+    runs = [kfp.create_run(pipeline.pipeline_id) for _ in range(3)]
+    for run in runs:
+        kfp.wait_until_finished(run.run_id)
+    mlmd = client(emulator)
+    wanted = {run.run_id: {"Pusher", "Trainer"} for run in runs}
+    EmulatorControl(emulator.url).reset_calls()
+
+    together = read_runs_metadata(mlmd, wanted)
+
+    assert EmulatorControl(emulator.url).mlmd_calls() == {
+        "GetExecutions": 3,
+        "GetEventsByExecutionIDs": 1,
+        "GetArtifactsByID": 1,
+    }
+    for run in runs:
+        alone = read_run_metadata(mlmd, run.run_id, wanted[run.run_id])
+        assert together[run.run_id] == alone
+        assert {e.strings["task_name"] for e in alone.executions} == {"pusher", "trainer"}
+        assert alone.artifacts, "each run has artifacts of its own"
+    artifact_ids = [set(together[run.run_id].artifacts) for run in runs]
+    assert not set.intersection(*artifact_ids)
 
 
 def test_a_run_without_records_has_no_context_and_no_executions(emulator: Emulator) -> None:

@@ -10,6 +10,7 @@ from kfp_devstack.emulator import Scenario, Task
 from kfp_devstack.waiting import wait_until
 from reconcilers.api import GROUP, RUN_CONFIGURATION_LABEL, VERSION
 from reconcilers.completion_event.event import event_id
+from reconcilers.run.tracking import FINISHED_BATCH
 from tests.lifecycle.harness import TIMEOUT, World, on_both_backends
 
 SPEC = {
@@ -204,6 +205,7 @@ def test_more_runs_than_one_page_finishing_between_two_polls_are_all_completed_b
     )
     lists_before = operator.metric("kfp_operator_kfp_requests_total", operation="list_runs")
     reads_before = operator.metric("kfp_operator_kfp_requests_total", operation="get_run")
+    mlmd_before = world.ctl.mlmd_calls()
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda run_id: world.ctl.release(run_id, "Pusher"), run_ids))
 
@@ -212,3 +214,9 @@ def test_more_runs_than_one_page_finishing_between_two_polls_are_all_completed_b
     assert operator.metric("kfp_operator_kfp_requests_total", operation="get_run") == reads_before
     assert operator.metric("kfp_operator_kfp_requests_total", operation="list_runs") >= lists_before + 2
     assert operator.metric("kfp_operator_kfp_requests_total", operation="list_runs", code="400") == 0
+    # The poll read their ML Metadata records ahead, a batch at a time: one call per run for its
+    # executions, one per batch for the events and one for the artifacts; no Run read its own.
+    mlmd = {rpc: n - mlmd_before.get(rpc, 0) for rpc, n in world.ctl.mlmd_calls().items()}
+    assert mlmd["GetExecutions"] == count
+    assert 0 < mlmd["GetEventsByExecutionIDs"] <= count / FINISHED_BATCH + 2
+    assert 0 < mlmd["GetArtifactsByID"] <= count / FINISHED_BATCH + 2

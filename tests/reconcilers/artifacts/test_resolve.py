@@ -10,8 +10,10 @@ from reconcilers.artifacts.resolve import (
     RunMetadata,
     RunMetadataNotFound,
     read_run_metadata,
+    read_runs_metadata,
     resolve_artifacts,
 )
+from tests.reconcilers.fakes import FakeMetadata
 
 
 def execution(
@@ -200,3 +202,35 @@ def test_a_run_without_executions_is_told_from_a_run_ml_metadata_does_not_know()
 
     assert empty == RunMetadata(executions=[], events=[], artifacts={})
     assert store.calls == ["executions", "context", "executions", "context"]
+
+
+def test_several_runs_are_read_with_one_call_each_and_two_for_them_all() -> None:
+    store = FakeMetadata()
+    store.add_output("run-a", "Pusher", "pushed_model", "s3://a/pushed", pushed=1)
+    store.add_output("run-a", "Trainer", "model", "s3://a/model")
+    store.add_output("run-b", "Pusher", "pushed_model", "s3://b/pushed", pushed=0)
+    store.add_output("run-b", "Pusher", "pushed_model", "s3://b/pushed-again", pushed=1)
+    wanted = {"run-a": {"Pusher"}, "run-b": {"Pusher", "Trainer"}, "run-unknown": {"Pusher"}}
+
+    together = read_runs_metadata(store, wanted)
+
+    assert store.calls == ["GetExecutions"] * 3 + ["GetEventsByExecutionIDs", "GetArtifactsByID"]
+    assert together.keys() == {"run-a", "run-b"}, "a run without executions is left out"
+    for run_id in ("run-a", "run-b"):
+        alone = read_run_metadata(store, run_id, wanted[run_id])
+        assert together[run_id] == alone, run_id
+    assert {a.uri for a in together["run-a"].artifacts.values()} == {"s3://a/pushed"}, (
+        "each run holds its own records only"
+    )
+    paths = [OutputArtifactSpec("pushed", "Pusher:pushed_model:0")]  # the latest Pusher
+    assert resolve_artifacts(paths, together["run-b"]) == ([Artifact("pushed", "s3://b/pushed-again")], [])
+
+
+def test_runs_whose_components_ran_nothing_are_read_without_events_or_artifacts() -> None:
+    store = FakeMetadata()
+    store.add_output("run-a", "Trainer", "model", "s3://a/model")
+
+    assert read_runs_metadata(store, {"run-a": {"Pusher"}}) == {
+        "run-a": RunMetadata(executions=[], events=[], artifacts={})
+    }
+    assert store.calls == ["GetExecutions"]

@@ -17,9 +17,16 @@ from reconcilers.artifacts.resolve import MetadataUnavailable
 from reconcilers.clients import KfpError
 from reconcilers.completion_event.delivery import EventDelivery
 from reconcilers.completion_event.event import event_id
+from reconcilers.run.read_ahead import MetadataReadAhead
 from reconcilers.run.reconciler import SINK_FAILURE_HOLD, RunReconciler, RunSettings
 from reconcilers.run.resolve import PipelineVersion
-from reconcilers.run.tracking import KfpRunObservation, KfpRunTracker, marker
+from reconcilers.run.tracking import (
+    TRACKED_INDEX,
+    KfpRunObservation,
+    KfpRunTracker,
+    marker,
+    tracked_run_index,
+)
 from tests.reconcilers.fakes import NOW, Fixture, RecordingSink
 from tests.reconcilers.resource_fakes import condition, fails_quietly_again, written
 from tests.support.objects import SEED_SPEC, run, run_configuration
@@ -45,6 +52,7 @@ def reconciler(
     deletion_timeout: float = 600.0,
     sinks: bool = True,
     delivering_to: list[RecordingSink] | None = None,
+    read_ahead: MetadataReadAhead | None = None,
 ) -> RunReconciler:
     tracker = KfpRunTracker(
         f.kfp,
@@ -75,6 +83,7 @@ def reconciler(
             deletion_recheck_interval=HELD,
         ),
         delivery=EventDelivery(sinks=delivering_to or [], metrics=f.metrics, clock=f.clock, provider="kfp"),
+        read_ahead=read_ahead,
     )
 
 
@@ -392,6 +401,26 @@ def test_completion_from_what_the_poll_observed(case: CompletionCase) -> None:
     assert f.metadata.calls == (
         ["GetExecutions", "GetEventsByExecutionIDs", "GetArtifactsByID"] if case.state == "SUCCEEDED" else []
     )
+
+
+def test_a_completion_takes_the_records_the_bulk_poll_read_ahead_and_reads_nothing_itself() -> None:
+    f = Fixture()
+    f.runs.add_indexer(TRACKED_INDEX, tracked_run_index)
+    f.add_runs(run(status=SUBMITTED, finalizers=[FINALIZER]))
+    f.metadata.add_output("kfp-7", "Pusher", "pushed_model", "gs://pushed", pushed=1)
+    read_ahead = MetadataReadAhead(f.metadata, f.runs)
+    r = reconciler(f, read_ahead=read_ahead)
+    observation = KfpRunObservation("kfp-7", "SUCCEEDED", NOW - timedelta(hours=1), NOW)
+    read_ahead.read([observation])
+    read_by_the_poll = list(f.metadata.calls)
+    r._tracker.record(observation)
+
+    assert r.reconcile(KEY) == Result()
+
+    assert f.metadata.calls == read_by_the_poll, "the reconcile read nothing more"
+    (patch,) = f.kube.status_patches()
+    assert patch["status"]["artifacts"] == [{"name": "serving-model", "location": "gs://pushed"}]
+    assert read_ahead.take("kfp-7", {"Pusher"}) is None, "records are taken once"
 
 
 def test_an_artifact_that_matches_nothing_is_reported_and_the_run_still_completes() -> None:

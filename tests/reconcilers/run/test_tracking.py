@@ -13,6 +13,7 @@ from controller.keys import ObjectKey
 from controller.store import Store
 from reconcilers.clients import RunsPage
 from reconcilers.run.tracking import (
+    FINISHED_BATCH,
     MARKER_PREFIX,
     MIN_FIRST_PAGE,
     TRACKED_INDEX,
@@ -321,3 +322,38 @@ def test_a_run_listed_before_its_run_recorded_it_is_observed_once_it_is_tracked(
     assert enqueued == [ObjectKey("ml", "quick")]
     observation = tracker.observation("r-quick")
     assert observation is not None and observation.succeeded
+
+
+def test_finished_runs_are_handed_over_in_batches_each_before_its_runs_are_enqueued(
+    kfp: ListOnlyKfp, runs: Store, clock: FakeClock
+) -> None:
+    log: list[object] = []
+    tracker = KfpRunTracker(
+        kfp,  # type: ignore[arg-type]
+        runs,
+        lambda key: log.append(key.name),
+        runs_synced=lambda: True,
+        clock=clock,
+        poll_interval=10,
+        safety_check_interval=600,
+        lookback=LOOKBACK,
+        on_finished=lambda batch: log.append(sorted(o.run_id for o in batch)),
+    )
+    count = FINISHED_BATCH + 3
+    for n in range(count):
+        track(runs, f"run-{n:02}", f"r-{n:02}", clock.now() - timedelta(minutes=10))
+        kfp.finish(f"r-{n:02}", clock.now() - timedelta(minutes=2), state="FAILED" if n == 0 else "SUCCEEDED")
+    track(runs, "busy", "r-busy", clock.now() - timedelta(minutes=10))
+
+    tracker.poll()
+    clock.step(10)
+    tracker.poll()
+
+    batches = [entry for entry in log if isinstance(entry, list)]
+    assert [len(b) for b in batches] == [FINISHED_BATCH, 3], "each finished run once, failed ones too"
+    assert sorted(r for b in batches for r in b) == [f"r-{n:02}" for n in range(count)]
+    for batch in batches:
+        after = log[log.index(batch) + 1 : log.index(batch) + 1 + len(batch)]
+        assert sorted(after) == sorted(r.replace("r-", "run-") for r in batch), (
+            "a batch's Runs are enqueued right after it is handed over"
+        )
