@@ -30,7 +30,7 @@ from controller.metrics import Metrics
 from controller.ratelimit import TokenBucket
 from controller.resource import EVENTS, Resource
 from controller.store import Obj
-from controller.transport import InstrumentedRESTClient, retries_enabled, retrying
+from controller.transport import InstrumentedRESTClient, retried, retries_enabled, retrying
 from controller.watchstream import KubeWatchStream
 
 # Enough connections for every watch (each holds one for minutes), every worker, leader
@@ -209,7 +209,7 @@ class Kube:
 
         if not retry or not retries_enabled():
             return once()
-        return retrying(method, path)(once)
+        return retried(once, lambda spent: retrying(method, path, spent))
 
     def _prepare(
         self,

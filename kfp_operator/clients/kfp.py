@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from controller import jsoncodec
 from controller.libcurl import REPEATABLE_METHODS, CurlResponse, CurlSession, TlsOptions
 from controller.metrics import LabelledChildren
-from controller.transport import retries_enabled
+from controller.transport import retried, retries_enabled
 from kfp_operator.clients.http_failures import describe_http_failure
 from kfp_operator.settings import KfpConfig
 from reconcilers.clients import KfpError, RunsPage
@@ -393,13 +393,7 @@ class KfpClient:
     ) -> dict[str, Any]:
         if not retries_enabled():
             return self._call(operation, method, path, query=query, decode=decode)
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda e: isinstance(e, KfpError) and e.is_transient),
-            stop=tenacity.stop_after_attempt(MAX_ATTEMPTS),
-            wait=_retry_after_or_backoff,
-            reraise=True,
-        )
-        return retrying(self._call, operation, method, path, query=query, decode=decode)
+        return retried(lambda: self._call(operation, method, path, query=query, decode=decode), _retrying)
 
     def _call(
         self,
@@ -490,6 +484,16 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def _retrying(spent: float) -> tenacity.Retrying:
+    """The retry policy of an idempotent call made outside a reconcile: a few attempts."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(lambda e: isinstance(e, KfpError) and e.is_transient),
+        stop=tenacity.stop_after_attempt(MAX_ATTEMPTS),
+        wait=_retry_after_or_backoff,
+        reraise=True,
+    )
 
 
 def _retry_after_or_backoff(state: tenacity.RetryCallState) -> float:

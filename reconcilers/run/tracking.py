@@ -15,7 +15,9 @@ one call per Run per interval. Instead :class:`KfpRunTracker` asks, one list cal
 the runs *the operator created* (their description carries the marker) that finished since the
 last poll, and enqueues only the tracked Runs among them. The cost of a poll therefore grows
 with the pages of runs that changed, not with the number of Runs being tracked; with nothing
-tracked, nothing is asked.
+tracked, nothing is asked. The finished runs a poll finds are handed to ``on_finished`` a batch
+at a time before their Runs are enqueued (the run controller reads their ML Metadata records
+ahead: ``reconcilers.run.read_ahead``).
 
 A finished run becomes visible in KFP with some delay after its ``finished_at`` (the
 persistence agent reports it), so each poll looks back a little before the newest finish time

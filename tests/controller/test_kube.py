@@ -9,19 +9,21 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import urllib3.exceptions
 from kubernetes.client import Configuration
 from kubernetes.client.exceptions import ApiException
+from tenacity import Retrying, stop_after_attempt, wait_none
 
 from controller import transport
 from controller.keys import ObjectKey
 from controller.kube import Kube
 from controller.metrics import Metrics
 from controller.resource import CONFIGMAPS
-from controller.transport import RETRY_ATTEMPTS, retries_disabled
+from controller.transport import RETRY_ATTEMPTS, RETRY_BUDGET, retries_disabled
 from controller.watchstream import iter_lines
 from reconcilers.api import RUNS
 
@@ -319,3 +321,48 @@ def test_watch_request_rejected_with_410_raises(client: Callable[..., Kube], ser
 def test_iter_lines() -> None:
     chunks = [b'{"a"', b":1}\n{", b'"b":2}\n\n', b'{"c":3}']
     assert list(iter_lines(iter(chunks))) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+
+
+def test_the_first_attempt_is_made_directly_and_its_failure_is_the_policys_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    steps: list[str] = []
+    clock = iter([100.0, 102.5, 200.0])  # the first attempt took 2.5 s
+    monkeypatch.setattr(transport, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+
+    def attempt() -> str:
+        steps.append("attempt")
+        if steps.count("attempt") < 3:
+            raise ApiException(status=503)
+        return "ok"
+
+    def policy(spent: float) -> Retrying:
+        steps.append(f"policy, {spent} s spent")
+        return Retrying(
+            stop=stop_after_attempt(RETRY_ATTEMPTS),
+            wait=wait_none(),
+            reraise=True,
+            before_sleep=lambda state: steps.append(f"retry after attempt {state.attempt_number}"),
+        )
+
+    assert transport.retried(attempt, policy) == "ok"
+    assert steps == [
+        "attempt",
+        "policy, 2.5 s spent",
+        "retry after attempt 1",
+        "attempt",
+        "retry after attempt 2",
+        "attempt",
+    ]
+    assert transport.retried(lambda: "at once", lambda spent: pytest.fail("no policy")) == "at once"
+
+
+def test_the_budget_counts_the_first_attempt() -> None:
+    class State:
+        attempt_number = 1
+        seconds_since_start = 0.0
+        upcoming_sleep = RETRY_BUDGET / 2
+
+    stop = transport.retrying("GET", "/api/v1/namespaces", spent=RETRY_BUDGET * 0.6).stop
+    assert stop(State()), "the first attempt and the wait would together exceed the budget"  # type: ignore[arg-type]
+    assert not transport.retrying("GET", "/api/v1/namespaces").stop(State())  # type: ignore[arg-type]
