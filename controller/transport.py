@@ -59,8 +59,9 @@ from controller.ratelimit import TokenBucket
 log = structlog.get_logger("controller.transport")
 
 RETRY_ATTEMPTS = 4
-T = TypeVar("T")
 RETRY_BUDGET = 10.0
+
+T = TypeVar("T")
 
 _retries_disabled: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "kube_retries_disabled", default=False
@@ -289,11 +290,10 @@ def retried(attempt: Callable[[], T], policy: Callable[[float], Retrying]) -> T:
     """``attempt()`` under a tenacity policy, the first attempt made outside it.
 
     Almost every request succeeds at once, and tenacity's machinery (a ``RetryCallState``, a
-    future per attempt, its action lists) costs about 20 µs a call, more under contention: 3 % of
-    the operator's CPU in a burst, where each Run's two Events go out through it. So the first
-    attempt is made directly; when it fails, ``policy(seconds it took)`` takes over with that
-    failure as its own first attempt (its retry test, wait, log and attempt count see it, and it
-    is not made again).
+    future per attempt, its action lists) costs about 20 µs a call, more on a busy machine; in a
+    burst each Run's two Events go out through it. So the first attempt is made directly; when it
+    fails, ``policy(seconds it took)`` takes over with that failure as its own first attempt (its
+    retry test, wait, log and attempt count see it, and it is not made again).
     """
     started = time.monotonic()
     try:

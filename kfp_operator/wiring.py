@@ -120,7 +120,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         watched=frozenset(config.watch_namespaces) or None,
     )
 
-    read_ahead = MetadataReadAhead(metadata, runs.store)
+    read_ahead = MetadataReadAhead(metadata, runs.store, mgr.clock)
     tracker = KfpRunTracker(
         kfp,
         runs.store,

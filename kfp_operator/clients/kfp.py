@@ -487,7 +487,8 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
 
 
 def _retrying(spent: float) -> tenacity.Retrying:
-    """The retry policy of an idempotent call made outside a reconcile: a few attempts."""
+    """The retry policy of an idempotent call made outside a reconcile: a few attempts, with no
+    time budget (so the time the first attempt took does not matter)."""
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(lambda e: isinstance(e, KfpError) and e.is_transient),
         stop=tenacity.stop_after_attempt(MAX_ATTEMPTS),

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import structlog
 
+from controller.clock import Clock
 from controller.store import Store
 from reconcilers.api.run import RunView
 from reconcilers.artifacts.resolve import (
@@ -36,15 +37,21 @@ log = structlog.get_logger(__name__)
 # Records kept for Runs whose reconcile has not taken them yet; beyond it the oldest are dropped
 # (their reconciles read for themselves). Normally taken within seconds of being read.
 MAX_KEPT = 1000
+# Seconds without reading ahead after ML Metadata failed to answer: each batch would otherwise
+# wait out the client's timeout again before its Runs are enqueued, and the reconciles read
+# (and say on each Run that ML Metadata is unavailable) with the work queue's backoff anyway.
+FAILURE_HOLD = 30.0
 
 
 class MetadataReadAhead:
     """Reads ahead the records of succeeded runs whose Runs ask for artifacts, until taken."""
 
-    def __init__(self, store: MetadataReader, runs: Store, *, max_kept: int = MAX_KEPT) -> None:
+    def __init__(self, store: MetadataReader, runs: Store, clock: Clock, *, max_kept: int = MAX_KEPT) -> None:
         self._store = store
         self._runs = runs
+        self._clock = clock
         self._max_kept = max_kept
+        self._held_until = float("-inf")
         self._lock = threading.Lock()
         # Per run id: the components the records were read for, and the records.
         self._kept: OrderedDict[str, tuple[frozenset[str], RunMetadata]] = OrderedDict()
@@ -52,11 +59,18 @@ class MetadataReadAhead:
     def read(self, finished: Sequence[KfpRunObservation]) -> None:
         """Reads the records of the succeeded runs among ``finished`` whose Runs ask for
         artifacts. Never raises: what is not read here, the reconcile reads."""
+        if self._clock.monotonic() < self._held_until:
+            return
         try:
             wanted = dict(self._components_by_run(o.run_id for o in finished if o.succeeded))
             found = read_runs_metadata(self._store, wanted) if wanted else {}
         except MetadataUnavailable as error:
-            log.info("could not read ML Metadata ahead; Runs read their own", error=str(error))
+            self._held_until = self._clock.monotonic() + FAILURE_HOLD
+            log.info(
+                "could not read ML Metadata ahead; Runs read their own",
+                error=str(error),
+                hold_seconds=FAILURE_HOLD,
+            )
             return
         except Exception:  # reading ahead must never stop the bulk poll that calls it
             log.exception("reading ML Metadata ahead failed; Runs read their own")

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from structlog.testing import capture_logs
 
+from controller.clock import FakeClock
 from controller.store import Store
 from reconcilers.artifacts.resolve import MetadataUnavailable
-from reconcilers.run.read_ahead import MetadataReadAhead
+from reconcilers.run.read_ahead import FAILURE_HOLD, MetadataReadAhead
 from reconcilers.run.tracking import TRACKED_INDEX, KfpRunObservation, tracked_run_index
 from tests.reconcilers.fakes import NOW, FakeMetadata, cached
 from tests.support.objects import SEED_SPEC, run
@@ -19,6 +20,11 @@ PUSHER = frozenset({"Pusher"})
 
 def finished(run_id: str, state: str = "SUCCEEDED") -> KfpRunObservation:
     return KfpRunObservation(run_id, state, NOW - timedelta(hours=1), NOW)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -43,9 +49,9 @@ def submitted(runs: Store, metadata: FakeMetadata, n: int, *, artifacts: bool = 
 
 
 def test_only_succeeded_runs_whose_runs_ask_for_artifacts_are_read_all_together(
-    runs: Store, metadata: FakeMetadata
+    runs: Store, metadata: FakeMetadata, clock: FakeClock
 ) -> None:
-    read_ahead = MetadataReadAhead(metadata, runs)
+    read_ahead = MetadataReadAhead(metadata, runs, clock)
     wanted = [submitted(runs, metadata, n) for n in range(3)]
     failed = submitted(runs, metadata, 3)
     without_artifacts = submitted(runs, metadata, 4, artifacts=False)
@@ -61,28 +67,41 @@ def test_only_succeeded_runs_whose_runs_ask_for_artifacts_are_read_all_together(
     assert read_ahead.take(without_artifacts, PUSHER) is None
 
 
-def test_records_read_for_other_components_are_not_given(runs: Store, metadata: FakeMetadata) -> None:
-    read_ahead = MetadataReadAhead(metadata, runs)
+def test_records_read_for_other_components_are_not_given(
+    runs: Store, metadata: FakeMetadata, clock: FakeClock
+) -> None:
+    read_ahead = MetadataReadAhead(metadata, runs, clock)
     run_id = submitted(runs, metadata, 1)
     read_ahead.read([finished(run_id)])
 
     assert read_ahead.take(run_id, {"Pusher", "Trainer"}) is None  # the Run's spec changed since
 
 
-def test_ml_metadata_failing_is_left_to_the_reconciles(runs: Store, metadata: FakeMetadata) -> None:
-    read_ahead = MetadataReadAhead(metadata, runs)
-    run_id = submitted(runs, metadata, 1)
-    metadata.errors.append(MetadataUnavailable("GetExecutions", "UNAVAILABLE", "connection refused"))
+def test_ml_metadata_failing_is_left_to_the_reconciles_for_a_while(
+    runs: Store, metadata: FakeMetadata, clock: FakeClock
+) -> None:
+    read_ahead = MetadataReadAhead(metadata, runs, clock)
+    first, second = submitted(runs, metadata, 1), submitted(runs, metadata, 2)
+    metadata.errors.append(MetadataUnavailable("GetExecutions", "DEADLINE_EXCEEDED", "timed out"))
 
     with capture_logs() as logs:
-        read_ahead.read([finished(run_id)])  # does not raise: the poll goes on
-
-    assert read_ahead.take(run_id, PUSHER) is None
+        read_ahead.read([finished(first)])  # does not raise: the poll goes on
+    assert read_ahead.take(first, PUSHER) is None
     assert [line["event"] for line in logs] == ["could not read ML Metadata ahead; Runs read their own"]
 
+    # The next batches do not wait for ML Metadata again, until the hold is over.
+    calls = len(metadata.calls)
+    read_ahead.read([finished(second)])
+    assert len(metadata.calls) == calls
+    clock.step(FAILURE_HOLD)
+    read_ahead.read([finished(second)])
+    assert read_ahead.take(second, PUSHER) is not None
 
-def test_an_unexpected_failure_does_not_stop_the_poll(runs: Store, metadata: FakeMetadata) -> None:
-    read_ahead = MetadataReadAhead(metadata, runs)
+
+def test_an_unexpected_failure_does_not_stop_the_poll(
+    runs: Store, metadata: FakeMetadata, clock: FakeClock
+) -> None:
+    read_ahead = MetadataReadAhead(metadata, runs, clock)
     run_id = submitted(runs, metadata, 1)
     metadata.errors.append(RuntimeError("a bug"))
 
@@ -95,8 +114,10 @@ def test_an_unexpected_failure_does_not_stop_the_poll(runs: Store, metadata: Fak
     ]
 
 
-def test_records_no_reconcile_takes_are_dropped_oldest_first(runs: Store, metadata: FakeMetadata) -> None:
-    read_ahead = MetadataReadAhead(metadata, runs, max_kept=2)
+def test_records_no_reconcile_takes_are_dropped_oldest_first(
+    runs: Store, metadata: FakeMetadata, clock: FakeClock
+) -> None:
+    read_ahead = MetadataReadAhead(metadata, runs, clock, max_kept=2)
     run_ids = [submitted(runs, metadata, n) for n in range(3)]
 
     read_ahead.read([finished(run_ids[0])])

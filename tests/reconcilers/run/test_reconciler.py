@@ -408,7 +408,7 @@ def test_a_completion_takes_the_records_the_bulk_poll_read_ahead_and_reads_nothi
     f.runs.add_indexer(TRACKED_INDEX, tracked_run_index)
     f.add_runs(run(status=SUBMITTED, finalizers=[FINALIZER]))
     f.metadata.add_output("kfp-7", "Pusher", "pushed_model", "gs://pushed", pushed=1)
-    read_ahead = MetadataReadAhead(f.metadata, f.runs)
+    read_ahead = MetadataReadAhead(f.metadata, f.runs, f.clock)
     r = reconciler(f, read_ahead=read_ahead)
     observation = KfpRunObservation("kfp-7", "SUCCEEDED", NOW - timedelta(hours=1), NOW)
     read_ahead.read([observation])
