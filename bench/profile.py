@@ -36,7 +36,6 @@ SAMPLING = b"py-spy> Sampling process"  # what py-spy prints once it has attache
 WORK: tuple[tuple[str, str], ...] = (
     ("Kubernetes Events (recorder threads)", "_EventWriter._run"),
     ("ML Metadata reads (artifacts)", "RunReconciler._resolve_artifacts"),
-    ("ML Metadata reads (artifacts)", "MetadataReadAhead.read"),  # on the bulk poll's thread
     ("run-completion event (NATS publish)", "EventDelivery.deliver"),
     ("run-completion event: the completion-event controller", "CompletionEventReconciler.reconcile"),
     # The operator's only event loop is the NATS client's (kfp_operator.clients.sinks).

@@ -129,7 +129,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         clock=mgr.clock,
         poll_interval=config.poll_interval,
         safety_check_interval=config.safety_check_interval,
-        on_finished=read_ahead.read,
+        on_finished=read_ahead.expect,
     )
     run_controller = mgr.add_controller(
         "run",

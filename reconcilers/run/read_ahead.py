@@ -1,15 +1,20 @@
-"""ML Metadata read ahead for the runs a bulk poll found succeeded.
+"""ML Metadata read ahead for the runs a bulk poll found succeeded together.
 
 A completed Run's artifacts are resolved from the ML Metadata records of its KFP run: three
-calls when its reconcile reads them alone (``reconcilers.artifacts.resolve``). A bulk poll finds
-runs finishing together (a burst's, hundreds per poll), so before it enqueues their Runs it reads
-their records in batches: one call per run for its executions, and two per batch for all their
-events and artifacts. The Run's reconcile then takes its records from here, and reads them itself
-only when they are not here (its run was not found by a poll, the read ahead failed, or ML
-Metadata did not know the run yet, which the reconcile's own read tells apart).
+calls when its reconcile reads them alone (``reconcilers.artifacts.resolve``), each costing the
+operator about as much CPU as the next however little it carries. A bulk poll finds runs that
+finished together (a burst's, hundreds per poll) and hands them over in batches before it
+enqueues their Runs (:meth:`MetadataReadAhead.expect`: no I/O on the poll's thread). The first
+Run of a batch whose reconcile wants its records reads those of the whole batch: the executions
+run by run (ML Metadata does not say which run's context an execution came from), then all
+their events in one call and all their artifacts in one more. Its batch-mates' reconciles take
+theirs from here.
 
-Reading ahead changes what is read only in when: a run's records are final once KFP reports it
-succeeded, which is when the reconcile would have read them too.
+The reads happen where they did before, in the reconcile that completes a Run, so they come no
+sooner (a burst's submissions are not held up by them) and a slow ML Metadata holds a worker,
+never the bulk poll. A Run whose records are not here reads its own: a run found by the per-Run
+safety check, a batch whose read failed, a spec whose artifacts changed since, or a run ML
+Metadata did not know yet (which the Run's own read tells apart).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import structlog
 
@@ -34,17 +41,25 @@ from reconcilers.run.tracking import TRACKED_INDEX, KfpRunObservation
 
 log = structlog.get_logger(__name__)
 
-# Records kept for Runs whose reconcile has not taken them yet; beyond it the oldest are dropped
-# (their reconciles read for themselves). Normally taken within seconds of being read.
+# Runs expected and records kept for Runs whose reconcile has not come yet; beyond it the oldest
+# are forgotten (those Runs read their own). Normally taken within seconds.
 MAX_KEPT = 1000
-# Seconds without reading ahead after ML Metadata failed to answer: each batch would otherwise
-# wait out the client's timeout again before its Runs are enqueued, and the reconciles read
-# (and say on each Run that ML Metadata is unavailable) with the work queue's backoff anyway.
+# Seconds without reading ahead after ML Metadata failed to answer: each batch's first Run would
+# otherwise wait out the client's timeout for the batch before reading (and failing) its own.
 FAILURE_HOLD = 30.0
+
+V = TypeVar("V")
+
+
+@dataclass(eq=False)
+class _Batch:
+    run_ids: tuple[str, ...]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    read: bool = False
 
 
 class MetadataReadAhead:
-    """Reads ahead the records of succeeded runs whose Runs ask for artifacts, until taken."""
+    """Batches of succeeded runs, and the records read for them until each Run takes its own."""
 
     def __init__(self, store: MetadataReader, runs: Store, clock: Clock, *, max_kept: int = MAX_KEPT) -> None:
         self._store = store
@@ -53,16 +68,44 @@ class MetadataReadAhead:
         self._max_kept = max_kept
         self._held_until = float("-inf")
         self._lock = threading.Lock()
+        # Per run id: the batch it came in, until its records are taken.
+        self._batches: OrderedDict[str, _Batch] = OrderedDict()
         # Per run id: the components the records were read for, and the records.
         self._kept: OrderedDict[str, tuple[frozenset[str], RunMetadata]] = OrderedDict()
 
-    def read(self, finished: Sequence[KfpRunObservation]) -> None:
-        """Reads the records of the succeeded runs among ``finished`` whose Runs ask for
-        artifacts. Never raises: what is not read here, the reconcile reads."""
+    def expect(self, finished: Sequence[KfpRunObservation]) -> None:
+        """Takes note of runs found finished together (the bulk poll's batch); reads nothing."""
+        batch = _Batch(tuple(o.run_id for o in finished if o.succeeded))
+        if not batch.run_ids:
+            return
+        with self._lock:
+            for run_id in batch.run_ids:
+                self._batches[run_id] = batch
+            _trim(self._batches, self._max_kept)
+
+    def take(self, run_id: str, components: Iterable[str]) -> RunMetadata | None:
+        """The run's records, if it came in a batch: read now with its batch-mates' unless a
+        batch-mate read them already; None when the Run has to read its own."""
+        with self._lock:
+            batch = self._batches.pop(run_id, None)
+        if batch is not None:
+            with batch.lock:  # a batch-mate reading the batch now: wait for its records
+                if not batch.read:
+                    batch.read = True
+                    self._read(batch)
+        with self._lock:
+            kept = self._kept.pop(run_id, None)
+        if kept is None or kept[0] != frozenset(components):
+            return None
+        return kept[1]
+
+    def _read(self, batch: _Batch) -> None:
+        """Reads the records of the batch's runs whose Runs ask for artifacts. Never raises: what
+        is not read here, each Run reads for itself."""
         if self._clock.monotonic() < self._held_until:
             return
         try:
-            wanted = dict(self._components_by_run(o.run_id for o in finished if o.succeeded))
+            wanted = dict(self._components_by_run(batch.run_ids))
             found = read_runs_metadata(self._store, wanted) if wanted else {}
         except MetadataUnavailable as error:
             self._held_until = self._clock.monotonic() + FAILURE_HOLD
@@ -72,22 +115,13 @@ class MetadataReadAhead:
                 hold_seconds=FAILURE_HOLD,
             )
             return
-        except Exception:  # reading ahead must never stop the bulk poll that calls it
+        except Exception:  # reading ahead is an economy: never the reason a Run cannot complete
             log.exception("reading ML Metadata ahead failed; Runs read their own")
             return
         with self._lock:
             for run_id, metadata in found.items():
                 self._kept[run_id] = (frozenset(wanted[run_id]), metadata)
-            while len(self._kept) > self._max_kept:
-                self._kept.popitem(last=False)
-
-    def take(self, run_id: str, components: Iterable[str]) -> RunMetadata | None:
-        """The records read ahead for this run, if read for these components; each is taken once."""
-        with self._lock:
-            kept = self._kept.pop(run_id, None)
-        if kept is None or kept[0] != frozenset(components):
-            return None
-        return kept[1]
+            _trim(self._kept, self._max_kept)
 
     def _components_by_run(self, run_ids: Iterable[str]) -> Iterable[tuple[str, set[str]]]:
         for run_id in run_ids:
@@ -95,3 +129,8 @@ class MetadataReadAhead:
                 artifacts = RunView(obj).spec.artifacts
                 if artifacts:
                     yield run_id, components_of(artifacts)
+
+
+def _trim(entries: OrderedDict[str, V], most: int) -> None:
+    while len(entries) > most:
+        entries.popitem(last=False)

@@ -16,8 +16,8 @@ the runs *the operator created* (their description carries the marker) that fini
 last poll, and enqueues only the tracked Runs among them. The cost of a poll therefore grows
 with the pages of runs that changed, not with the number of Runs being tracked; with nothing
 tracked, nothing is asked. The finished runs a poll finds are handed to ``on_finished`` a batch
-at a time before their Runs are enqueued (the run controller reads their ML Metadata records
-ahead: ``reconcilers.run.read_ahead``).
+at a time before their Runs are enqueued (the run controller then reads the ML Metadata records
+of a batch together: ``reconcilers.run.read_ahead``).
 
 A finished run becomes visible in KFP with some delay after its ``finished_at`` (the
 persistence agent reports it), so each poll looks back a little before the newest finish time
@@ -148,8 +148,8 @@ DEFAULT_LOOKBACK = timedelta(minutes=5)
 # own default page size). A poll usually finds few new runs on top of those it recorded, and
 # each run comes with its task details: a full page of 200 is over a megabyte for KFP to render.
 MIN_FIRST_PAGE = 20
-# Finished runs are handed to ``on_finished`` and enqueued this many at a time: a poll in a burst
-# finds hundreds, and the first Runs are enqueued without waiting for what is done for the rest.
+# Finished runs are handed to ``on_finished`` this many at a time: the Runs whose ML Metadata
+# records are read together (a poll in a burst finds hundreds).
 FINISHED_BATCH = 20
 
 
@@ -185,7 +185,8 @@ class KfpRunTracker:
         on_finished: Callable[[Sequence[KfpRunObservation]], None] | None = None,
     ) -> None:
         """``on_finished`` is given the runs a poll found finished, a batch at a time, before
-        their Runs are enqueued (the run controller reads their ML Metadata records ahead)."""
+        their Runs are enqueued (the run controller reads the ML Metadata records of a batch
+        together)."""
         self._kfp = kfp
         self._on_finished = on_finished
         self._runs = runs

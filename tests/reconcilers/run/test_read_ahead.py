@@ -1,7 +1,8 @@
-"""Reading ahead the ML Metadata records of runs a bulk poll found succeeded."""
+"""Reading the ML Metadata records of runs a bulk poll found succeeded together, a batch at once."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -9,13 +10,14 @@ from structlog.testing import capture_logs
 
 from controller.clock import FakeClock
 from controller.store import Store
-from reconcilers.artifacts.resolve import MetadataUnavailable
+from reconcilers.artifacts.resolve import MetadataUnavailable, RunMetadata
 from reconcilers.run.read_ahead import FAILURE_HOLD, MetadataReadAhead
 from reconcilers.run.tracking import TRACKED_INDEX, KfpRunObservation, tracked_run_index
 from tests.reconcilers.fakes import NOW, FakeMetadata, cached
 from tests.support.objects import SEED_SPEC, run
 
 PUSHER = frozenset({"Pusher"})
+ONE_RUN = ["GetExecutions", "GetEventsByExecutionIDs", "GetArtifactsByID"]
 
 
 def finished(run_id: str, state: str = "SUCCEEDED") -> KfpRunObservation:
@@ -37,6 +39,11 @@ def metadata() -> FakeMetadata:
     return FakeMetadata()
 
 
+@pytest.fixture
+def read_ahead(metadata: FakeMetadata, runs: Store, clock: FakeClock) -> MetadataReadAhead:
+    return MetadataReadAhead(metadata, runs, clock)
+
+
 def submitted(runs: Store, metadata: FakeMetadata, n: int, *, artifacts: bool = True) -> str:
     """A submitted Run whose KFP run ``kfp-<n>`` wrote a pushed model; returns the KFP run id."""
     run_id = f"kfp-{n}"
@@ -48,81 +55,126 @@ def submitted(runs: Store, metadata: FakeMetadata, n: int, *, artifacts: bool = 
     return run_id
 
 
-def test_only_succeeded_runs_whose_runs_ask_for_artifacts_are_read_all_together(
-    runs: Store, metadata: FakeMetadata, clock: FakeClock
+def uris(records: RunMetadata | None) -> list[str]:
+    assert records is not None
+    return [a.uri for a in records.artifacts.values()]
+
+
+def test_nothing_is_read_until_a_run_of_the_batch_takes_its_records(
+    read_ahead: MetadataReadAhead, runs: Store, metadata: FakeMetadata
 ) -> None:
-    read_ahead = MetadataReadAhead(metadata, runs, clock)
     wanted = [submitted(runs, metadata, n) for n in range(3)]
     failed = submitted(runs, metadata, 3)
     without_artifacts = submitted(runs, metadata, 4, artifacts=False)
 
-    read_ahead.read([*map(finished, wanted), finished(failed, "FAILED"), finished(without_artifacts)])
+    read_ahead.expect([*map(finished, wanted), finished(failed, "FAILED"), finished(without_artifacts)])
+    assert metadata.calls == [], "the bulk poll's thread reads nothing"
 
-    assert metadata.calls == ["GetExecutions"] * 3 + ["GetEventsByExecutionIDs", "GetArtifactsByID"]
-    for n, run_id in enumerate(wanted):
-        records = read_ahead.take(run_id, PUSHER)
-        assert records is not None and [a.uri for a in records.artifacts.values()] == [f"gs://pushed-{n}"]
-        assert read_ahead.take(run_id, PUSHER) is None, "taken once"
+    assert uris(read_ahead.take(wanted[1], PUSHER)) == ["gs://pushed-1"]
+    assert metadata.calls == ["GetExecutions"] * 3 + ["GetEventsByExecutionIDs", "GetArtifactsByID"], (
+        "the batch's succeeded runs that ask for artifacts, read together"
+    )
+    assert uris(read_ahead.take(wanted[0], PUSHER)) == ["gs://pushed-0"]
+    assert uris(read_ahead.take(wanted[2], PUSHER)) == ["gs://pushed-2"]
+    assert len(metadata.calls) == 5, "the batch-mates read nothing more"
+    assert read_ahead.take(wanted[0], PUSHER) is None, "taken once"
     assert read_ahead.take(failed, PUSHER) is None
     assert read_ahead.take(without_artifacts, PUSHER) is None
 
 
-def test_records_read_for_other_components_are_not_given(
-    runs: Store, metadata: FakeMetadata, clock: FakeClock
+def test_batches_are_read_apart(read_ahead: MetadataReadAhead, runs: Store, metadata: FakeMetadata) -> None:
+    first, second = submitted(runs, metadata, 1), submitted(runs, metadata, 2)
+    read_ahead.expect([finished(first)])
+    read_ahead.expect([finished(second)])
+
+    assert uris(read_ahead.take(first, PUSHER)) == ["gs://pushed-1"]
+    assert uris(read_ahead.take(second, PUSHER)) == ["gs://pushed-2"]
+    assert metadata.calls == ONE_RUN * 2
+
+
+def test_a_batch_mate_taking_its_records_while_the_batch_is_read_waits_for_them(
+    read_ahead: MetadataReadAhead, runs: Store, metadata: FakeMetadata
 ) -> None:
-    read_ahead = MetadataReadAhead(metadata, runs, clock)
+    first, second = submitted(runs, metadata, 1), submitted(runs, metadata, 2)
+    read_ahead.expect([finished(first), finished(second)])
+    reading, go_on = threading.Event(), threading.Event()
+    executions = metadata.get_executions_in_context
+
+    def slow_executions(type_name: str, context_name: str):  # type: ignore[no-untyped-def]
+        reading.set()
+        go_on.wait(10)
+        return executions(type_name, context_name)
+
+    metadata.get_executions_in_context = slow_executions  # type: ignore[method-assign]
+    taken: dict[str, RunMetadata | None] = {}
+    reader = threading.Thread(target=lambda: taken.update({first: read_ahead.take(first, PUSHER)}))
+    reader.start()
+    assert reading.wait(10)
+    mate = threading.Thread(target=lambda: taken.update({second: read_ahead.take(second, PUSHER)}))
+    mate.start()
+    go_on.set()
+    reader.join(10)
+    mate.join(10)
+
+    assert uris(taken[first]) == ["gs://pushed-1"] and uris(taken[second]) == ["gs://pushed-2"]
+    assert metadata.calls.count("GetEventsByExecutionIDs") == 1, "one read for both"
+
+
+def test_records_read_for_other_components_are_not_given(
+    read_ahead: MetadataReadAhead, runs: Store, metadata: FakeMetadata
+) -> None:
     run_id = submitted(runs, metadata, 1)
-    read_ahead.read([finished(run_id)])
+    read_ahead.expect([finished(run_id)])
 
     assert read_ahead.take(run_id, {"Pusher", "Trainer"}) is None  # the Run's spec changed since
 
 
-def test_ml_metadata_failing_is_left_to_the_reconciles_for_a_while(
-    runs: Store, metadata: FakeMetadata, clock: FakeClock
+def test_ml_metadata_failing_leaves_each_run_to_read_its_own_for_a_while(
+    read_ahead: MetadataReadAhead, runs: Store, metadata: FakeMetadata, clock: FakeClock
 ) -> None:
-    read_ahead = MetadataReadAhead(metadata, runs, clock)
-    first, second = submitted(runs, metadata, 1), submitted(runs, metadata, 2)
+    first, second, third = (submitted(runs, metadata, n) for n in (1, 2, 3))
+    read_ahead.expect([finished(first)])
+    read_ahead.expect([finished(second)])
     metadata.errors.append(MetadataUnavailable("GetExecutions", "DEADLINE_EXCEEDED", "timed out"))
 
     with capture_logs() as logs:
-        read_ahead.read([finished(first)])  # does not raise: the poll goes on
-    assert read_ahead.take(first, PUSHER) is None
+        assert read_ahead.take(first, PUSHER) is None  # does not raise: the Run reads its own
     assert [line["event"] for line in logs] == ["could not read ML Metadata ahead; Runs read their own"]
 
-    # The next batches do not wait for ML Metadata again, until the hold is over.
+    # The next batch does not wait for ML Metadata again, until the hold is over.
     calls = len(metadata.calls)
-    read_ahead.read([finished(second)])
+    assert read_ahead.take(second, PUSHER) is None
     assert len(metadata.calls) == calls
     clock.step(FAILURE_HOLD)
-    read_ahead.read([finished(second)])
-    assert read_ahead.take(second, PUSHER) is not None
+    read_ahead.expect([finished(third)])
+    assert uris(read_ahead.take(third, PUSHER)) == ["gs://pushed-3"]
 
 
-def test_an_unexpected_failure_does_not_stop_the_poll(
-    runs: Store, metadata: FakeMetadata, clock: FakeClock
+def test_an_unexpected_failure_is_logged_and_leaves_each_run_to_read_its_own(
+    read_ahead: MetadataReadAhead, runs: Store, metadata: FakeMetadata
 ) -> None:
-    read_ahead = MetadataReadAhead(metadata, runs, clock)
     run_id = submitted(runs, metadata, 1)
+    read_ahead.expect([finished(run_id)])
     metadata.errors.append(RuntimeError("a bug"))
 
     with capture_logs() as logs:
-        read_ahead.read([finished(run_id)])
+        assert read_ahead.take(run_id, PUSHER) is None
 
-    assert read_ahead.take(run_id, PUSHER) is None
     assert [(line["event"], line["log_level"]) for line in logs] == [
         ("reading ML Metadata ahead failed; Runs read their own", "error")
     ]
 
 
-def test_records_no_reconcile_takes_are_dropped_oldest_first(
+def test_runs_no_reconcile_comes_for_are_forgotten_oldest_first(
     runs: Store, metadata: FakeMetadata, clock: FakeClock
 ) -> None:
     read_ahead = MetadataReadAhead(metadata, runs, clock, max_kept=2)
     run_ids = [submitted(runs, metadata, n) for n in range(3)]
 
-    read_ahead.read([finished(run_ids[0])])
-    read_ahead.read([finished(r) for r in run_ids[1:]])
+    read_ahead.expect([finished(run_ids[0])])
+    read_ahead.expect([finished(r) for r in run_ids[1:]])
 
     assert read_ahead.take(run_ids[0], PUSHER) is None
-    assert read_ahead.take(run_ids[1], PUSHER) is not None
-    assert read_ahead.take(run_ids[2], PUSHER) is not None
+    assert metadata.calls == []
+    assert uris(read_ahead.take(run_ids[1], PUSHER)) == ["gs://pushed-1"]
+    assert uris(read_ahead.take(run_ids[2], PUSHER)) == ["gs://pushed-2"]

@@ -403,24 +403,42 @@ def test_completion_from_what_the_poll_observed(case: CompletionCase) -> None:
     )
 
 
-def test_a_completion_takes_the_records_the_bulk_poll_read_ahead_and_reads_nothing_itself() -> None:
+def test_runs_found_succeeded_together_read_their_records_once_for_all() -> None:
     f = Fixture()
     f.runs.add_indexer(TRACKED_INDEX, tracked_run_index)
-    f.add_runs(run(status=SUBMITTED, finalizers=[FINALIZER]))
-    f.metadata.add_output("kfp-7", "Pusher", "pushed_model", "gs://pushed", pushed=1)
+    mate = ObjectKey("ns", "penguin-run-y")
+    f.add_runs(
+        run(status=SUBMITTED, finalizers=[FINALIZER]),
+        run(
+            name=mate.name,
+            uid="uid-y",
+            status={**SUBMITTED, "providerId": "kfp:kfp-8"},
+            finalizers=[FINALIZER],
+        ),
+    )
+    f.metadata.add_output("kfp-7", "Pusher", "pushed_model", "gs://pushed-7", pushed=1)
+    f.metadata.add_output("kfp-8", "Pusher", "pushed_model", "gs://pushed-8", pushed=1)
     read_ahead = MetadataReadAhead(f.metadata, f.runs, f.clock)
     r = reconciler(f, read_ahead=read_ahead)
-    observation = KfpRunObservation("kfp-7", "SUCCEEDED", NOW - timedelta(hours=1), NOW)
-    read_ahead.read([observation])
-    read_by_the_poll = list(f.metadata.calls)
-    r._tracker.record(observation)
+    observations = [
+        KfpRunObservation(i, "SUCCEEDED", NOW - timedelta(hours=1), NOW) for i in ("kfp-7", "kfp-8")
+    ]
+    read_ahead.expect(observations)  # as the bulk poll hands them over
+    for observation in observations:
+        r._tracker.record(observation)
 
     assert r.reconcile(KEY) == Result()
+    assert r.reconcile(mate) == Result()
 
-    assert f.metadata.calls == read_by_the_poll, "the reconcile read nothing more"
-    (patch,) = f.kube.status_patches()
-    assert patch["status"]["artifacts"] == [{"name": "serving-model", "location": "gs://pushed"}]
-    assert read_ahead.take("kfp-7", {"Pusher"}) is None, "records are taken once"
+    assert f.metadata.calls == [
+        "GetExecutions",
+        "GetExecutions",
+        "GetEventsByExecutionIDs",
+        "GetArtifactsByID",
+    ]
+    first, second = f.kube.status_patches()
+    assert first["status"]["artifacts"] == [{"name": "serving-model", "location": "gs://pushed-7"}]
+    assert second["status"]["artifacts"] == [{"name": "serving-model", "location": "gs://pushed-8"}]
 
 
 def test_an_artifact_that_matches_nothing_is_reported_and_the_run_still_completes() -> None:
