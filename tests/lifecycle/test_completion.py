@@ -214,8 +214,9 @@ def test_more_runs_than_one_page_finishing_between_two_polls_are_all_completed_b
     assert operator.metric("kfp_operator_kfp_requests_total", operation="get_run") == reads_before
     assert operator.metric("kfp_operator_kfp_requests_total", operation="list_runs") >= lists_before + 2
     assert operator.metric("kfp_operator_kfp_requests_total", operation="list_runs", code="400") == 0
-    # The poll read their ML Metadata records ahead, a batch at a time: one call per run for its
-    # executions, one per batch for the events and one for the artifacts; no Run read its own.
+    # Their ML Metadata records were read a batch at a time, the batches the poll handed over:
+    # one call per run for its executions, one per batch for the events and one for the
+    # artifacts; no Run read its own.
     mlmd = {rpc: n - mlmd_before.get(rpc, 0) for rpc, n in world.ctl.mlmd_calls().items()}
     assert mlmd["GetExecutions"] == count
     assert 0 < mlmd["GetEventsByExecutionIDs"] <= count / FINISHED_BATCH + 2
