@@ -74,8 +74,11 @@ class MetadataReadAhead:
         self._kept: OrderedDict[str, tuple[frozenset[str], RunMetadata]] = OrderedDict()
 
     def expect(self, finished: Sequence[KfpRunObservation]) -> None:
-        """Takes note of runs found finished together (the bulk poll's batch); reads nothing."""
-        batch = _Batch(tuple(o.run_id for o in finished if o.succeeded))
+        """Takes note of the runs found finished together (the bulk poll's batch) that succeeded
+        and whose Runs ask for artifacts: the Runs that will take their records. Reads nothing."""
+        batch = _Batch(
+            tuple(o.run_id for o in finished if o.succeeded and self._asks_for_artifacts(o.run_id))
+        )
         if not batch.run_ids:
             return
         with self._lock:
@@ -122,6 +125,9 @@ class MetadataReadAhead:
             for run_id, metadata in found.items():
                 self._kept[run_id] = (frozenset(wanted[run_id]), metadata)
             _trim(self._kept, self._max_kept)
+
+    def _asks_for_artifacts(self, run_id: str) -> bool:
+        return any(RunView(obj).spec.artifacts for obj in self._runs.by_index(TRACKED_INDEX, run_id))
 
     def _components_by_run(self, run_ids: Iterable[str]) -> Iterable[tuple[str, set[str]]]:
         for run_id in run_ids:

@@ -170,9 +170,10 @@ def test_runs_no_reconcile_comes_for_are_forgotten_oldest_first(
 ) -> None:
     read_ahead = MetadataReadAhead(metadata, runs, clock, max_kept=2)
     run_ids = [submitted(runs, metadata, n) for n in range(3)]
+    no_reconcile_takes = [submitted(runs, metadata, 9, artifacts=False), "kfp-of-no-tracked-run"]
 
     read_ahead.expect([finished(run_ids[0])])
-    read_ahead.expect([finished(r) for r in run_ids[1:]])
+    read_ahead.expect([*(finished(r) for r in run_ids[1:]), *map(finished, no_reconcile_takes)])
 
     assert read_ahead.take(run_ids[0], PUSHER) is None
     assert metadata.calls == []
