@@ -75,10 +75,15 @@ class MetadataReadAhead:
 
     def expect(self, finished: Sequence[KfpRunObservation]) -> None:
         """Takes note of the runs found finished together (the bulk poll's batch) that succeeded
-        and whose Runs ask for artifacts: the Runs that will take their records. Reads nothing."""
-        batch = _Batch(
-            tuple(o.run_id for o in finished if o.succeeded and self._asks_for_artifacts(o.run_id))
-        )
+        and whose Runs ask for artifacts: the Runs that will take their records. Reads nothing,
+        and never raises (it runs on the bulk poll's thread)."""
+        try:
+            batch = _Batch(
+                tuple(o.run_id for o in finished if o.succeeded and self._asks_for_artifacts(o.run_id))
+            )
+        except Exception:  # reading ahead is an economy: never the reason a poll stops
+            log.exception("cannot batch the runs found finished; Runs read their own")
+            return
         if not batch.run_ids:
             return
         with self._lock:
@@ -118,7 +123,7 @@ class MetadataReadAhead:
                 hold_seconds=FAILURE_HOLD,
             )
             return
-        except Exception:  # reading ahead is an economy: never the reason a Run cannot complete
+        except Exception:  # nor the reason a Run cannot complete
             log.exception("reading ML Metadata ahead failed; Runs read their own")
             return
         with self._lock:

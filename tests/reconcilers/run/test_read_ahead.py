@@ -179,3 +179,22 @@ def test_runs_no_reconcile_comes_for_are_forgotten_oldest_first(
     assert metadata.calls == []
     assert uris(read_ahead.take(run_ids[1], PUSHER)) == ["gs://pushed-1"]
     assert uris(read_ahead.take(run_ids[2], PUSHER)) == ["gs://pushed-2"]
+
+
+def test_a_failure_to_batch_does_not_stop_the_poll(
+    read_ahead: MetadataReadAhead, runs: Store, metadata: FakeMetadata
+) -> None:
+    run_id = submitted(runs, metadata, 1)
+    runs.upsert(
+        cached(
+            run(name="broken", uid="uid-b", spec={"artifacts": "not a list"}, status={"providerId": "kfp:b"})
+        )
+    )
+
+    with capture_logs() as logs:
+        read_ahead.expect([finished("b"), finished(run_id)])  # does not raise
+
+    assert [(line["event"], line["log_level"]) for line in logs] == [
+        ("cannot batch the runs found finished; Runs read their own", "error")
+    ]
+    assert read_ahead.take(run_id, PUSHER) is None and metadata.calls == []
