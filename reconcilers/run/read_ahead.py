@@ -53,7 +53,8 @@ V = TypeVar("V")
 
 @dataclass(eq=False)
 class _Batch:
-    run_ids: tuple[str, ...]
+    # Per run id: the components its Run's artifacts name, as the poll found it.
+    components: dict[str, frozenset[str]]
     lock: threading.Lock = field(default_factory=threading.Lock)
     read: bool = False
 
@@ -78,16 +79,14 @@ class MetadataReadAhead:
         and whose Runs ask for artifacts: the Runs that will take their records. Reads nothing,
         and never raises (it runs on the bulk poll's thread)."""
         try:
-            batch = _Batch(
-                tuple(o.run_id for o in finished if o.succeeded and self._asks_for_artifacts(o.run_id))
-            )
+            batch = _Batch(dict(self._components_by_run(o.run_id for o in finished if o.succeeded)))
         except Exception:  # reading ahead is an economy: never the reason a poll stops
             log.exception("cannot batch the runs found finished; Runs read their own")
             return
-        if not batch.run_ids:
+        if not batch.components:
             return
         with self._lock:
-            for run_id in batch.run_ids:
+            for run_id in batch.components:
                 self._batches[run_id] = batch
             _trim(self._batches, self._max_kept)
 
@@ -113,8 +112,7 @@ class MetadataReadAhead:
         if self._clock.monotonic() < self._held_until:
             return
         try:
-            wanted = dict(self._components_by_run(batch.run_ids))
-            found = read_runs_metadata(self._store, wanted) if wanted else {}
+            found = read_runs_metadata(self._store, batch.components)
         except MetadataUnavailable as error:
             self._held_until = self._clock.monotonic() + FAILURE_HOLD
             log.info(
@@ -128,18 +126,16 @@ class MetadataReadAhead:
             return
         with self._lock:
             for run_id, metadata in found.items():
-                self._kept[run_id] = (frozenset(wanted[run_id]), metadata)
+                self._kept[run_id] = (batch.components[run_id], metadata)
             _trim(self._kept, self._max_kept)
 
-    def _asks_for_artifacts(self, run_id: str) -> bool:
-        return any(RunView(obj).spec.artifacts for obj in self._runs.by_index(TRACKED_INDEX, run_id))
-
-    def _components_by_run(self, run_ids: Iterable[str]) -> Iterable[tuple[str, set[str]]]:
+    def _components_by_run(self, run_ids: Iterable[str]) -> Iterable[tuple[str, frozenset[str]]]:
+        """The runs whose Runs ask for artifacts, with the components their paths name."""
         for run_id in run_ids:
             for obj in self._runs.by_index(TRACKED_INDEX, run_id):
                 artifacts = RunView(obj).spec.artifacts
                 if artifacts:
-                    yield run_id, components_of(artifacts)
+                    yield run_id, frozenset(components_of(artifacts))
 
 
 def _trim(entries: OrderedDict[str, V], most: int) -> None:
