@@ -7,11 +7,13 @@ an identical dict and no status write.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import copy
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from reconcilers.api.view import ObjectView
 from reconcilers.timestamps import format_time
 
 SYNCHRONIZED = "Synchronized"
@@ -74,6 +76,36 @@ def apply_conditions(
             "message": bounded(condition.message),
         }
     return [by_type[t] for t in sorted(by_type, key=_order)]
+
+
+Summary = Callable[[Sequence[Mapping[str, Any]]], Condition]
+"""Derives a summary condition (``Ready``) from the others."""
+
+
+def next_status(
+    view: ObjectView,
+    now: datetime,
+    conditions: Sequence[Condition],
+    /,
+    *,
+    summary: Summary | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """The status ``view`` should have: its status with ``fields`` set (``None`` removes one),
+    ``observedGeneration`` its generation, ``conditions`` applied, and then the condition
+    ``summary`` derives from them. The cached status is copied, never changed."""
+    status = copy.deepcopy(dict(view.status))
+    for key, value in fields.items():
+        if value is None:
+            status.pop(key, None)
+        else:
+            status[key] = value
+    status["observedGeneration"] = view.generation
+    updated = apply_conditions(view.status.get("conditions"), conditions, generation=view.generation, now=now)
+    if summary is not None:
+        updated = apply_conditions(updated, [summary(updated)], generation=view.generation, now=now)
+    status["conditions"] = updated
+    return status
 
 
 def bounded(message: str) -> str:

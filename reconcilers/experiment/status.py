@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from reconcilers.api.experiment import ExperimentView
-from reconcilers.conditions import FALSE, READY, SYNCHRONIZED, TRUE, UNKNOWN, Condition, apply_conditions
+from reconcilers.conditions import FALSE, READY, SYNCHRONIZED, TRUE, UNKNOWN, Condition, next_status
 
 CREATING, SUCCEEDED, FAILED, DELETING = "Creating", "Succeeded", "Failed", "Deleting"
 DESCRIPTION_NOT_UPDATED = "DescriptionNotUpdated"
@@ -26,7 +24,7 @@ def succeeded(
     message: str = "",
 ) -> dict[str, Any]:
     message = message or f"KFP experiment {kfp_name} exists"
-    return _with(
+    return next_status(
         experiment,
         now,
         [Condition(SYNCHRONIZED, TRUE, reason, message), Condition(READY, TRUE, SUCCEEDED, message)],
@@ -40,7 +38,7 @@ def succeeded(
 def failed(
     experiment: ExperimentView, *, version: str, kfp_name: str, reason: str, message: str, now: datetime
 ) -> dict[str, Any]:
-    return _with(
+    return next_status(
         experiment,
         now,
         [Condition(SYNCHRONIZED, FALSE, reason, message), Condition(READY, FALSE, reason, message)],
@@ -54,7 +52,7 @@ def failed(
 def waiting_on_kfp(experiment: ExperimentView, *, reason: str, message: str, now: datetime) -> dict[str, Any]:
     """A KFP call failed and is retried. ``Ready`` and the KFP experiment it names stay as they
     were: one that exists still serves the Runs that name it."""
-    return _with(
+    return next_status(
         experiment,
         now,
         [Condition(SYNCHRONIZED, UNKNOWN, reason, message)],
@@ -63,25 +61,9 @@ def waiting_on_kfp(experiment: ExperimentView, *, reason: str, message: str, now
 
 
 def deleting(experiment: ExperimentView, *, message: str, now: datetime) -> dict[str, Any]:
-    return _with(
+    return next_status(
         experiment,
         now,
         [Condition(SYNCHRONIZED, UNKNOWN, DELETING, message), Condition(READY, FALSE, DELETING, message)],
         synchronizationState=DELETING,
     )
-
-
-def _with(
-    experiment: ExperimentView, now: datetime, conditions: Sequence[Condition], **fields: Any
-) -> dict[str, Any]:
-    status = copy.deepcopy(dict(experiment.status))
-    for key, value in fields.items():
-        if value is None:
-            status.pop(key, None)
-        else:
-            status[key] = value
-    status["observedGeneration"] = experiment.generation
-    status["conditions"] = apply_conditions(
-        experiment.status.get("conditions"), conditions, generation=experiment.generation, now=now
-    )
-    return status

@@ -9,13 +9,11 @@ when Runs can use ``status.version``.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from reconcilers.api.pipeline import PipelineView
-from reconcilers.conditions import FALSE, READY, SYNCHRONIZED, TRUE, UNKNOWN, Condition, apply_conditions
+from reconcilers.conditions import FALSE, READY, SYNCHRONIZED, TRUE, UNKNOWN, Condition, next_status
 
 CREATING, UPDATING, SUCCEEDED, FAILED, DELETING = "Creating", "Updating", "Succeeded", "Failed", "Deleting"
 COMPILING = "Compiling"
@@ -29,7 +27,7 @@ def succeeded(
     pipeline: PipelineView, *, version: str, kfp_name: str, pipeline_id: str, provider: str, now: datetime
 ) -> dict[str, Any]:
     message = f"version {version} is in KFP as pipeline {kfp_name}"
-    return _with(
+    return next_status(
         pipeline,
         now,
         [Condition(SYNCHRONIZED, TRUE, SUCCEEDED, message), Condition(READY, TRUE, SUCCEEDED, message)],
@@ -44,7 +42,7 @@ def progressing(
     pipeline: PipelineView, *, version: str | None, kfp_name: str, reason: str, message: str, now: datetime
 ) -> dict[str, Any]:
     """On its way (compiling) or waiting for something (a ConfigMap): Runs wait meanwhile."""
-    return _with(
+    return next_status(
         pipeline,
         now,
         [Condition(SYNCHRONIZED, UNKNOWN, reason, message), Condition(READY, FALSE, reason, message)],
@@ -58,7 +56,7 @@ def failed(
     pipeline: PipelineView, *, version: str | None, kfp_name: str, reason: str, message: str, now: datetime
 ) -> dict[str, Any]:
     """Cannot be synchronized as written; earlier versions stay in KFP."""
-    return _with(
+    return next_status(
         pipeline,
         now,
         [Condition(SYNCHRONIZED, FALSE, reason, message), Condition(READY, FALSE, reason, message)],
@@ -69,25 +67,9 @@ def failed(
 
 
 def deleting(pipeline: PipelineView, *, message: str, now: datetime) -> dict[str, Any]:
-    return _with(
+    return next_status(
         pipeline,
         now,
         [Condition(SYNCHRONIZED, UNKNOWN, DELETING, message), Condition(READY, FALSE, DELETING, message)],
         synchronizationState=DELETING,
     )
-
-
-def _with(
-    pipeline: PipelineView, now: datetime, conditions: Sequence[Condition], **fields: Any
-) -> dict[str, Any]:
-    status = copy.deepcopy(dict(pipeline.status))
-    for key, value in fields.items():
-        if value is None:
-            status.pop(key, None)
-        else:
-            status[key] = value
-    status["observedGeneration"] = pipeline.generation
-    status["conditions"] = apply_conditions(
-        pipeline.status.get("conditions"), conditions, generation=pipeline.generation, now=now
-    )
-    return status

@@ -7,7 +7,6 @@ patch) only when there is one, so a converged Run costs no API writes.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,8 +21,8 @@ from reconcilers.conditions import (
     TRUE,
     UNKNOWN,
     Condition,
-    apply_conditions,
     condition_of,
+    next_status,
 )
 from reconcilers.run.resolve import Rejected, Resolved, Waiting
 from reconcilers.run.tracking import KfpRunObservation
@@ -36,16 +35,7 @@ METADATA_UNAVAILABLE = "MetadataUnavailable"
 
 
 def _with(run: RunView, now: datetime, conditions: Sequence[Condition], **fields: Any) -> dict[str, Any]:
-    status = copy.deepcopy(dict(run.status))
-    for key, value in fields.items():
-        if value is None:
-            status.pop(key, None)
-        else:
-            status[key] = value
-    status["observedGeneration"] = run.generation
-    updated = apply_conditions(run.status.get("conditions"), conditions, generation=run.generation, now=now)
-    status["conditions"] = apply_conditions(updated, [ready(updated)], generation=run.generation, now=now)
-    return status
+    return next_status(run, now, conditions, summary=ready, **fields)
 
 
 def ready(conditions: Sequence[Mapping[str, Any]]) -> Condition:

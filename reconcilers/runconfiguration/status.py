@@ -6,7 +6,6 @@ the difference leaves it alone.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,8 +19,8 @@ from reconcilers.conditions import (
     TRUE,
     UNKNOWN,
     Condition,
-    apply_conditions,
     condition_of,
+    next_status,
 )
 from reconcilers.run.resolve import Resolved, Waiting
 from reconcilers.timestamps import format_time
@@ -108,16 +107,7 @@ def failed(
 def _with(
     rc: RunConfigurationView, now: datetime, conditions: Sequence[Condition], **fields: Any
 ) -> dict[str, Any]:
-    status = copy.deepcopy(dict(rc.status))
-    for key, value in fields.items():
-        if value is None:
-            status.pop(key, None)
-        else:
-            status[key] = value
-    status["observedGeneration"] = rc.generation
-    updated = apply_conditions(rc.status.get("conditions"), conditions, generation=rc.generation, now=now)
-    status["conditions"] = apply_conditions(updated, [ready(updated)], generation=rc.generation, now=now)
-    return status
+    return next_status(rc, now, conditions, summary=ready, **fields)
 
 
 def ready(conditions: Sequence[Mapping[str, Any]]) -> Condition:
