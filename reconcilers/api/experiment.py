@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from controller.resource import SPEC_AND_STATUS, Resource
 from reconcilers.api import GROUP, VERSION
-from reconcilers.api.kfp_objects import ADOPT_ANNOTATION, ObjectHasher
-from reconcilers.api.view import ObjectView
+from reconcilers.api.kfp_objects import KfpObjectView, ObjectHasher
 
 EXPERIMENTS = Resource(GROUP, VERSION, "experiments", "Experiment", fields=SPEC_AND_STATUS)
 
@@ -17,7 +16,7 @@ def experiment_version(description: str) -> str:
     return ObjectHasher().field(description).version()
 
 
-class ExperimentView(ObjectView):
+class ExperimentView(KfpObjectView):
     """An Experiment object as read from the cache. Never mutates the underlying dict."""
 
     @property
@@ -25,22 +24,9 @@ class ExperimentView(ObjectView):
         return str((self.obj.get("spec") or {}).get("description") or "")
 
     @property
-    def adopts_existing(self) -> bool:
-        return str((self.metadata.get("annotations") or {}).get(ADOPT_ANNOTATION, "")).lower() == "true"
-
-    @property
-    def state(self) -> str:
-        return str(self.status.get("synchronizationState") or "")
-
-    @property
-    def kfp_experiment_id(self) -> str | None:
-        provider_id = self.status.get("providerId")
-        return str(provider_id).rpartition(":")[2] or None if provider_id else None
-
-    @property
     def is_ready(self) -> bool:
         """Its KFP experiment exists, for Runs to run in."""
-        return self.state == SUCCEEDED and self.kfp_experiment_id is not None and not self.is_deleting
+        return self.state == SUCCEEDED and self.kfp_id is not None and not self.is_deleting
 
     def not_ready_reason(self) -> str:
         if self.is_deleting:

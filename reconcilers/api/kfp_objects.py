@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconcilers.api import GROUP
+from reconcilers.api.view import ObjectView
 
 # The kfpNames setting.
 NAMES_AS_IS = "name"
@@ -38,6 +39,24 @@ _MARKER = re.compile(
     r"(?: spec=(?P<spec>[0-9a-f]+))?$",
     re.MULTILINE,
 )
+
+
+class KfpObjectView(ObjectView):
+    """A resource the operator makes in KFP (a Pipeline or an Experiment), as read from the cache."""
+
+    @property
+    def adopts_existing(self) -> bool:
+        return str((self.metadata.get("annotations") or {}).get(ADOPT_ANNOTATION, "")).lower() == "true"
+
+    @property
+    def state(self) -> str:
+        return str(self.status.get("synchronizationState") or "")
+
+    @property
+    def kfp_id(self) -> str | None:
+        """The id of its KFP object: the part of ``status.providerId`` after the provider's name."""
+        provider_id = self.status.get("providerId")
+        return str(provider_id).rpartition(":")[2] or None if provider_id else None
 
 
 def kfp_name(naming: str, namespace: str, name: str) -> str:

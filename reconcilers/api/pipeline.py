@@ -19,8 +19,7 @@ from typing import Any
 
 from controller.resource import SPEC_AND_STATUS, Resource
 from reconcilers.api import GROUP, VERSION
-from reconcilers.api.kfp_objects import ADOPT_ANNOTATION, ObjectHasher
-from reconcilers.api.view import ObjectView
+from reconcilers.api.kfp_objects import KfpObjectView, ObjectHasher
 
 PIPELINES = Resource(GROUP, VERSION, "pipelines", "Pipeline", fields=SPEC_AND_STATUS)
 
@@ -169,7 +168,7 @@ def _split_domain(image: str) -> tuple[str, str]:
 # -- the object --------------------------------------------------------------------------------
 
 
-class PipelineView(ObjectView):
+class PipelineView(KfpObjectView):
     """A Pipeline object as read from the cache. Never mutates the underlying dict."""
 
     @cached_property
@@ -177,22 +176,9 @@ class PipelineView(ObjectView):
         return PipelineSpec.from_dict(self.obj.get("spec") or {})
 
     @property
-    def adopts_existing(self) -> bool:
-        return str((self.metadata.get("annotations") or {}).get(ADOPT_ANNOTATION, "")).lower() == "true"
-
-    @property
-    def state(self) -> str:
-        return str(self.status.get("synchronizationState") or "")
-
-    @property
     def version(self) -> str:
         """``status.version``: the version the spec describes, synchronized or being synchronized."""
         return str(self.status.get("version") or "")
-
-    @property
-    def kfp_pipeline_id(self) -> str | None:
-        provider_id = self.status.get("providerId")
-        return str(provider_id).rpartition(":")[2] or None if provider_id else None
 
     @property
     def is_ready(self) -> bool:
@@ -200,7 +186,7 @@ class PipelineView(ObjectView):
         return (
             self.state == SUCCEEDED
             and bool(self.version)
-            and self.kfp_pipeline_id is not None
+            and self.kfp_id is not None
             and not self.is_deleting
             and int(self.status.get("observedGeneration") or 0) == self.generation
         )

@@ -184,7 +184,7 @@ class ExperimentReconciler:
 
     def _still_in_kfp(self, experiment: ExperimentView, name: str) -> bool:
         """Whether the KFP experiment of the status is there and active; says so when it was deleted."""
-        experiment_id = experiment.kfp_experiment_id
+        experiment_id = experiment.kfp_id
         assert experiment_id is not None  # converged
         found = self._kfp.get_experiment(experiment_id)
         if found is None:
@@ -229,7 +229,7 @@ class ExperimentReconciler:
 
     def _remove_from_kfp(self, experiment: ExperimentView) -> None:
         owner = Owner(KIND, experiment.namespace, experiment.name, experiment.uid)
-        experiment_id = experiment.kfp_experiment_id
+        experiment_id = experiment.kfp_id
         if experiment_id is not None:
             found = self._kfp.get_experiment(experiment_id)
         else:

@@ -230,7 +230,7 @@ class PipelineReconciler:
 
     def _still_in_kfp(self, pipeline: PipelineView, version: str, name: str) -> bool:
         """Whether the KFP pipeline of the status still has this version; says so when not."""
-        pipeline_id = pipeline.kfp_pipeline_id
+        pipeline_id = pipeline.kfp_id
         assert pipeline_id is not None  # converged
         if self._kfp.get_pipeline(pipeline_id) is not None:
             if self._kfp.find_pipeline_version(pipeline_id, version) is not None:
@@ -470,7 +470,7 @@ class PipelineReconciler:
         if pipeline.version:
             self._delete_job(ObjectKey(pipeline.namespace, jobs.job_name(pipeline, pipeline.version)))
         owner = Owner(KIND, pipeline.namespace, pipeline.name, pipeline.uid)
-        pipeline_id = pipeline.kfp_pipeline_id
+        pipeline_id = pipeline.kfp_id
         if pipeline_id is not None:
             kfp_pipeline = self._kfp.get_pipeline(pipeline_id)
         else:

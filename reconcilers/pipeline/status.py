@@ -20,7 +20,7 @@ COMPILING = "Compiling"
 
 
 def _progressing_state(pipeline: PipelineView) -> str:
-    return UPDATING if pipeline.kfp_pipeline_id else CREATING
+    return UPDATING if pipeline.kfp_id else CREATING
 
 
 def succeeded(

@@ -236,7 +236,7 @@ def resolve(
                 dependencies,
                 waits_on_kfp=False,
             )
-        experiment_id = declared_experiment.kfp_experiment_id
+        experiment_id = declared_experiment.kfp_id
     else:
         experiment_id = catalog.experiment_id(experiment_name, namespace)
     if experiment_id is None:
@@ -266,7 +266,7 @@ def _declared_pipeline(
     spec: RunSpec, declared: PipelineView, previous_version: str | None
 ) -> tuple[str | None, str | None]:
     """The KFP pipeline id and the version name a Pipeline resource offers; no id while it offers none."""
-    pipeline_id = declared.kfp_pipeline_id
+    pipeline_id = declared.kfp_id
     if declared.is_deleting or pipeline_id is None:
         return None, None
     if spec.pipeline.version is not None:
