@@ -19,7 +19,9 @@ import base64
 import json
 import ssl
 import threading
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ import nats
 import structlog
 import urllib3
 from nats.aio.client import Client as NatsClient
+from nats.js.client import JetStreamContext
 
 from controller.settings.values import url_origin
 from kfp_operator.clients.http_failures import describe_http_failure
@@ -113,10 +116,19 @@ class NatsSink:
     """Publishes to a NATS subject; with JetStream, waits for the stream's acknowledgement.
 
     JetStream publishes carry the event id as ``Nats-Msg-Id``, so the stream drops a
-    redelivered event within its duplicate window. nats-py is asyncio-based: it runs
-    on a private event loop in a daemon thread, and callers block on its futures.
-    Credentials come from files (a creds file, an NKey seed, a token) or the URL; TLS is
-    used for ``tls://`` URLs and whenever a CA bundle is given.
+    redelivered event within its duplicate window. Credentials come from files (a creds file,
+    an NKey seed, a token) or the URL; TLS is used for ``tls://`` URLs and whenever a CA
+    bundle is given.
+
+    nats-py is asyncio-based: it runs on a private event loop in a daemon thread. Callers
+    (the operator's workers) put their events in an outbox and block until theirs is
+    acknowledged; one task on the loop sends whatever the outbox holds, a batch at a time
+    (:meth:`_drain`). Handing each publish to the loop as a task of its own, with nats-py's
+    ``request`` and its timer, cost about a quarter more CPU per event when several workers
+    publish at once (measured against a real server with eight threads publishing), and woke
+    the loop once per event. A JetStream batch is published with ``publish_async``, whose
+    acknowledgements settle each event as they arrive; a core NATS batch is followed by one
+    flush, whose PONG proves the server read every message sent before it.
     """
 
     name = NATS_SINK
@@ -130,8 +142,13 @@ class NatsSink:
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats-sink", daemon=True)
         self._thread.start()
         self._client: NatsClient | None = None
+        self._stream: JetStreamContext | None = None
         # Set by close(): the disconnection it causes is expected, not worth a warning.
         self._closing = False
+        self._outbox: deque[_Outgoing] = deque()
+        self._outbox_lock = threading.Lock()
+        self._draining = False  # a _drain task is scheduled or running; under _outbox_lock
+        self._drainer: asyncio.Task[None] | None = None
         self._connecting = asyncio.run_coroutine_threadsafe(self._connect(), self._loop)
 
     def _options(self) -> dict[str, Any]:
@@ -152,7 +169,7 @@ class NatsSink:
         delay = 0.5
         while True:
             try:
-                self._client = await nats.connect(
+                client = await nats.connect(
                     self._config.url,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
@@ -162,6 +179,8 @@ class NatsSink:
                     reconnected_cb=self._on_reconnected,
                     **self._options(),
                 )
+                self._stream = client.jetstream()
+                self._client = client
                 log.info("connected to NATS", server=self.server)
                 return
             except Exception as error:  # (any failure to connect means: try again)
@@ -191,26 +210,74 @@ class NatsSink:
     def publish(self, event: Mapping[str, Any]) -> None:
         if not self.is_connected:
             raise DeliveryFailed(f"{self.name}: not connected to {self.server}")
-        future = asyncio.run_coroutine_threadsafe(self._publish(event), self._loop)
+        outgoing = _Outgoing(encode(event), str(event["id"]))
+        self._post(outgoing)
         try:
-            future.result(timeout=PUBLISH_TIMEOUT + 1)
-        except (FutureTimeout, TimeoutError):
-            future.cancel()
+            outgoing.acknowledged.result(timeout=PUBLISH_TIMEOUT)
+        except FutureTimeout:
+            # Not sent yet: it never will be. Sent: JetStream stops waiting for its acknowledgement.
+            outgoing.acknowledged.cancel()
+            self._loop.call_soon_threadsafe(outgoing.abandon)
             raise DeliveryFailed(f"{self.name}: no acknowledgement within {PUBLISH_TIMEOUT}s") from None
         except Exception as error:  # (nats-py raises many types; all mean "not delivered")
             raise DeliveryFailed(f"{self.name}: {type(error).__name__}") from None
 
-    async def _publish(self, event: Mapping[str, Any]) -> None:
+    def _post(self, outgoing: _Outgoing) -> None:
+        """Puts ``outgoing`` in the outbox, and wakes the loop unless a drain will take it."""
+        with self._outbox_lock:
+            self._outbox.append(outgoing)
+            if self._draining:
+                return
+            self._draining = True
+        self._loop.call_soon_threadsafe(self._start_draining)
+
+    def _start_draining(self) -> None:
+        # The loop keeps only a weak reference to its tasks.
+        self._drainer = self._loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """Sends the outbox's events, a batch at a time, until none is left."""
+        while True:
+            with self._outbox_lock:
+                if not self._outbox:
+                    self._draining = False
+                    return
+                taken = list(self._outbox)
+                self._outbox.clear()
+            # What a caller gave up on before it was sent stays unsent.
+            batch = [outgoing for outgoing in taken if outgoing.acknowledged.set_running_or_notify_cancel()]
+            try:
+                if self.jetstream:
+                    await self._publish_to_stream(batch)
+                elif batch:
+                    await self._publish_and_flush(batch)
+            except Exception as error:  # (whatever went wrong, the outbox is not stuck behind it)
+                for outgoing in batch:
+                    outgoing.fail(error)
+
+    async def _publish_to_stream(self, batch: list[_Outgoing]) -> None:
+        assert self._stream is not None
+        for outgoing in batch:
+            try:
+                # Waits only while 4,000 acknowledgements are outstanding (nats-py's bound); a
+                # caller that stops waiting frees its own (_Outgoing.abandon).
+                acknowledgement = await self._stream.publish_async(
+                    self.subject, outgoing.payload, headers={"Nats-Msg-Id": outgoing.event_id}
+                )
+            except Exception as error:  # (not sent: this event fails, the batch goes on)
+                outgoing.fail(error)
+                continue
+            outgoing.awaiting = acknowledgement
+            acknowledgement.add_done_callback(outgoing.settle)
+
+    async def _publish_and_flush(self, batch: list[_Outgoing]) -> None:
+        # Core NATS has no acknowledgement; a flush at least proves the server took the bytes.
         assert self._client is not None
-        payload = encode(event)
-        if self.jetstream:
-            await self._client.jetstream().publish(
-                self.subject, payload, timeout=PUBLISH_TIMEOUT, headers={"Nats-Msg-Id": str(event["id"])}
-            )
-        else:
-            await self._client.publish(self.subject, payload)
-            # Core NATS has no acknowledgement; a flush at least proves the server took the bytes.
-            await self._client.flush(timeout=int(PUBLISH_TIMEOUT))
+        for outgoing in batch:
+            await self._client.publish(self.subject, outgoing.payload)
+        await self._client.flush(timeout=int(PUBLISH_TIMEOUT))
+        for outgoing in batch:
+            outgoing.succeed()
 
     def close(self) -> None:
         """Drains the connection (what was published reaches the server) and stops the loop with
@@ -241,3 +308,41 @@ class NatsSink:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
+
+
+class _Outgoing:
+    """One event between a caller of :meth:`NatsSink.publish` and the server.
+
+    ``acknowledged`` is what the caller waits on; the sink's loop resolves it, and is the only
+    one to touch ``awaiting`` (JetStream's acknowledgement, once the event was sent).
+    """
+
+    __slots__ = ("acknowledged", "awaiting", "event_id", "payload")
+
+    def __init__(self, payload: bytes, event_id: str) -> None:
+        self.payload = payload
+        self.event_id = event_id
+        self.acknowledged: Future[None] = Future()
+        self.awaiting: asyncio.Future[Any] | None = None
+
+    def succeed(self) -> None:
+        if not self.acknowledged.done():
+            self.acknowledged.set_result(None)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.acknowledged.done():
+            self.acknowledged.set_exception(error)
+
+    def settle(self, acknowledgement: asyncio.Future[Any]) -> None:
+        """JetStream answered (or the caller gave up and :meth:`abandon` cancelled the wait)."""
+        if acknowledgement.cancelled():
+            self.fail(TimeoutError("abandoned"))
+        elif (error := acknowledgement.exception()) is not None:
+            self.fail(error)
+        else:
+            self.succeed()
+
+    def abandon(self) -> None:
+        """The caller stopped waiting: frees the slot nats-py keeps for the acknowledgement."""
+        if self.awaiting is not None and not self.awaiting.done():
+            self.awaiting.cancel()

@@ -6,17 +6,21 @@ import asyncio
 import gc
 import json
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.msg import Msg
 from structlog.testing import capture_logs
 
 from kfp_devstack.nats import NatsServer
 from kfp_devstack.pki import ensure_pki
 from kfp_devstack.processes import free_port
 from kfp_devstack.waiting import wait_until
+from kfp_operator.clients import sinks
 from kfp_operator.clients.sinks import HttpSink, NatsSink
 from kfp_operator.settings import HttpSinkConfig, NatsConfig
 from reconcilers.clients import DeliveryFailed
@@ -87,6 +91,117 @@ def test_publishing_without_a_stream_fails(nats_server) -> None:
             sink.publish(EVENT)
     finally:
         sink.close()
+
+
+def publish_from_threads(sink: NatsSink, threads: int, each: int) -> list[dict]:
+    """Publishes ``threads * each`` distinct events, ``threads`` callers at once, as the workers do."""
+    events = [{**EVENT, "id": f"e-{t}-{i}"} for t in range(threads) for i in range(each)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(sink.publish, events))
+    return events
+
+
+def test_events_published_by_many_callers_at_once_are_each_acknowledged_once(nats_server) -> None:
+    create_stream(nats_server.url, "events")
+    sink = nats_sink(nats_server.url, "events", jetstream=True)
+    try:
+        wait_until(lambda: sink.is_connected, timeout=10, message="the sink to connect")
+
+        events = publish_from_threads(sink, threads=8, each=40)
+
+        stored = stream_messages(nats_server.url, "events")
+        assert sorted(e["id"] for e in stored) == sorted(e["id"] for e in events)
+    finally:
+        sink.close()
+
+
+def test_core_nats_events_published_by_many_callers_at_once_all_reach_the_server(nats_server) -> None:
+    received: list[bytes] = []
+
+    async def subscribe(ready: threading.Event, done: threading.Event) -> None:
+        async def collect(msg: Msg) -> None:
+            received.append(msg.data)
+
+        client = await nats.connect(nats_server.url)
+        await client.subscribe("events", cb=collect)
+        await client.flush()
+        ready.set()
+        while not done.is_set():
+            await asyncio.sleep(0.05)
+        await client.drain()
+
+    ready, done = threading.Event(), threading.Event()
+    subscriber = threading.Thread(target=lambda: asyncio.run(subscribe(ready, done)))
+    subscriber.start()
+    sink = nats_sink(nats_server.url, "events", jetstream=False)
+    try:
+        assert ready.wait(10)
+        wait_until(lambda: sink.is_connected, timeout=10, message="the sink to connect")
+
+        events = publish_from_threads(sink, threads=8, each=40)
+
+        wait_until(lambda: len(received) >= len(events), timeout=10, message="every event to arrive")
+        assert sorted(json.loads(data)["id"] for data in received) == sorted(e["id"] for e in events)
+    finally:
+        sink.close()
+        done.set()
+        subscriber.join()
+
+
+@pytest.mark.parametrize("jetstream", [True, False], ids=["jetstream", "core"])
+def test_an_event_given_up_before_it_was_sent_is_not_sent_and_holds_nothing_up(
+    nats_server, jetstream: bool
+) -> None:
+    create_stream(nats_server.url, "events")
+    sink = nats_sink(nats_server.url, "events", jetstream=jetstream)
+    try:
+        wait_until(lambda: sink.is_connected, timeout=10, message="the sink to connect")
+        given_up = sinks._Outgoing(sinks.encode({**EVENT, "id": "given-up"}), "given-up")
+        given_up.acknowledged.cancel()  # its caller timed out while it waited in the outbox
+
+        sink._post(given_up)
+        wait_until(lambda: not sink._outbox, timeout=5, message="the sink to take it")
+        sink.publish(EVENT)
+        sink.publish({**EVENT, "id": "e-2"})
+
+        if jetstream:
+            assert [e["id"] for e in stream_messages(nats_server.url, "events")] == ["e-1", "e-2"]
+    finally:
+        sink.close()
+
+
+def test_an_event_never_acknowledged_fails_in_time_and_frees_its_slot(
+    nats_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sinks, "PUBLISH_TIMEOUT", 0.5)
+    create_stream(nats_server.url, "events")
+    # Something listens on the subject but is no stream: the message is taken, never acknowledged.
+    listener = nats_sink(nats_server.url, "unused", jetstream=False)
+    sink = nats_sink(nats_server.url, "silent", jetstream=True)
+    try:
+        wait_until(
+            lambda: sink.is_connected and listener.is_connected, timeout=10, message="the sinks to connect"
+        )
+        asyncio.run_coroutine_threadsafe(_listen(listener, "silent"), listener._loop).result(timeout=5)
+
+        with pytest.raises(DeliveryFailed, match=r"no acknowledgement within 0\.5s"):
+            sink.publish(EVENT)
+
+        stream = sink._stream
+        assert stream is not None
+        wait_until(lambda: stream.publish_async_pending() == 0, timeout=5, message="the slot to be freed")
+    finally:
+        sink.close()
+        listener.close()
+
+
+async def _listen(sink: NatsSink, subject: str) -> None:
+    async def ignore(msg: Msg) -> None:
+        pass
+
+    assert sink._client is not None
+    await sink._client.subscribe(subject, cb=ignore)
+    await sink._client.flush()
 
 
 def test_a_down_server_fails_fast_and_the_sink_recovers_when_it_is_back(nats_server) -> None:
