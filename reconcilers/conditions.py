@@ -1,4 +1,4 @@
-"""Status conditions in the standard ``metav1.Condition`` shape.
+"""Status conditions in the standard ``metav1.Condition`` shape, and the status they go into.
 
 A condition's ``lastTransitionTime`` changes only when its status changes, as
 ``meta.SetStatusCondition`` does, so re-computing an unchanged condition yields
