@@ -8,6 +8,7 @@ per Run) and sizes (bytes per Run) are reported as they are.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,12 +225,15 @@ def _cache_rows(c: CacheResult, r: dict[str, Any]) -> list[Row]:
         ("", "RSS with M Runs", _mib(c.rss_cached_bytes), "-"),
         ("", "RSS per cached Run", f"{c.rss_bytes_per_run:,.0f} B",
          f"JSON {c.json_bytes_per_run:,.0f} B (x{c.rss_to_json_ratio})"),
-        ("Restart", f"with M = {c.cached_runs} completed Runs", "operator", "restart floor (ratio)"),
+        ("Restart", f"with M = {c.cached_runs} completed Runs, median of {len(c.rounds)}",
+         "operator", "restart floor (ratio)"),
         ("", "start to ready (readyz, leader)", _s(c.restart_ready_seconds),
          _vs(c.restart_floor_seconds, r["restart_ready_vs_floor"])),
         ("", "start to all Runs reconciled", _s(c.restart_reconciled_seconds),
          _vs(c.restart_floor_seconds, r["restart_reconciled_vs_floor"])),
         ("", "the API server alone: one list, not decoded", "-", _s(c.apiserver_list_seconds)),
+        ("", "each round: ready | floor | API server alone", _each(r.ready_seconds for r in c.rounds),
+         f"{_each(r.floor_seconds for r in c.rounds)} | {_each(r.apiserver_list_seconds for r in c.rounds)}"),
         ("", "KFP calls", str(sum(c.restart_kfp_calls.values())), "0"),
         ("", "API writes excl. Lease", f"{c.restart_api_writes_excluding_leases:g}", "0"),
     ]  # fmt: skip
@@ -315,6 +319,10 @@ def write_json(result: BenchResult, path: Path) -> None:
 
 def _s(seconds: float) -> str:
     return f"{seconds:.3g} s" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def _each(seconds: Iterable[float]) -> str:
+    return ", ".join(f"{value:.3g}" if value < 10 else f"{value:.1f}" for value in seconds)
 
 
 def _vs(baseline: float, value: float | None) -> str:

@@ -16,14 +16,25 @@
    leaves it out) and all queues are empty; then one more poll interval of observation. KFP and MLMD
    calls (emulator counters, reset before the start), API requests (its
    ``rest_client_requests_total``) and its RSS at the end are the restart's cost.
+
+Steps 3 and 4 are repeated ``--restart-rounds`` times, in turn, and the times and the RSS
+reported are the medians of the rounds (each round's figures are kept too). The API server
+serving the list is most of a restart's time, and it has minutes when it is busy with work of
+its own (on one machine, 40 s in which it used one and a half cores while no client asked
+anything): a restart measured once in such a minute said more about the API server than about
+the operator. The counts (KFP calls, API writes, failed requests) are summed over the rounds.
 """
 
 from __future__ import annotations
 
+import logging
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from bench.kubehttp import runs_path
 from bench.operator import OperatorProcess
@@ -42,8 +53,23 @@ from bench.scenarios.common import (
 from kfp_devstack.binaries import PROJECT_ROOT
 from kfp_devstack.waiting import wait_until
 
+log = logging.getLogger(__name__)
+
 # The M Runs are the bench's own load, not a measurement: as many concurrent creates as help.
 CREATE_THREADS = 32
+
+
+@dataclass
+class RestartRound:
+    """One round of step 3 and 4: the floor, the API server alone, then the operator."""
+
+    floor_seconds: float
+    apiserver_list_seconds: float
+    ready_seconds: float
+    reconciled_seconds: float
+    cpu_seconds: float
+    rss_cached_bytes: int
+    peak_rss_cached_bytes: int
 
 
 @dataclass
@@ -51,24 +77,27 @@ class CacheResult:
     cached_runs: int
     json_bytes_per_run: float
     rss_empty_bytes: int  # operator with 0 Runs, ready and quiet
-    rss_cached_bytes: int  # operator with M Runs, after reconciling all of them
-    peak_rss_cached_bytes: int  # VmHWM of that operator
+    rss_cached_bytes: int  # operator with M Runs, after reconciling all of them (median of the rounds)
+    peak_rss_cached_bytes: int  # VmHWM of that operator (median of the rounds)
     rss_bytes_per_run: float  # (rss_cached - rss_empty) / M
     rss_to_json_ratio: float  # rss_bytes_per_run / json_bytes_per_run
+    # The times below are medians of the rounds; each round's are in ``rounds``.
     restart_ready_seconds: float  # spawn -> /readyz 200 and Lease held
     restart_reconciled_seconds: float  # spawn -> every Run handled (run-ttl), queues empty, workers idle
     restart_floor_seconds: float  # spawn -> exit of a process importing the operator and listing M Runs
     apiserver_list_seconds: float  # one unpaginated list of the M Runs, read and not decoded
+    # The counts below are summed over the rounds, requests per round (divided by the rounds).
     restart_kfp_calls: dict[str, int]
     restart_mlmd_calls: int
-    restart_api_requests: dict[str, float]  # by method
-    restart_api_reads: float
-    restart_api_writes: float
+    restart_api_requests: dict[str, float]  # by method, per round
+    restart_api_reads: float  # per round
+    restart_api_writes: float  # per round
     # Writes the API server stored, Leases apart (its apiserver_request_total by resource)
     restart_api_writes_excluding_leases: float
     restart_api_writes_by_resource: dict[str, float]
     restart_api_failed_requests: dict[str, float]
-    restart_cpu_seconds: float  # spawn -> end of observation
+    restart_cpu_seconds: float  # spawn -> end of observation (median of the rounds)
+    rounds: list[RestartRound] = field(default_factory=list)
 
 
 class CacheScenario:
@@ -105,9 +134,48 @@ class CacheScenario:
         )
 
     def measure_restart(self) -> CacheResult:
-        """Step 3: the restart floor, then a fresh operator over the M Runs."""
+        """Steps 3 and 4, ``--restart-rounds`` times."""
         ctx, m = self._ctx, self._m
         assert self._rss_empty is not None and self._json_bytes is not None, "steps 1 and 2 first"
+        rounds: list[RestartRound] = []
+        costs = _Costs()
+        for number in range(1, ctx.options.restart_rounds + 1):
+            log.info("restart round %d of %d", number, ctx.options.restart_rounds)
+            rounds.append(self._restart_round(costs))
+
+        rss_cached = int(statistics.median(r.rss_cached_bytes for r in rounds))
+        json_per_run = self._json_bytes / m
+        rss_per_run = (rss_cached - self._rss_empty) / m
+        by_method = {method: count / len(rounds) for method, count in costs.requests.items()}
+        reads, writes = reads_and_writes(by_method)
+        return CacheResult(
+            cached_runs=m,
+            json_bytes_per_run=round(json_per_run, 1),
+            rss_empty_bytes=self._rss_empty,
+            rss_cached_bytes=rss_cached,
+            peak_rss_cached_bytes=int(statistics.median(r.peak_rss_cached_bytes for r in rounds)),
+            rss_bytes_per_run=round(rss_per_run, 1),
+            rss_to_json_ratio=round(rss_per_run / json_per_run, 2),
+            restart_ready_seconds=_median(r.ready_seconds for r in rounds),
+            restart_reconciled_seconds=_median(r.reconciled_seconds for r in rounds),
+            restart_floor_seconds=_median(r.floor_seconds for r in rounds),
+            apiserver_list_seconds=_median(r.apiserver_list_seconds for r in rounds),
+            restart_kfp_calls=costs.kfp_calls,
+            restart_mlmd_calls=costs.mlmd_calls,
+            restart_api_requests=by_method,
+            restart_api_reads=reads,
+            restart_api_writes=writes,
+            restart_api_writes_excluding_leases=sum(costs.stored_writes.values()),
+            restart_api_writes_by_resource=costs.stored_writes,
+            restart_api_failed_requests=costs.failed_requests,
+            restart_cpu_seconds=round(statistics.median(r.cpu_seconds for r in rounds), 2),
+            rounds=rounds,
+        )
+
+    def _restart_round(self, costs: _Costs) -> RestartRound:
+        """The restart floor, the API server alone, then a fresh operator, one after the other
+        (so that the three meet the API server in the same state); adds the operator's costs."""
+        ctx, m = self._ctx, self._m
         timeout = ctx.timeout(m)
         floor_seconds = _restart_floor(ctx, self.namespace, m)
         apiserver_list_seconds = _apiserver_list_seconds(ctx, self.namespace)
@@ -132,40 +200,50 @@ class CacheScenario:
         mlmd_calls = ctx.emulator.mlmd_calls()
         apiserver_after = Samples.parse(ctx.stack.apiserver_metrics())
         stop_operator(operator)
+
+        _add(costs.kfp_calls, kfp_calls)
+        costs.mlmd_calls += sum(mlmd_calls.values())
+        _add(costs.requests, requests_by_method(samples))
+        _add(costs.failed_requests, non_2xx(samples, "rest_client_requests_total"))
         # Writes by resource as the API server counts them (nothing else writes meanwhile). Access
         # reviews (the start's permission checks) are POSTs that store nothing.
-        stored_writes = {
-            resource: count
-            for resource, count in writes_by_resource(apiserver_after.minus(apiserver_before)).items()
-            if not resource.startswith(("leases", "selfsubjectaccessreviews"))
-        }
-
-        by_method = requests_by_method(samples)
-        reads, writes = reads_and_writes(by_method)
-        json_per_run = self._json_bytes / m
-        rss_per_run = (process.rss_bytes - self._rss_empty) / m
-        return CacheResult(
-            cached_runs=m,
-            json_bytes_per_run=round(json_per_run, 1),
-            rss_empty_bytes=self._rss_empty,
+        _add(
+            costs.stored_writes,
+            {
+                resource: count
+                for resource, count in writes_by_resource(apiserver_after.minus(apiserver_before)).items()
+                if not resource.startswith(("leases", "selfsubjectaccessreviews"))
+            },
+        )
+        return RestartRound(
+            floor_seconds=round(floor_seconds, 3),
+            apiserver_list_seconds=round(apiserver_list_seconds, 3),
+            ready_seconds=round(ready_seconds, 3),
+            reconciled_seconds=round(reconciled_seconds, 3),
+            cpu_seconds=round(process.cpu_seconds, 2),
             rss_cached_bytes=process.rss_bytes,
             peak_rss_cached_bytes=process.hwm_bytes,
-            rss_bytes_per_run=round(rss_per_run, 1),
-            rss_to_json_ratio=round(rss_per_run / json_per_run, 2),
-            restart_ready_seconds=round(ready_seconds, 3),
-            restart_reconciled_seconds=round(reconciled_seconds, 3),
-            restart_floor_seconds=round(floor_seconds, 3),
-            apiserver_list_seconds=round(apiserver_list_seconds, 3),
-            restart_kfp_calls=kfp_calls,
-            restart_mlmd_calls=sum(mlmd_calls.values()),
-            restart_api_requests=by_method,
-            restart_api_reads=reads,
-            restart_api_writes=writes,
-            restart_api_writes_excluding_leases=sum(stored_writes.values()),
-            restart_api_writes_by_resource=stored_writes,
-            restart_api_failed_requests=non_2xx(samples, "rest_client_requests_total"),
-            restart_cpu_seconds=round(process.cpu_seconds, 2),
         )
+
+
+@dataclass
+class _Costs:
+    """What the restarts of all rounds cost, added up."""
+
+    kfp_calls: dict[str, int] = field(default_factory=dict)
+    mlmd_calls: int = 0
+    requests: dict[str, float] = field(default_factory=dict)
+    failed_requests: dict[str, float] = field(default_factory=dict)
+    stored_writes: dict[str, float] = field(default_factory=dict)
+
+
+def _add(totals: dict[str, Any], counts: Mapping[str, Any]) -> None:
+    for name, count in counts.items():
+        totals[name] = totals.get(name, 0) + count
+
+
+def _median(values: Iterable[float]) -> float:
+    return round(statistics.median(values), 3)
 
 
 def _reconciled_all(operator: OperatorProcess, m: int) -> bool:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from bench.config import QUICK_RESTART_ROUNDS
 from bench.profile import WORK
 from bench.report import BenchResult
 from bench.scenarios.burst import BurstResult
@@ -96,6 +98,13 @@ def test_the_figures_are_plausible(bench_run: tuple[subprocess.CompletedProcess[
     # Every Run costs at least its KFP create and its two status writes.
     assert burst["kfp_calls_per_run"] >= 1 and burst["api_writes_per_run"] >= 2
     assert result["cache"]["json_bytes_per_run"] > 0 and result["cache"]["rss_cached_bytes"] > 0
+    # The restart is measured in rounds, and its times are the rounds' medians.
+    rounds = result["cache"]["rounds"]
+    assert len(rounds) == QUICK_RESTART_ROUNDS
+    medians = {"restart_ready_seconds": "ready_seconds", "restart_floor_seconds": "floor_seconds"}
+    for figure, each in medians.items():
+        assert result["cache"][figure] == round(statistics.median(r[each] for r in rounds), 3), figure
+    assert all(0 < r["ready_seconds"] <= r["reconciled_seconds"] for r in rounds), rounds
     # KFP's capacity is measured at every concurrency of the sweep.
     capacity = result["capacity"]
     assert capacity["runs"] == 20 and capacity["create_seconds"] > 0
