@@ -12,16 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
-
 from controller.clock import Clock
 from reconcilers.api.run import RunView
 from reconcilers.clients import DeliveryFailed, Sink
 from reconcilers.completion_event.event import completion_event
 from reconcilers.run_metrics import RunMetrics
 from reconcilers.timestamps import format_time
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,7 +41,10 @@ class EventDelivery:
         self._provider = provider
 
     def deliver(self, run: RunView) -> Delivery:
-        """Publishes the event of ``run`` (completed) to every sink not yet recorded as having it."""
+        """Publishes the event of ``run`` (completed) to every sink not yet recorded as having it.
+
+        The caller logs the outcome: the run controller in the line that records the completion
+        the event went out with, the completion-event controller in its own."""
         recorded: Mapping[str, Any] = run.status.get("completionEvent") or {}
         delivered = list(recorded.get("deliveredTo") or [])
         event = completion_event(run, self._provider)
@@ -64,5 +63,4 @@ class EventDelivery:
         progress: dict[str, Any] = {"id": event["id"], "deliveredTo": delivered}
         if not failures:
             progress["deliveredAt"] = format_time(self._clock.now())
-            log.info("completion event delivered", event_id=event["id"], sinks=delivered)
         return Delivery(event["id"], progress, failures)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
+
 from controller.clock import Clock
 from controller.keys import ObjectKey
 from controller.reconcile import Result
@@ -23,6 +25,8 @@ from reconcilers.api.run import RunView
 from reconcilers.clients import EventRecorder, KubeClient
 from reconcilers.completion_event.delivery import EventDelivery
 from reconcilers.expectations import ActedOnVersions
+
+log = structlog.get_logger(__name__)
 
 
 def needs_delivery(obj: Mapping[str, Any]) -> bool:
@@ -66,4 +70,7 @@ class CompletionEventReconciler:
             message = f"run-completion event {delivery.event_id} not delivered: {failures}; retrying"
             self._recorder.event(obj, "Warning", "EventDeliveryFailing", message)
             raise EventDeliveryFailing(message)
+        log.info(
+            "completion event delivered", event_id=delivery.event_id, sinks=delivery.progress["deliveredTo"]
+        )
         return Result()

@@ -44,7 +44,7 @@ from reconcilers.artifacts.resolve import (
     resolve_artifacts,
 )
 from reconcilers.clients import EventRecorder, KfpError, KfpRuns, KubeClient
-from reconcilers.completion_event.delivery import EventDelivery
+from reconcilers.completion_event.delivery import Delivery, EventDelivery
 from reconcilers.expectations import ActedOnVersions
 from reconcilers.handover import handover_pending
 from reconcilers.kfp_waits import waiting_on_kfp
@@ -335,7 +335,7 @@ class RunReconciler:
                 )
         now = self._clock.now()
         completed = status.completed(run, observation, artifacts, now)
-        self._deliver_event(run, completed)
+        delivery = self._deliver_event(run, completed)
         self._write(run, completed)
         state = "succeeded" if observation.succeeded else "failed"
         self._metrics.completions.labels(state).inc()
@@ -350,14 +350,20 @@ class RunReconciler:
             self._recorder.event(
                 run.obj, WARNING, "Failed", f"KFP run {observation.run_id} ended {observation.state}"
             )
-        log.info("completed", kfp_run=observation.run_id, state=observation.state, artifacts=len(artifacts))
+        log.info(
+            "completed",
+            kfp_run=observation.run_id,
+            state=observation.state,
+            artifacts=len(artifacts),
+            **_delivered(delivery),
+        )
         return Result()
 
-    def _deliver_event(self, run: RunView, completed: dict[str, Any]) -> None:
+    def _deliver_event(self, run: RunView, completed: dict[str, Any]) -> Delivery | None:
         """Hands the Run's completion event to the sinks and records in ``completed`` (the status
         about to be written) who took it; what is left is the completion-event controller's."""
         if self._delivery is None or self._clock.monotonic() < self._deliver_later_until:
-            return
+            return None
         delivery = self._delivery.deliver(RunView({**run.obj, "status": completed}))
         completed["completionEvent"] = delivery.progress
         if not delivery.complete:
@@ -368,6 +374,7 @@ class RunReconciler:
                 failures=delivery.failures,
                 hold_seconds=SINK_FAILURE_HOLD,
             )
+        return delivery
 
     def _waiting_on_metadata(
         self, run: RunView, observation: KfpRunObservation, error: MetadataUnavailable
@@ -502,3 +509,11 @@ class RunReconciler:
 def _declared(store: Store | None, namespace: str, name: str | None) -> Mapping[str, Any] | None:
     """The Pipeline or Experiment resource of that name in the namespace, if any."""
     return store.get(ObjectKey(namespace, name)) if store is not None and name else None
+
+
+def _delivered(delivery: Delivery | None) -> dict[str, Any]:
+    """The fields that add an event every sink took along with the completion to the
+    completion's log line (one line says both)."""
+    if delivery is None or not delivery.complete:
+        return {}
+    return {"event_id": delivery.event_id, "event_delivered_to": delivery.progress["deliveredTo"]}

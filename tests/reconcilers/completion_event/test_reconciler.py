@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from controller.keys import ObjectKey
 from controller.reconcile import Result
@@ -84,11 +85,12 @@ def test_delivery(case: Case) -> None:
     ]
     reconciler = _reconciler(f, sinks)
 
-    if case.raises:
-        with pytest.raises(EventDeliveryFailing):
-            reconciler.reconcile(KEY)
-    else:
-        assert reconciler.reconcile(KEY) == Result()
+    with capture_logs() as logs:
+        if case.raises:
+            with pytest.raises(EventDeliveryFailing):
+                reconciler.reconcile(KEY)
+        else:
+            assert reconciler.reconcile(KEY) == Result()
 
     assert [s.name for s in sinks for _ in s.published] == case.published_to
     for sink in sinks:
@@ -99,6 +101,12 @@ def test_delivery(case: Case) -> None:
     assert patches == ([{"status": {"completionEvent": case.recorded}}] if case.recorded else [])
     assert f.recorder.reasons() == case.events
     assert f.counter(f.metrics.event_deliveries, "hooks", "delivered") == ("hooks" in case.published_to)
+    delivered = [line for line in logs if line["event"] == "completion event delivered"]
+    if case.recorded and "deliveredAt" in case.recorded:
+        (line,) = delivered
+        assert (line["event_id"], line["sinks"]) == (EVENT_ID, case.recorded["deliveredTo"])
+    else:
+        assert delivered == [], "nothing is logged as delivered that some sink did not take"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

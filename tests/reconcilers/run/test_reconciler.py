@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from controller.keys import ObjectKey
 from controller.reconcile import Result, TerminalError
@@ -493,7 +494,13 @@ def test_the_completion_event_goes_out_with_the_completion_in_one_write() -> Non
     f = Fixture()
     sinks = [RecordingSink("nats"), RecordingSink("hooks")]
 
-    assert _completing(f, sinks).reconcile(KEY) == Result()
+    with capture_logs() as logs:
+        assert _completing(f, sinks).reconcile(KEY) == Result()
+
+    # One log line says both: the completion and where its event went.
+    (line,) = logs
+    assert (line["event"], line["state"], line["kfp_run"]) == ("completed", "SUCCEEDED", "kfp-7")
+    assert (line["event_id"], line["event_delivered_to"]) == (event_id(UID, "kfp-7"), ["nats", "hooks"])
 
     (patch,) = f.kube.status_patches()
     assert patch["status"]["completionState"] == "Succeeded"
@@ -516,8 +523,11 @@ def test_a_sink_that_fails_leaves_its_delivery_to_the_completion_event_controlle
     sinks = [RecordingSink("nats"), RecordingSink("hooks", failing=True)]
     r = _completing(f, sinks)
 
-    r.reconcile(KEY)
+    with capture_logs() as logs:
+        r.reconcile(KEY)
 
+    completed = next(line for line in logs if line["event"] == "completed")
+    assert "event_delivered_to" not in completed, "an event not every sink took is not logged as delivered"
     (patch,) = f.kube.status_patches()
     assert patch["status"]["completionState"] == "Succeeded", "the completion is recorded all the same"
     assert patch["status"]["completionEvent"] == {"id": event_id(UID, "kfp-7"), "deliveredTo": ["nats"]}
