@@ -146,6 +146,13 @@ class Manager:
             self._informers[key] = informer
         return informer
 
+    def start_informers(self) -> None:
+        """Starts every informer requested so far, as client-go's ``SharedInformerFactory.Start``
+        does: they list and watch while the rest of the process is composed. :meth:`start` calls
+        it again for the informers requested since. Starting one twice does nothing."""
+        for informer in self._informers.values():
+            informer.start()
+
     def add_controller(
         self,
         name: str,
@@ -263,8 +270,7 @@ class Manager:
             self._health_server.ready.add("informers", self._informers_synced)
             self._health_server.ready.add("leader-election", self._election_running)
             self._health_server.start()
-        for informer in self._informers.values():
-            informer.start()
+        self.start_informers()
         self.event_recorder.start()
         for runnable, needs_leader in self._runnables:
             if not needs_leader:

@@ -3,8 +3,9 @@
 ``kfp-operator --config FILE [--kubeconfig FILE] [--<key> VALUE ...]``: loads and validates the
 configuration (an invalid one exits with status 2 and a message naming the key), configures
 logging, connects to the API server (``--kubeconfig``, else ``KUBECONFIG``, else in-cluster,
-else ``~/.kube/config``), composes the controllers, then runs the manager until SIGTERM or
-SIGINT. A second signal exits at once with status 1.
+else ``~/.kube/config``), starts listing the Runs and RunConfigurations, composes the
+controllers meanwhile, then runs the manager until SIGTERM or SIGINT. A second signal exits at
+once with status 1.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from controller.logs import configure_logging
 from controller.manager import Manager
 from controller.metrics import Metrics
 from kfp_operator import settings as configuration
-from kfp_operator.wiring import add_controllers
+from reconcilers.api import RUN_CONFIGURATIONS, RUNS
 
 EXIT_USAGE = 2
 
@@ -57,6 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     configuration.add_flags(parser)
     return parser
+
+
+def start_listing(manager: Manager) -> None:
+    """Starts the Run and RunConfiguration informers before the controllers are composed.
+
+    At a start over many Runs their list is most of the time until ready, and the API server
+    spends it preparing pages: the rest of the operator is imported and built meanwhile (about
+    half a second of every start). The controllers get these same shared informers when they
+    ask the manager for them.
+    """
+    manager.informer(RUNS)
+    manager.informer(RUN_CONFIGURATIONS)
+    manager.start_informers()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,10 +112,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         manager = Manager(config, kube, metrics=metrics)
+    except configuration.ConfigError as err:
+        print(f"kfp-operator: {err}", file=sys.stderr)
+        kube.close()
+        return EXIT_USAGE
+    start_listing(manager)
+    try:
+        # Imported only now, while the informers list (see start_listing): the composition root
+        # pulls in the clients for KFP, ML Metadata and the sinks, and every reconciler.
+        from kfp_operator.wiring import add_controllers
+
         add_controllers(manager, config)
         manager.add_runnable(FreezeAfterSync(manager.informers), needs_leader=False)
     except configuration.ConfigError as err:
         print(f"kfp-operator: {err}", file=sys.stderr)
+        for informer in manager.informers:
+            informer.stop()
         kube.close()
         return EXIT_USAGE
     try:

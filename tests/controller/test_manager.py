@@ -206,3 +206,34 @@ def test_leader_runnables_start_after_controllers_and_stop_before_the_release(
         assert mgr.shutdown() == EXIT_OK
     assert seen == [("start", False, mgr.identity), ("stop", True, mgr.identity)]
     assert holder(kube, namespace) == ""
+
+
+def test_informers_started_early_list_before_the_controllers_exist_and_are_shared(
+    kube: Kube, namespace: str
+) -> None:
+    kube.create(CONFIGMAPS, {"metadata": {"name": "listed-early", "namespace": namespace}})
+    mgr = Manager(manager_config(namespace), kube)
+    configmaps = mgr.informer(CONFIGMAPS)
+    mgr.start_informers()
+    mgr.start_informers()  # a second call starts nothing more
+    assert configmaps.wait_for_sync(30), "listed with no controller composed and the manager not started"
+    assert configmaps.get(ObjectKey(namespace, "listed-early")) is not None
+    reflector = f"reflector-{CONFIGMAPS}/{namespace}"
+    assert [t.name for t in threading.enumerate() if t.name == reflector] == [reflector]
+
+    # Composed afterwards: the controller gets the informer already listing, and one requested
+    # later is started with the manager.
+    annotator = Annotator(mgr)
+    assert annotator.informer is configmaps
+    leases = mgr.informer(LEASES)
+    mgr.add_controller("annotator", annotator, primary=annotator.informer, workers=2)
+    assert not leases.has_synced()
+    stop = threading.Event()
+    runner = threading.Thread(target=lambda: mgr.run(stop))
+    runner.start()
+    try:
+        wait_until(leases.has_synced, timeout=30, message="the informer requested after the early start")
+        wait_until(lambda: annotated(kube, namespace, "listed-early"), timeout=30, message="the reconcile")
+    finally:
+        stop.set()
+        runner.join(30)
