@@ -64,9 +64,9 @@ def start_listing(manager: Manager) -> None:
     """Starts the Run and RunConfiguration informers before the controllers are composed.
 
     At a start over many Runs their list is most of the time until ready, and the API server
-    spends it preparing pages: the rest of the operator is imported and built meanwhile (about
-    half a second of every start). The controllers get these same shared informers when they
-    ask the manager for them.
+    spends it preparing pages: the rest of the operator (half of what a start imports) is
+    imported and built meanwhile. The controllers get these same shared informers when they ask
+    the manager for them.
     """
     manager.informer(RUNS)
     manager.informer(RUN_CONFIGURATIONS)
