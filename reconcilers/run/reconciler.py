@@ -512,8 +512,8 @@ def _declared(store: Store | None, namespace: str, name: str | None) -> Mapping[
 
 
 def _delivered(delivery: Delivery | None) -> dict[str, Any]:
-    """The fields that add an event every sink took along with the completion to the
-    completion's log line (one line says both)."""
+    """The log fields of the event that went out with a completion, when every sink took it:
+    the completion's line then says both."""
     if delivery is None or not delivery.complete:
         return {}
     return {"event_id": delivery.event_id, "event_delivered_to": delivery.progress["deliveredTo"]}
