@@ -2,12 +2,12 @@
 
 Does what no restart of this operator can avoid: start Python, import the
 operator's code (its composition root pulls in every module and client library it
-runs), and list every Run of the namespace once, 500 per page as the operator's
-reflector does: the next page asked for before this one is decoded, with the
-operator's own decoder (into the cache's form, ``controller.transform``). As the
-operator does, it starts the list once the entry point is imported and imports the
-composition root while the API server prepares the pages. Prints the number of
-Runs listed.
+runs), and list every Run of the namespace once, in pages of the reflector's size
+(``controller.reflector.PAGE_SIZE``) as the operator does: the next page asked for
+before this one is decoded, with the operator's own decoder (into the cache's form,
+``controller.transform``). As the operator does, it starts the list once the entry
+point is imported and imports the composition root while the API server prepares the
+pages. Prints the number of Runs listed.
 
 ``--bytes-only`` times the API server alone instead: one unpaginated list whose
 response is read but not decoded, what serving the Runs costs the API server (and
@@ -27,6 +27,7 @@ from pathlib import Path
 import kfp_operator.__main__  # noqa: F401
 from bench.kubehttp import KubeHttp, runs_path
 from controller import jsoncodec
+from controller.reflector import PAGE_SIZE
 from controller.transform import CacheDecoder
 from reconcilers.api import RUNS
 
@@ -48,7 +49,7 @@ def main() -> None:
     decoder = CacheDecoder(RUNS.fields)
 
     def fetch(token: str) -> jsoncodec.ListDocument:
-        query = "?limit=500" + (f"&continue={token}" if token else "")
+        query = f"?limit={PAGE_SIZE}" + (f"&continue={token}" if token else "")
         return jsoncodec.ListDocument(
             kube.request("GET", runs_path(args.namespace) + query).data, decoder.page
         )
