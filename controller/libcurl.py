@@ -22,14 +22,19 @@ repeated JSON merge patch sets the same fields again (and one conditional on a
 ``resourceVersion`` fails visibly with 409); a repeated POST could create a second object (a
 second KFP run), so a POST is refused here and its callers send it with urllib3.
 
-Response headers are not handed to Python. libcurl calls a header callback once per header
-line, and each call takes the GIL back from whichever thread holds it: with the operator's
-threads busy, that was a dozen GIL hand-overs per request, each up to the interpreter's switch
-interval (5 ms) of waiting and a context switch. Measured against the API server with one other
-thread running Python: a status patch cost its thread 1.5 ms of CPU and 54 ms of wall time with
-the callback, 0.8 ms and 16 ms without. No caller reads a successful response's headers; an
-error response carries the two the operator reads, ``Content-Type`` and ``Retry-After``, which
-libcurl parses itself (:class:`CurlResponse`).
+Response headers are mostly not handed to Python. libcurl calls a header callback once per
+header line, and each call takes the GIL back from whichever thread holds it: with the
+operator's threads busy, that was a dozen GIL hand-overs per request, each up to the
+interpreter's switch interval (5 ms) of waiting and a context switch. Measured against the API
+server with one other thread running Python: a status patch cost its thread 1.5 ms of CPU and
+54 ms of wall time with the callback, 0.8 ms and 16 ms without. No caller reads a successful
+response's headers; an error response carries the two the operator reads, ``Content-Type`` and
+``Retry-After``, which libcurl parses itself (:class:`CurlResponse`). The one header worth the
+cost now and then is ``Warning`` (``controller.apiwarnings``): each thread's first request,
+and then one request every ``warnings_every`` seconds per thread, hands its header lines to
+Python for it. A warning is caused by what a request asks (a field the API server drops, a
+deprecated API), so it comes back with every request of that kind, and a sample of them finds
+it: within that interval of the first, on a thread making such requests.
 
 Proxies are not supported: a client configured with one keeps urllib3.
 """
@@ -38,8 +43,9 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -49,6 +55,8 @@ import urllib3.exceptions
 from urllib3 import HTTPHeaderDict
 
 REPEATABLE_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+# How often each thread reads a response's headers for warnings (see the module docstring).
+WARNINGS_EVERY = 30.0
 _METHODS_WITH_BODY = frozenset({"PUT", "PATCH"})
 _CONNECT_FAILURES = frozenset(
     {pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_PROXY}
@@ -90,13 +98,21 @@ class CurlResponse:
 
     Its headers are what libcurl parsed of them (see the module docstring): ``Content-Type``,
     and ``Retry-After`` in seconds (an HTTP-date converted), when the server sent them.
+    ``warnings`` holds the ``Warning`` header values of a response whose headers were read.
     """
 
     def __init__(
-        self, status: int, data: bytes, *, content_type: str | None = None, retry_after: int = 0
+        self,
+        status: int,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        retry_after: int = 0,
+        warnings: tuple[str, ...] = (),
     ) -> None:
         self.status = status
         self.data = data
+        self.warnings = warnings
         self._content_type = content_type
         self._retry_after = retry_after
 
@@ -134,9 +150,18 @@ class CurlSession:
     connection, go with the thread.
     """
 
-    def __init__(self, tls: TlsOptions, *, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        tls: TlsOptions,
+        *,
+        connect_timeout: float = 10.0,
+        warnings_every: float = WARNINGS_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._tls = tls
         self._connect_timeout_ms = int(connect_timeout * 1000)
+        self._warnings_every = warnings_every
+        self._clock = clock
         self._local = threading.local()
         self._lock = threading.Lock()
         self._handles: weakref.WeakSet[pycurl.Curl] = weakref.WeakSet()
@@ -180,6 +205,9 @@ class CurlSession:
         curl.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in headers.items()] + ["Expect:"])
         curl.setopt(pycurl.TIMEOUT_MS, max(1, int(timeout * 1000)))
         curl.setopt(pycurl.WRITEFUNCTION, body_chunks.append)
+        header_lines: list[bytes] | None = [] if self._reads_headers() else None
+        if header_lines is not None:
+            curl.setopt(pycurl.HEADERFUNCTION, header_lines.append)
         try:
             curl.perform()
         except pycurl.error as err:
@@ -189,14 +217,25 @@ class CurlSession:
             raise transport_error(code, message, url, sent=sent) from err
         status: int = curl.getinfo(pycurl.RESPONSE_CODE)
         data = b"".join(body_chunks)
+        warnings = _warning_values(header_lines) if header_lines else ()
         if 200 <= status <= 299:
-            return CurlResponse(status, data)
+            return CurlResponse(status, data, warnings=warnings)
         return CurlResponse(
             status,
             data,
             content_type=curl.getinfo(pycurl.CONTENT_TYPE),
             retry_after=curl.getinfo(pycurl.RETRY_AFTER),
+            warnings=warnings,
         )
+
+    def _reads_headers(self) -> bool:
+        """Whether this thread's request now hands its headers to Python (module docstring)."""
+        now = self._clock()
+        last: float | None = getattr(self._local, "headers_read_at", None)
+        if last is not None and now - last < self._warnings_every:
+            return False
+        self._local.headers_read_at = now
+        return True
 
     def _handle(self) -> pycurl.Curl:
         curl: pycurl.Curl | None = getattr(self._local, "curl", None)
@@ -228,6 +267,18 @@ class CurlSession:
             curl.setopt(pycurl.SSLCERT, tls.cert_file)
         if tls.key_file:
             curl.setopt(pycurl.SSLKEY, tls.key_file)
+
+
+def _warning_values(header_lines: list[bytes]) -> tuple[str, ...]:
+    """The ``Warning`` header values of the final response among libcurl's header lines
+    (each response's block starts with its status line; an interim 1xx block comes first)."""
+    values: list[str] = []
+    for line in header_lines:
+        if line.startswith(b"HTTP/"):
+            values.clear()
+        elif line[:8].lower() == b"warning:":
+            values.append(line[8:].strip().decode("utf-8", "replace"))
+    return tuple(values)
 
 
 def _system_cas(curl: pycurl.Curl) -> None:

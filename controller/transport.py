@@ -10,7 +10,9 @@ urllib3 pool, and which
   client has none of its own), and
 * counts the request in ``rest_client_requests_total{code,method,host}``, with ``code`` the
   HTTP status or ``"<error>"`` when no response arrived (client-go's ``sanitize``). Watches
-  count once, as ``GET``, when their response starts; every retry attempt counts.
+  count once, as ``GET``, when their response starts; every retry attempt counts, and
+* hands the response's ``Warning`` headers to a handler (``controller.apiwarnings``, which
+  logs each distinct warning once); over libcurl, only the responses whose headers it reads.
 
 **Retries: exactly one layer per call.** urllib3's own retries are switched off
 (``Configuration.retries = False``), so the layers cannot multiply:
@@ -52,6 +54,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from controller.apiwarnings import DEFAULT_HANDLER, WarningHandler
 from controller.libcurl import REPEATABLE_METHODS, CurlResponse, CurlSession, TlsOptions
 from controller.metrics import LabelledChildren, Metrics
 from controller.ratelimit import TokenBucket
@@ -99,10 +102,12 @@ class InstrumentedRESTClient(RESTClientObject):
         limiter: TokenBucket,
         *,
         use_libcurl: bool = True,
+        warnings: WarningHandler = DEFAULT_HANDLER,
     ) -> None:
         super().__init__(configuration)
         self._requests = LabelledChildren(metrics.rest_client_requests)
         self._limiter = limiter
+        self._warnings = warnings
         self._host = urlparse(configuration.host).netloc
         self.curl = CurlSession(tls_options(configuration)) if use_libcurl and serves(configuration) else None
 
@@ -132,11 +137,13 @@ class InstrumentedRESTClient(RESTClientObject):
             )
         except ApiException as err:
             self._count(str(err.status) if err.status else "<error>", method)
+            self._warnings(_warning_values(err.headers))
             raise
         except Exception:
             self._count("<error>", method)
             raise
         self._count(str(response.status), method)
+        self._warnings(_warning_values(response.headers))
         return response
 
     def exchange(
@@ -161,6 +168,8 @@ class InstrumentedRESTClient(RESTClientObject):
         with self._no_response(method):
             curl_response = self.curl.request(method, url, headers, body, timeout, repeat_safe=repeat_safe)
         self._count(str(curl_response.status), method)
+        if curl_response.warnings:
+            self._warnings(curl_response.warnings)
         return curl_response
 
     def send(
@@ -185,6 +194,7 @@ class InstrumentedRESTClient(RESTClientObject):
                 preload_content=False,
             )
         self._count(str(response.status), method)
+        self._warnings(response.headers.getlist("Warning"))
         return RESTResponse(response)
 
     @contextlib.contextmanager
@@ -199,6 +209,12 @@ class InstrumentedRESTClient(RESTClientObject):
         except Exception:
             self._count("<error>", method)
             raise
+
+
+def _warning_values(headers: Any) -> list[str]:
+    """The ``Warning`` values of a response's headers (urllib3's, or none)."""
+    getlist = getattr(headers, "getlist", None)
+    return getlist("Warning") if getlist is not None else []
 
 
 def serves(configuration: Configuration) -> bool:

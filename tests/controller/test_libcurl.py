@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pycurl
 import pytest
@@ -41,7 +42,7 @@ class _Answering(BaseHTTPRequestHandler):
         self.send_response(int(status))
         for pair in filter(None, query.split("&")):
             name, _, value = pair.partition("=")
-            self.send_header(name, value.replace("%20", " "))
+            self.send_header(name, unquote(value))
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -108,14 +109,40 @@ def test_a_retry_after_date_is_turned_into_seconds(answering_host: str) -> None:
     session.close()
 
 
-def test_a_successful_answer_hands_no_header_to_python(answering_host: str) -> None:
-    # Every header line handed to a Python callback takes the GIL back (controller.libcurl).
+def test_a_successful_answer_offers_no_header_but_its_warnings(answering_host: str) -> None:
+    # Every header line handed to a Python callback takes the GIL back (controller.libcurl):
+    # libcurl keeps them, except those of the responses read for warnings (next test).
     session = CurlSession(TlsOptions())
     response = session.request(
         "GET", f"http://{answering_host}/200?Content-Type=application/json", {}, None, 5.0
     )
     assert (response.status, response.reason, response.data) == (200, "OK", b'{"kind": "Status"}')
     assert dict(response.headers) == {}
+    assert response.warnings == ()
+    session.close()
+
+
+def test_each_thread_reads_warnings_from_its_first_answer_then_once_per_interval(
+    answering_host: str,
+) -> None:
+    now = [0.0]
+    session = CurlSession(TlsOptions(), warnings_every=30.0, clock=lambda: now[0])
+    header_values = ('299 - "dropped"', '299 - "b"')
+    warned = f"http://{answering_host}/200?" + "&".join(f"Warning={quote(value)}" for value in header_values)
+
+    def warnings() -> tuple[str, ...]:
+        response = session.request("GET", warned, {}, None, 5.0)
+        assert response.data == b'{"kind": "Status"}', "headers never mix into the body"
+        return response.warnings
+
+    assert warnings() == header_values, "a thread's first answer"
+    now[0] = 29.9
+    assert warnings() == (), "not read again within the interval"
+    with ThreadPoolExecutor(1) as other:
+        assert other.submit(warnings).result() == header_values, "another thread's first"
+    now[0] = 30.0
+    assert warnings() == header_values, "read again once the interval is over"
+    assert warnings() == ()
     session.close()
 
 
