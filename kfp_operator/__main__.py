@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import signal
 import sys
 import threading
@@ -21,6 +22,7 @@ from types import FrameType
 
 import structlog
 from kubernetes import config as kube_config
+from prometheus_client import CollectorRegistry, Info
 
 from controller.gcpolicy import FreezeAfterSync, raise_thresholds
 from controller.kube import Kube, load_configuration
@@ -38,6 +40,14 @@ def _version() -> str:
         return version("kfp-operator")
     except PackageNotFoundError:
         return "unknown"
+
+
+def register_build_info(registry: CollectorRegistry) -> None:
+    """``kfp_operator_build_info{version, python_version} 1``: which operator a scrape came
+    from (the ``*_build_info`` convention), to follow a rollout or tell replicas apart."""
+    Info("kfp_operator_build", "The operator's version and the Python it runs on.", registry=registry).info(
+        {"version": _version(), "python_version": platform.python_version()}
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kfp-operator: cannot load the Kubernetes client configuration: {err}", file=sys.stderr)
         return EXIT_USAGE
     metrics = Metrics()
+    register_build_info(metrics.registry)
     kube = Kube(
         client_configuration,
         metrics,

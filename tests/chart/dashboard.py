@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client import generate_latest
 
 from controller.metrics import Metrics
+from kfp_operator.__main__ import register_build_info
 from kfp_operator.clients.kfp import KfpMetrics
 from kfp_operator.clients.mlmd import MlmdMetrics
 from reconcilers.run_metrics import RunCacheCollector, RunConfigurationMetrics, RunMetrics
@@ -96,6 +97,7 @@ def operator_exposition() -> str:
     series here, with label values like the ones the operator uses (which cannot add names).
     """
     metrics = Metrics()
+    register_build_info(metrics.registry)
     metrics.init_controller("run", workers=4)
     provider = metrics.workqueue_provider
     for new_series in (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import platform
 import re
 import signal
 import socket
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +168,9 @@ def test_the_operator_leads_serves_and_stops_cleanly(
     assert op.master_status() == 1
     assert 'rest_client_requests_total{code="200",host="127.0.0.1:' in text
     assert "process_resident_memory_bytes" in text
+    labels = f'python_version="{platform.python_version()}",version="{version("kfp-operator")}"'
+    build = f"kfp_operator_build_info{{{labels}}} 1.0"
+    assert build in text.splitlines(), "which operator the scrape came from"
     # prometheus_client's "<counter>_created" timestamp series are turned off, as Go clients have none.
     assert not re.search(r"^\w+_created(\{| )", text, re.MULTILINE)
     checked = subprocess.run(
