@@ -1,10 +1,11 @@
-"""Warnings the API server attaches to its responses, logged once each (client-go's default).
+"""Warnings the API server attaches to its responses, logged once each (controller-runtime's default).
 
 The API server answers some requests with ``Warning`` headers (RFC 7234 §5.5, warn-code 299):
 a field it does not know and dropped (``unknown field "status.x"``, when the installed CRDs are
 older than the operator writing to them), an API version that is deprecated, a field that will
-be removed. The request itself succeeds, so without these the loss would be silent. client-go
-and controller-runtime log each distinct warning once per process; so does
+be removed. The request itself succeeds, so without these the loss would be silent.
+controller-runtime's clients log each distinct warning once per process (client-go's own default
+logs every one, which repeats a warning with every status write that draws it); so does
 :class:`WarningLogger`, remembering the last :data:`REMEMBERED` messages so that its memory is
 bounded.
 
@@ -84,6 +85,6 @@ class WarningLogger:
             return True
 
 
-# The process's handler, shared by every client as client-go's default is: a warning is news
-# once per process, whichever client's request drew it.
+# The process's handler, shared by every client as client-go's default handler is: a warning is
+# news once per process, whichever client's request drew it.
 DEFAULT_HANDLER = WarningLogger()
