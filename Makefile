@@ -22,13 +22,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m pip install --quiet -e ".[test]"
 	touch $@
 
-# kube-apiserver, etcd, kubectl and helm, then nats-server, promtool and bexpr-eval, built from upstream Go
+# kube-apiserver, etcd, kubectl and helm, then nats-server, promtool, bexpr-eval and warning-parse, built from upstream Go
 # modules and cached per version (minutes the first time, instant after); prints their directories.
 bins:
 	@bash hack/check-prereqs.sh go
 	bash hack/build-k8s-bins.sh
 	bash hack/build-tools.sh
 	bash hack/build-bexpr-eval.sh
+	bash hack/build-warning-parse.sh
 
 # The real KFP API server and persistence agent, built from source and cached per version.
 kfp-backend:

@@ -10,14 +10,16 @@ logs every one, which repeats a warning with every status write that draws it); 
 bounded.
 
 No library parses the header's value: Python's ``email`` and ``http`` modules split header
-lines, not RFC 7234 warnings, so :func:`parse_warnings` does (as client-go's
-``ParseWarningHeader``: only warn-code 299, the text unquoted, a malformed value skipped).
+lines, not RFC 7234 warnings, so :func:`parse_warnings` does, step by step as client-go's
+``ParseWarningHeader`` (apimachinery's ``util/net``), except that client-go also decodes text
+in RFC 2047's encoded words, which the API server never writes.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Protocol
@@ -28,11 +30,7 @@ log = structlog.get_logger("controller.apiwarnings")
 
 REMEMBERED = 1024
 
-# warn-code SP warn-agent SP warn-text [SP warn-date], the text and date quoted strings.
-_WARNING = re.compile(
-    r'\s*(?P<code>\d{3}) (?P<agent>[^\s",]+) "(?P<text>(?:[^"\\]|\\.)*)"(?: "(?:[^"\\]|\\.)*")?\s*(?:,|$)'
-)
-_ESCAPE = re.compile(r"\\(.)")
+_CODE = re.compile(r"[0-9]{3}")
 
 
 def parse_warnings(values: Iterable[str]) -> list[str]:
@@ -40,19 +38,68 @@ def parse_warnings(values: Iterable[str]) -> list[str]:
 
     One value may hold several warnings separated by commas; a value that does not parse is
     skipped from its first malformed warning on, and other warn-codes are ignored, as
-    client-go does.
+    client-go does (``ParseWarningHeaders``, and its REST client keeps only code 299).
     """
     texts: list[str] = []
     for value in values:
-        at = 0
-        while at < len(value):
-            match = _WARNING.match(value, at)
-            if match is None or match.end() == at:
+        rest = value
+        while rest:
+            parsed = _parse_one(rest)
+            if parsed is None:
                 break
-            if match["code"] == "299":
-                texts.append(_ESCAPE.sub(r"\1", match["text"]))
-            at = match.end()
+            code, text, rest = parsed
+            if code == "299":
+                texts.append(text)
     return texts
+
+
+def _parse_one(header: str) -> tuple[str, str, str] | None:
+    """One warning from the start of ``header``: its code, its text and what follows it (after
+    a separating comma), or None when malformed. Step by step as client-go's
+    ``ParseWarningHeader``: ``warn-code warn-agent "warn-text" ["warn-date"]``."""
+    parts = header.strip().split(" ", 2)
+    if len(parts) != 3:
+        return None
+    code, agent, text_and_rest = parts
+    if not _CODE.fullmatch(code) or not agent or _has_control(agent):
+        return None
+    quoted = _unquote(text_and_rest)
+    if quoted is None or _has_control(quoted[0]):
+        return None
+    text, rest = quoted
+    if rest.startswith('"'):  # the warn-date: up to the next quote, no escapes
+        end = rest.find('"', 1)
+        if end < 0:
+            return None
+        rest = rest[end + 1 :].strip()
+    if rest and not rest.startswith(","):
+        return None
+    return code, text, rest[1:].strip()
+
+
+def _unquote(quoted: str) -> tuple[str, str] | None:
+    """A quoted string's text (a backslash escapes the next character) and what follows it,
+    stripped; None without both quotes."""
+    if not quoted.startswith('"'):
+        return None
+    text: list[str] = []
+    escaping = False
+    for at in range(1, len(quoted)):
+        char = quoted[at]
+        if escaping:
+            text.append(char)
+            escaping = False
+        elif char == "\\":
+            escaping = True
+        elif char == '"':
+            return "".join(text), quoted[at + 1 :].strip()
+        else:
+            text.append(char)
+    return None
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in text)
 
 
 class WarningHandler(Protocol):

@@ -1,10 +1,15 @@
-"""API server warnings: the header's values parsed as client-go parses them, each warning logged
-once, and the real API server's warnings reaching the log from both transports."""
+"""API server warnings: the header's values parsed as client-go parses them (compared with
+client-go's own parser, hack/warning-parse), each warning logged once, and the real API server's
+warnings reaching the log from both transports."""
 
 from __future__ import annotations
 
+import json
+import random
+import subprocess
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,25 +20,66 @@ from controller.keys import ObjectKey
 from controller.kube import Kube
 from controller.resource import CONFIGMAPS
 
+REPO = Path(__file__).resolve().parents[2]
 
-@pytest.mark.parametrize(
-    ("values", "texts"),
-    [
-        ([], []),
-        (['299 - "unknown field \\"status.x\\""'], ['unknown field "status.x"']),
-        (['299 kube-apiserver "a", 299 - "b"'], ["a", "b"]),
-        (['299 - "a" "Mon, 07 Dec 2026 14:44:19 GMT"'], ["a"]),
-        (['299 - "a"', '299 - "b"'], ["a", "b"]),
-        (['199 - "miscellaneous"', '299 - "kept"'], ["kept"]),
-        (['299 - "back\\\\slash"'], ["back\\slash"]),
-        (['299 - "a", garbage, 299 - "b"'], ["a"]),
-        (["not a warning"], []),
-        (['299 - "unterminated'], []),
-        (['299 - ""'], [""]),
-    ],
-)
+TABLE: list[tuple[list[str], list[str]]] = [
+    ([], []),
+    (['299 - "unknown field \\"status.x\\""'], ['unknown field "status.x"']),
+    (['299 kube-apiserver "a", 299 - "b"'], ["a", "b"]),
+    (['299 - "a" "Mon, 07 Dec 2026 14:44:19 GMT"'], ["a"]),
+    (['299 - "a"', '299 - "b"'], ["a", "b"]),
+    (['199 - "miscellaneous"', '299 - "kept"'], ["kept"]),
+    (['299 - "back\\\\slash"'], ["back\\slash"]),
+    (['299 - "a", garbage, 299 - "b"'], ["a"]),
+    (["not a warning"], []),
+    (['299 - "unterminated'], []),
+    (['299 - ""'], [""]),
+    (['  299 - "a"  ,  299 - "b"  '], ["a", "b"]),
+    (['299 - "a"  "date" , 299 - "b"'], ["a", "b"]),
+    (['299 - "a" x'], []),
+    (['299 - "a\tb"'], []),
+    (['299 - "a" "unterminated date'], []),
+    (['2990 - "a"'], []),
+]
+
+
+@pytest.mark.parametrize(("values", "texts"), TABLE)
 def test_warning_values_are_parsed_as_client_go_parses_them(values: list[str], texts: list[str]) -> None:
     assert parse_warnings(values) == texts
+
+
+def _generated(count: int) -> list[list[str]]:
+    """Header values made of the pieces a warning is made of, most of them malformed."""
+    rng = random.Random(7)
+    pieces = ["2", "9", "1", " ", "-", '"', "\\", ",", "a", "é", "\t", '299 - "', '" ']
+    return [
+        ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 14))) for _ in range(rng.randint(1, 2))]
+        for _ in range(count)
+    ]
+
+
+def test_the_parser_agrees_with_client_gos_own() -> None:
+    built = subprocess.run(
+        ["bash", str(REPO / "hack" / "build-warning-parse.sh")], capture_output=True, text=True, timeout=600
+    )
+    assert built.returncode == 0, f"hack/build-warning-parse.sh failed:\n{built.stderr}"
+    binary = Path(built.stdout.strip().splitlines()[-1]) / "warning-parse"
+    cases = [values for values, _ in TABLE] + _generated(3000)
+    answered = subprocess.run(
+        [str(binary)],
+        input="".join(json.dumps(values) + "\n" for values in cases),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert len(answered) == len(cases)
+    differing = [
+        (values, json.loads(go), parse_warnings(values))
+        for values, go in zip(cases, answered, strict=True)
+        if json.loads(go) != parse_warnings(values)
+    ]
+    assert differing == [], f"(values, client-go, ours): {differing[:10]}"
 
 
 def _warnings(logs: list[dict[str, Any]]) -> list[str]:

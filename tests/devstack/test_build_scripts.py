@@ -22,6 +22,7 @@ HACK = PROJECT_ROOT / "hack"
 K8S_SCRIPT = "build-k8s-bins.sh"
 TOOLS_SCRIPT = "build-tools.sh"
 BEXPR_SCRIPT = "build-bexpr-eval.sh"
+WARNINGS_SCRIPT = "build-warning-parse.sh"
 
 # script -> module directory -> (the script's version variable, the module it pins)
 PINS = {
@@ -35,6 +36,9 @@ PINS = {
     },
     BEXPR_SCRIPT: {
         "bexpr-eval": ("BEXPR_VERSION", "github.com/hashicorp/go-bexpr"),
+    },
+    WARNINGS_SCRIPT: {
+        "warning-parse": ("APIMACHINERY_VERSION", "k8s.io/apimachinery"),
     },
 }
 
