@@ -193,6 +193,7 @@ def _burst_rows(b: BurstResult, f: FloorResult, r: dict[str, Any]) -> list[Row]:
         ("", "MLMD calls per Run", f"{b.mlmd_calls_per_run:g}", "0 (reads no artifacts)"),
         ("", "CPU per Run", f"{b.operator_cpu_ms_per_run:g} ms",
          f"{f.cpu_ms_per_run:g} ms (x{r['cpu_per_run_vs_floor']})"),
+        ("", "  by thread (ms)", _by_thread(b.cpu_ms_per_run_by_thread), "-"),
         ("", "peak RSS (VmHWM)", _mib(b.operator_peak_rss_bytes), "-"),
         ("", "run workers busy (utilisation)", f"{b.run_worker_utilisation:.0%}", "-"),
         ("", "CPU s: operator | API server | emulator", _cpu(b.cpu_seconds_by_process, "operator"),
@@ -315,6 +316,18 @@ def _idle_rc_rows(i: IdleRunConfigurationsResult) -> list[Row]:
 def write_json(result: BenchResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result.to_json(), indent=2, sort_keys=False) + "\n")
+
+
+def _by_thread(ms_per_run: dict[str, float], shown: int = 4) -> str:
+    """The kinds of thread that used the most CPU per Run, then the rest together."""
+    if not ms_per_run:
+        return "-"
+    ranked = sorted(ms_per_run.items(), key=lambda item: -item[1])
+    parts = [f"{kind.removesuffix('.pipelines.kubeflow.org')} {ms:g}" for kind, ms in ranked[:shown]]
+    rest = sum(ms for _, ms in ranked[shown:])
+    if rest:
+        parts.append(f"other {rest:.2f}")
+    return ", ".join(parts)
 
 
 def _s(seconds: float) -> str:

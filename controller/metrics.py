@@ -10,7 +10,9 @@ boundaries as controller-runtime v0.24 exports it:
   ``priority=""`` (``pkg/internal/metrics/workqueue.go``);
 * ``rest_client_requests_total{code,method,host}``;
 * ``leader_election_master_status{name}``;
-* the process collector (``process_cpu_seconds_total``, ``process_resident_memory_bytes``...).
+* the process collector (``process_cpu_seconds_total``, ``process_resident_memory_bytes``...),
+  and the process's CPU by kind of thread (``controller_thread_cpu_seconds_total``,
+  :mod:`controller.threadcpu`).
 
 All of it lives in one dedicated :class:`Registry` (never the global default registry), which
 drops the ``*_created`` series the Python client adds and Go exporters do not have. Reconcilers
@@ -41,6 +43,7 @@ from controller.metricsauth import Verdict
 from controller.servingcert import CertificateFiles, CertificateSource, SelfSigned
 from controller.settings.loading import ConfigError
 from controller.settings.runtime import MetricsSettings
+from controller.threadcpu import ThreadCpuCollector
 from controller.workqueue_metrics import (
     CounterMetric,
     GaugeMetric,
@@ -244,6 +247,7 @@ class Metrics:
 
         if process_collector:
             ProcessCollector(registry=r)
+            r.register(ThreadCpuCollector())
 
         self.workqueue_provider = PrometheusWorkqueueMetricsProvider(self)
 

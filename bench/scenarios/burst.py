@@ -11,7 +11,9 @@ Sources of each figure:
 * KFP and MLMD calls: the emulator's call counters (``EmulatorControl.calls()`` and
   ``mlmd_calls()``), reset just before the burst;
 * CPU: ``utime + stime`` of the operator process (``/proc/PID/stat``) over the same
-  span, and of every other process of the stack (where the machine's time went);
+  span, and of every other process of the stack (where the machine's time went); the
+  operator's by kind of thread from its ``controller_thread_cpu_seconds_total`` (the same
+  two scrapes): exact where py-spy's profile samples;
   peak memory: the operator's ``VmHWM`` (``/proc/PID/status``) at the end;
 * latencies and worker utilisation: the operator's own histograms
   (``kfp_operator_kfp_request_duration_seconds``, ``controller_runtime_reconcile_time_seconds``):
@@ -81,6 +83,8 @@ class BurstResult:
     exactly_once: dict[str, int]
     kubernetes_events: dict[str, int]  # Event objects in the namespace by reason (N each expected)
     events_dropped: dict[str, float]  # controller_events_dropped_total, by why (queue_full, ...)
+    # controller_thread_cpu_seconds_total over the burst per Run, by kind of thread, largest first
+    cpu_ms_per_run_by_thread: dict[str, float] = field(default_factory=dict)
     effective_operator_config: dict[str, Any] = field(default_factory=dict)
     # py-spy's samples of the operator over the burst: the functions holding its CPU (None
     # without py-spy); the collapsed stacks are kept next to the JSON.
@@ -167,6 +171,9 @@ def run_burst(ctx: Context) -> tuple[BurstResult, OperatorProcess, RunWatcher]:
         exactly_once=kfp_runs.duplicates(kfp_runs.operator_runs_by_uid(ctx.stack.kfp_url), uids),
         kubernetes_events=_events_by_reason(ctx, namespace),
         events_dropped=delta.by_label("controller_events_dropped_total", "reason"),
+        cpu_ms_per_run_by_thread=_per_run_ms(
+            delta.by_label("controller_thread_cpu_seconds_total", "thread"), n
+        ),
         effective_operator_config=config,
         profile=summarise(collapsed, ctx.options.profile_rate) if collapsed is not None else None,
         profile_file=str(collapsed) if collapsed is not None else None,
@@ -192,6 +199,12 @@ def _mean_ms(delta: Samples, histogram: str, label: str) -> dict[str, float]:
     sums = delta.by_label(f"{histogram}_sum", label)
     counts = delta.by_label(f"{histogram}_count", label)
     return {key: round(sums[key] * 1000 / counts[key], 1) for key in sums if counts.get(key)}
+
+
+def _per_run_ms(seconds: dict[str, float], n: int) -> dict[str, float]:
+    """Seconds over the burst, as milliseconds per Run, largest first."""
+    per_run = {key: round(value * 1000 / n, 2) for key, value in seconds.items()}
+    return dict(sorted(per_run.items(), key=lambda item: -item[1]))
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:

@@ -118,6 +118,11 @@ def test_the_figures_are_plausible(bench_run: tuple[subprocess.CompletedProcess[
     idle = result["idle_run_configurations"]
     assert idle["run_configurations"] == 20 and idle["runs_created"] == 0
     assert idle["api_requests_per_minute_excluding_leases"] == 0
+    # The burst's CPU by kind of thread (the operator's own counters) names the run workers, and
+    # adds up to no more than the process's CPU (within the kernel's ticks at either end).
+    by_thread = burst["cpu_ms_per_run_by_thread"]
+    assert "worker-run" in by_thread, by_thread
+    assert sum(by_thread.values()) * burst["runs"] <= burst["operator_cpu_seconds"] * 1000 + 50, by_thread
     # The burst's profile names the operator's own code.
     assert result["burst"]["profile"]["samples"] > 0
     assert any("controller/" in f["function"] for f in result["burst"]["profile"]["inclusive"])

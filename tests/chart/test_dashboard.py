@@ -146,5 +146,6 @@ def test_the_dashboard_has_the_promised_panels() -> None:
         "ML Metadata requests by RPC and code",
         "ML Metadata request latency (p50, p99)",
         "CPU",
+        "CPU by thread",
         "Memory",
     } <= titles

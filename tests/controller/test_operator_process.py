@@ -171,6 +171,8 @@ def test_the_operator_leads_serves_and_stops_cleanly(
     labels = f'python_version="{platform.python_version()}",version="{version("kfp-operator")}"'
     build = f"kfp_operator_build_info{{{labels}}} 1.0"
     assert build in text.splitlines(), "which operator the scrape came from"
+    for thread in ("MainThread", "worker-run", "reflector-runs.pipelines.kubeflow.org", "leader-election"):
+        assert f'controller_thread_cpu_seconds_total{{thread="{thread}"}}' in text, thread
     # prometheus_client's "<counter>_created" timestamp series are turned off, as Go clients have none.
     assert not re.search(r"^\w+_created(\{| )", text, re.MULTILINE)
     checked = subprocess.run(

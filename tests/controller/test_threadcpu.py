@@ -1,0 +1,146 @@
+"""CPU time by kind of thread (controller.threadcpu)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from controller.metrics import Metrics
+from controller.threadcpu import METRIC, NATIVE, ThreadCpuCollector, read_task_ticks, thread_kind
+from kfp_devstack.waiting import wait_until
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux only")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("worker-run-3", "worker-run"),
+        ("worker-run-completion-event-0", "worker-run-completion-event"),
+        ("ThreadPoolExecutor-0_2", "ThreadPoolExecutor"),
+        ("reflector-runs.pipelines.kubeflow.org/ml-team-2", "reflector-runs.pipelines.kubeflow.org"),
+        ("reflector-runs.pipelines.kubeflow.org", "reflector-runs.pipelines.kubeflow.org"),
+        ("Thread-5 (run_forever)", "Thread"),
+        ("Dummy-4", "Dummy"),
+        ("MainThread", "MainThread"),
+        ("nats-sink", "nats-sink"),
+        ("kfp-run-tracker", "kfp-run-tracker"),
+        ("gc-freeze", "gc-freeze"),
+        ("12", "12"),  # nothing would be left: the name stays
+    ],
+)
+def test_a_thread_is_counted_under_its_name_without_its_index(name: str, kind: str) -> None:
+    assert thread_kind(name) == kind
+
+
+class Threads:
+    """Scripted kernel ticks and Python names, changed between scrapes."""
+
+    def __init__(self) -> None:
+        self.ticks: dict[int, int] = {}
+        self.names: dict[int, str] = {}
+
+    def collector(self) -> ThreadCpuCollector:
+        return ThreadCpuCollector(
+            read_ticks=lambda: dict(self.ticks), threads=lambda: dict(self.names), ticks_per_second=100
+        )
+
+
+def scrape(collector: ThreadCpuCollector) -> dict[str, float]:
+    return {
+        sample.labels["thread"]: sample.value
+        for family in collector.collect()
+        for sample in family.samples
+        if sample.name == METRIC
+    }
+
+
+def test_threads_of_a_kind_are_added_up_and_unknown_ones_are_native() -> None:
+    threads = Threads()
+    threads.ticks = {1: 50, 2: 30, 3: 20, 4: 7}
+    threads.names = {1: "MainThread", 2: "worker-run", 3: "worker-run"}
+    assert scrape(threads.collector()) == {"MainThread": 0.5, "worker-run": 0.5, NATIVE: 0.07}
+
+
+def test_a_thread_that_ends_keeps_what_it_used_so_the_counter_never_falls() -> None:
+    threads = Threads()
+    collector = threads.collector()
+    threads.ticks, threads.names = {1: 10, 2: 40}, {1: "MainThread", 2: "worker-run"}
+    assert scrape(collector)["worker-run"] == 0.4
+    del threads.ticks[2], threads.names[2]
+    assert scrape(collector)["worker-run"] == 0.4
+    threads.ticks[3], threads.names[3] = 5, "worker-run"
+    assert scrape(collector)["worker-run"] == 0.45
+
+
+def test_a_reused_thread_id_counts_both_threads() -> None:
+    threads = Threads()
+    collector = threads.collector()
+    threads.ticks, threads.names = {7: 40}, {7: "worker-run"}
+    scrape(collector)
+    # Thread 7 ended between scrapes and a new thread got its id (it has used less so far).
+    threads.ticks = {7: 3}
+    assert scrape(collector)["worker-run"] == 0.43
+    threads.names = {7: "event-recorder"}
+    threads.ticks = {7: 1}
+    assert scrape(collector) == {"worker-run": 0.43, "event-recorder": 0.01}
+
+
+def test_a_thread_named_after_it_was_first_seen_is_not_counted_twice() -> None:
+    threads = Threads()
+    collector = threads.collector()
+    threads.ticks = {5: 2}  # started between reading the names and the ticks: no name yet
+    assert scrape(collector) == {NATIVE: 0.02}
+    threads.names, threads.ticks = {5: "worker-run"}, {5: 10}
+    assert scrape(collector) == {NATIVE: 0.02, "worker-run": 0.08}
+    threads.ticks = {5: 12}
+    assert scrape(collector) == {NATIVE: 0.02, "worker-run": 0.1}
+
+
+def test_no_threads_read_means_no_series() -> None:
+    registry = CollectorRegistry()
+    registry.register(Threads().collector())
+    assert METRIC not in generate_latest(registry).decode()
+
+
+def test_the_kernels_stat_is_read_even_with_parentheses_in_a_threads_name(tmp_path: Path) -> None:
+    # proc(5): "pid (comm) state ppid ... utime stime ...", comm up to 15 bytes, any characters.
+    for tid, comm, utime, stime in ((11, "python", 120, 30), (12, "a) b (c", 7, 1)):
+        (tmp_path / str(tid)).mkdir()
+        fields = ["S", *(["0"] * 10), str(utime), str(stime), *(["0"] * 30)]
+        (tmp_path / str(tid) / "stat").write_text(f"{tid} ({comm}) {' '.join(fields)}\n")
+    (tmp_path / "13").mkdir()  # a thread that ended while the directory was read
+    assert read_task_ticks(tmp_path) == {11: 150, 12: 8}
+
+
+def test_a_busy_thread_shows_its_own_cpu_time_under_its_kind() -> None:
+    collector = ThreadCpuCollector()
+    used: list[float] = []
+    done = threading.Event()
+
+    def spin() -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < 0.3:
+            sum(range(1000))
+        used.append(time.thread_time())
+        done.wait(30)
+
+    thread = threading.Thread(target=spin, name="spinner-4", daemon=True)
+    thread.start()
+    wait_until(lambda: bool(used), timeout=30, message="the spinning thread to use 0.3 s of CPU")
+    busy = scrape(collector)["spinner"]
+    # The kernel counts in ticks of 10 ms; the thread's own clock is exact.
+    assert abs(busy - used[0]) <= 0.03, (busy, used)
+    done.set()
+    thread.join(10)
+    assert scrape(collector)["spinner"] == busy, "an ended thread keeps what it used"
+
+
+def test_the_runtime_metrics_include_the_threads_cpu() -> None:
+    text = generate_latest(Metrics().registry).decode()
+    assert f'{METRIC}{{thread="MainThread"}}' in text
+    assert f"# TYPE {METRIC} counter" in text
