@@ -15,11 +15,13 @@ so the label's values are as few as the kinds of threads:
 * so does everything from the first ``/``: a reflector named after its resource and namespace
   (``reflector-runs.pipelines.kubeflow.org/ml-team``) counts with the other namespaces';
 * Python's default name ``Thread-5 (target)`` loses its index and target: ``Thread``;
-* threads that Python does not know, started by native libraries (gRPC's), are ``native``.
+* threads that Python does not know, started by native libraries (gRPC's), are ``native``;
+* ``ended`` is what threads used that ended before a scrape could count it: all of a short-lived
+  thread (the metrics and health servers answer each request on a thread of its own), and a
+  long-lived one's last moments.
 
-The counters only grow: a thread that ends is counted with the CPU it had used at the last
-scrape, so what it used after that scrape is missing from the sum, which is otherwise
-``process_cpu_seconds_total``'s own (the kernel counts both in clock ticks, 10 ms). Linux only:
+So the kinds add up to ``process_cpu_seconds_total`` (both from the kernel's clock ticks, 10 ms),
+and each counter only grows: a thread that ends keeps what it was counted with. Linux only:
 elsewhere the metric has no series.
 """
 
@@ -36,7 +38,9 @@ from prometheus_client.registry import Collector
 
 METRIC = "controller_thread_cpu_seconds_total"
 NATIVE = "native"
+ENDED = "ended"
 TASKS = Path("/proc/self/task")
+PROCESS_STAT = Path("/proc/self/stat")
 
 # A trailing index, after "-" or "_", repeated (ThreadPoolExecutor-0_2), and the " (target)"
 # Python adds to default names.
@@ -66,14 +70,26 @@ def read_task_ticks(tasks: Path = TASKS) -> dict[int, int]:
         return ticks
     for entry in entries:
         try:
-            stat = Path(entry.path, "stat").read_text()
+            used = _stat_ticks(Path(entry.path, "stat"))
         except OSError:
             continue
-        # The name in parentheses may hold spaces and parentheses itself: the fields after it
-        # start at the last ")" (proc(5): state is field 3, utime 14 and stime 15).
-        fields = stat.rsplit(")", 1)[1].split()
-        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+        ticks[int(entry.name)] = used
     return ticks
+
+
+def read_process_ticks(stat: Path = PROCESS_STAT) -> int:
+    """The whole process's CPU time so far, ended threads' included, in clock ticks (0 if unknown)."""
+    try:
+        return _stat_ticks(stat)
+    except OSError:
+        return 0
+
+
+def _stat_ticks(stat: Path) -> int:
+    # The name in parentheses may hold spaces and parentheses itself: the fields after it start
+    # at the last ")" (proc(5): state is field 3, utime 14 and stime 15).
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 class ThreadCpuCollector(Collector):
@@ -83,10 +99,12 @@ class ThreadCpuCollector(Collector):
         self,
         *,
         read_ticks: Callable[[], Mapping[int, int]] = read_task_ticks,
+        read_process: Callable[[], int] = read_process_ticks,
         threads: Callable[[], Mapping[int, str]] = python_threads,
         ticks_per_second: int | None = None,
     ) -> None:
         self._read_ticks = read_ticks
+        self._read_process = read_process
         self._threads = threads
         self._ticks_per_second = ticks_per_second or os.sysconf("SC_CLK_TCK")
         self._lock = threading.Lock()
@@ -94,6 +112,7 @@ class ThreadCpuCollector(Collector):
         # counted under another label (before it was renamed); what ended threads used, by label.
         self._seen: dict[int, tuple[str, int, int]] = {}
         self._ended: dict[str, int] = {}
+        self._uncounted = 0  # what threads used that ended before a scrape counted it
 
     def describe(self) -> Iterable[Metric]:
         return [_family()]
@@ -109,8 +128,11 @@ class ThreadCpuCollector(Collector):
         return [family]
 
     def _totals(self) -> dict[str, int]:
-        # Names first: a thread started between the two reads has ticks but no name yet, and is
-        # counted as native until the next scrape finds its name.
+        # The process first: read before the threads, it can only be less than what they add up
+        # to (with the ended ones), never more, so what is left over is no more than what ended
+        # threads used uncounted. Names before ticks: a thread started between the two reads has
+        # ticks but no name yet, and is counted as native until the next scrape finds its name.
+        process = self._read_process()
         names = self._threads()
         ticks = self._read_ticks()
         seen: dict[int, tuple[str, int, int]] = {}
@@ -137,6 +159,10 @@ class ThreadCpuCollector(Collector):
         totals = dict(self._ended)
         for kind, used, base in seen.values():
             totals[kind] = totals.get(kind, 0) + used - base
+        if totals:
+            self._uncounted = max(self._uncounted, process - sum(totals.values()))
+            if self._uncounted:
+                totals[ENDED] = totals.get(ENDED, 0) + self._uncounted
         return totals
 
     def _end(self, kind: str, ticks: int) -> None:

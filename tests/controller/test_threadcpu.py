@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,15 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from controller.metrics import Metrics
-from controller.threadcpu import METRIC, NATIVE, ThreadCpuCollector, read_task_ticks, thread_kind
+from controller.threadcpu import (
+    ENDED,
+    METRIC,
+    NATIVE,
+    ThreadCpuCollector,
+    read_process_ticks,
+    read_task_ticks,
+    thread_kind,
+)
 from kfp_devstack.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux only")
@@ -43,10 +52,14 @@ class Threads:
     def __init__(self) -> None:
         self.ticks: dict[int, int] = {}
         self.names: dict[int, str] = {}
+        self.process: int | None = None  # the whole process's ticks; by default its live threads'
 
     def collector(self) -> ThreadCpuCollector:
         return ThreadCpuCollector(
-            read_ticks=lambda: dict(self.ticks), threads=lambda: dict(self.names), ticks_per_second=100
+            read_ticks=lambda: dict(self.ticks),
+            read_process=lambda: sum(self.ticks.values()) if self.process is None else self.process,
+            threads=lambda: dict(self.names),
+            ticks_per_second=100,
         )
 
 
@@ -101,6 +114,22 @@ def test_a_thread_named_after_it_was_first_seen_is_not_counted_twice() -> None:
     assert scrape(collector) == {NATIVE: 0.02, "worker-run": 0.1}
 
 
+def test_what_threads_used_that_ended_before_a_scrape_is_counted_as_ended() -> None:
+    threads = Threads()
+    collector = threads.collector()
+    threads.ticks, threads.names, threads.process = {1: 10, 2: 40}, {1: "MainThread", 2: "worker-run"}, 50
+    assert scrape(collector) == {"MainThread": 0.1, "worker-run": 0.4}
+    # A request's thread came and went between two scrapes (3 ticks), and thread 2 used 5 ticks
+    # more before it ended.
+    threads.ticks, threads.process = {1: 12}, 60
+    assert scrape(collector) == {"MainThread": 0.12, "worker-run": 0.4, ENDED: 0.08}
+    # The process is read before its threads: their progress in between is not taken back.
+    threads.ticks, threads.process = {1: 20}, 66
+    assert scrape(collector)[ENDED] == 0.08
+    threads.process = 70
+    assert scrape(collector)[ENDED] == 0.1
+
+
 def test_no_threads_read_means_no_series() -> None:
     registry = CollectorRegistry()
     registry.register(Threads().collector())
@@ -138,6 +167,28 @@ def test_a_busy_thread_shows_its_own_cpu_time_under_its_kind() -> None:
     done.set()
     thread.join(10)
     assert scrape(collector)["spinner"] == busy, "an ended thread keeps what it used"
+
+
+def test_a_thread_that_ends_between_scrapes_is_counted_as_ended() -> None:
+    collector = ThreadCpuCollector()
+    before = scrape(collector).get(ENDED, 0.0)
+    used: list[float] = []
+
+    def spin() -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < 0.3:
+            sum(range(1000))
+        used.append(time.thread_time())
+
+    thread = threading.Thread(target=spin, name="short-lived", daemon=True)
+    thread.start()
+    thread.join(30)
+    after = scrape(collector)
+    assert "short-lived" not in after
+    # The process is read first, so this thread's progress while the threads are read can only
+    # make "ended" smaller; ticks of 10 ms at either end.
+    assert used[0] - 0.05 <= after[ENDED] - before <= used[0] + 0.03, (before, after, used)
+    assert abs(sum(after.values()) - read_process_ticks() / os.sysconf("SC_CLK_TCK")) <= 0.05
 
 
 def test_the_runtime_metrics_include_the_threads_cpu() -> None:
