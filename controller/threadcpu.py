@@ -20,9 +20,12 @@ so the label's values are as few as the kinds of threads:
   thread (the metrics and health servers answer each request on a thread of its own), and a
   long-lived one's last moments.
 
-So the kinds add up to ``process_cpu_seconds_total`` (both from the kernel's clock ticks, 10 ms),
-and each counter only grows: a thread that ends keeps what it was counted with. Linux only:
-elsewhere the metric has no series.
+The times are the scheduler's, in nanoseconds (``/proc/self/task/<tid>/schedstat``, and the
+process's own CPU clock, which counts ended threads too), so the kinds add up to the process's
+CPU time; each counter only grows: a thread that ends keeps what it was counted with. Per-thread
+times in clock ticks (``stat``) would not do: each thread's is rounded down to 10 ms, and over 80
+threads that is most of a second the threads would not account for. Linux only: elsewhere the
+metric has no series.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -40,7 +44,6 @@ METRIC = "controller_thread_cpu_seconds_total"
 NATIVE = "native"
 ENDED = "ended"
 TASKS = Path("/proc/self/task")
-PROCESS_STAT = Path("/proc/self/stat")
 
 # A trailing index, after "-" or "_", repeated (ThreadPoolExecutor-0_2), and the " (target)"
 # Python adds to default names.
@@ -58,38 +61,20 @@ def python_threads() -> dict[int, str]:
     return {t.native_id: thread_kind(t.name) for t in threading.enumerate() if t.native_id is not None}
 
 
-def read_task_ticks(tasks: Path = TASKS) -> dict[int, int]:
-    """Each thread's CPU time so far (user and system) in clock ticks, by the kernel's thread id.
-
-    A thread that ends while it is read is left out.
-    """
-    ticks: dict[int, int] = {}
+def read_task_ns(tasks: Path = TASKS) -> dict[int, int]:
+    """Each thread's CPU time so far in nanoseconds, by the kernel's thread id: the first field of
+    its ``schedstat`` (proc(5)). A thread that ends while it is read is left out."""
+    used: dict[int, int] = {}
     try:
         entries = list(os.scandir(tasks))
     except OSError:
-        return ticks
+        return used
     for entry in entries:
         try:
-            used = _stat_ticks(Path(entry.path, "stat"))
-        except OSError:
+            used[int(entry.name)] = int(Path(entry.path, "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
             continue
-        ticks[int(entry.name)] = used
-    return ticks
-
-
-def read_process_ticks(stat: Path = PROCESS_STAT) -> int:
-    """The whole process's CPU time so far, ended threads' included, in clock ticks (0 if unknown)."""
-    try:
-        return _stat_ticks(stat)
-    except OSError:
-        return 0
-
-
-def _stat_ticks(stat: Path) -> int:
-    # The name in parentheses may hold spaces and parentheses itself: the fields after it start
-    # at the last ")" (proc(5): state is field 3, utime 14 and stime 15).
-    fields = stat.read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return used
 
 
 class ThreadCpuCollector(Collector):
@@ -98,17 +83,15 @@ class ThreadCpuCollector(Collector):
     def __init__(
         self,
         *,
-        read_ticks: Callable[[], Mapping[int, int]] = read_task_ticks,
-        read_process: Callable[[], int] = read_process_ticks,
+        read_threads_ns: Callable[[], Mapping[int, int]] = read_task_ns,
+        read_process_ns: Callable[[], int] = time.process_time_ns,
         threads: Callable[[], Mapping[int, str]] = python_threads,
-        ticks_per_second: int | None = None,
     ) -> None:
-        self._read_ticks = read_ticks
-        self._read_process = read_process
+        self._read_threads_ns = read_threads_ns
+        self._read_process_ns = read_process_ns
         self._threads = threads
-        self._ticks_per_second = ticks_per_second or os.sysconf("SC_CLK_TCK")
         self._lock = threading.Lock()
-        # Each live thread's label, its ticks at the last scrape, and how many of those were
+        # Each live thread's label, its time at the last scrape, and how much of that was
         # counted under another label (before it was renamed); what ended threads used, by label.
         self._seen: dict[int, tuple[str, int, int]] = {}
         self._ended: dict[str, int] = {}
@@ -124,19 +107,19 @@ class ThreadCpuCollector(Collector):
             return []
         family = _family()
         for kind in sorted(totals):
-            family.add_metric([kind], totals[kind] / self._ticks_per_second)
+            family.add_metric([kind], totals[kind] / 1e9)
         return [family]
 
     def _totals(self) -> dict[str, int]:
         # The process first: read before the threads, it can only be less than what they add up
         # to (with the ended ones), never more, so what is left over is no more than what ended
-        # threads used uncounted. Names before ticks: a thread started between the two reads has
-        # ticks but no name yet, and is counted as native until the next scrape finds its name.
-        process = self._read_process()
+        # threads used uncounted. Names before times: a thread started between the two reads has
+        # a time but no name yet, and is counted as native until the next scrape finds its name.
+        process = self._read_process_ns()
         names = self._threads()
-        ticks = self._read_ticks()
+        times = self._read_threads_ns()
         seen: dict[int, tuple[str, int, int]] = {}
-        for tid, used in ticks.items():
+        for tid, used in times.items():
             kind = names.get(tid, NATIVE)
             base = 0
             previous = self._seen.get(tid)
@@ -153,7 +136,7 @@ class ThreadCpuCollector(Collector):
                     base = previous_base
             seen[tid] = (kind, used, base)
         for tid, (kind, used, base) in self._seen.items():
-            if tid not in ticks:
+            if tid not in times:
                 self._end(kind, used - base)
         self._seen = seen
         totals = dict(self._ended)
@@ -165,14 +148,15 @@ class ThreadCpuCollector(Collector):
                 totals[ENDED] = totals.get(ENDED, 0) + self._uncounted
         return totals
 
-    def _end(self, kind: str, ticks: int) -> None:
-        self._ended[kind] = self._ended.get(kind, 0) + ticks
+    def _end(self, kind: str, used: int) -> None:
+        self._ended[kind] = self._ended.get(kind, 0) + used
 
 
 def _family() -> CounterMetricFamily:
     return CounterMetricFamily(
         METRIC.removesuffix("_total"),
         "CPU time used by the operator's threads, by kind of thread (a thread's name without its "
-        "index; native: threads started by native libraries).",
+        "index; native: threads started by native libraries; ended: what threads used that ended "
+        "before a scrape counted it).",
         labels=["thread"],
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -11,15 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from controller.metrics import Metrics
-from controller.threadcpu import (
-    ENDED,
-    METRIC,
-    NATIVE,
-    ThreadCpuCollector,
-    read_process_ticks,
-    read_task_ticks,
-    thread_kind,
-)
+from controller.threadcpu import ENDED, METRIC, NATIVE, ThreadCpuCollector, read_task_ns, thread_kind
 from kfp_devstack.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux only")
@@ -46,8 +37,11 @@ def test_a_thread_is_counted_under_its_name_without_its_index(name: str, kind: s
     assert thread_kind(name) == kind
 
 
+TICK = 10_000_000  # the scripted times are in hundredths of a second
+
+
 class Threads:
-    """Scripted kernel ticks and Python names, changed between scrapes."""
+    """Scripted CPU times and Python names, changed between scrapes."""
 
     def __init__(self) -> None:
         self.ticks: dict[int, int] = {}
@@ -56,10 +50,11 @@ class Threads:
 
     def collector(self) -> ThreadCpuCollector:
         return ThreadCpuCollector(
-            read_ticks=lambda: dict(self.ticks),
-            read_process=lambda: sum(self.ticks.values()) if self.process is None else self.process,
+            read_threads_ns=lambda: {tid: ticks * TICK for tid, ticks in self.ticks.items()},
+            read_process_ns=lambda: (
+                TICK * (sum(self.ticks.values()) if self.process is None else self.process)
+            ),
             threads=lambda: dict(self.names),
-            ticks_per_second=100,
         )
 
 
@@ -136,14 +131,44 @@ def test_no_threads_read_means_no_series() -> None:
     assert METRIC not in generate_latest(registry).decode()
 
 
-def test_the_kernels_stat_is_read_even_with_parentheses_in_a_threads_name(tmp_path: Path) -> None:
-    # proc(5): "pid (comm) state ppid ... utime stime ...", comm up to 15 bytes, any characters.
-    for tid, comm, utime, stime in ((11, "python", 120, 30), (12, "a) b (c", 7, 1)):
+def test_the_kernels_times_are_read_in_nanoseconds(tmp_path: Path) -> None:
+    # proc(5): schedstat is "time on the CPU (ns), time waiting to run (ns), timeslices run".
+    for tid, schedstat in ((11, "1503000123 2000 17"), (12, "8 0 1")):
         (tmp_path / str(tid)).mkdir()
-        fields = ["S", *(["0"] * 10), str(utime), str(stime), *(["0"] * 30)]
-        (tmp_path / str(tid) / "stat").write_text(f"{tid} ({comm}) {' '.join(fields)}\n")
+        (tmp_path / str(tid) / "schedstat").write_text(schedstat + "\n")
     (tmp_path / "13").mkdir()  # a thread that ended while the directory was read
-    assert read_task_ticks(tmp_path) == {11: 150, 12: 8}
+    assert read_task_ns(tmp_path) == {11: 1503000123, 12: 8}
+
+
+def test_live_threads_are_not_taken_for_ended_ones() -> None:
+    # Each thread's time in clock ticks would be rounded down, by up to 10 ms a thread: the live
+    # threads would add up to less than the process, and the difference would go to "ended".
+    collector = ThreadCpuCollector()
+    before = scrape(collector).get(ENDED, 0.0)
+    done = threading.Event()
+    spun = threading.Semaphore(0)
+
+    def spin_then_wait() -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < 0.015:
+            sum(range(1000))
+        spun.release()
+        done.wait(30)
+
+    threads = [threading.Thread(target=spin_then_wait, name=f"alive-{i}", daemon=True) for i in range(30)]
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        assert spun.acquire(timeout=30)
+    try:
+        after = scrape(collector)
+        assert after.get(ENDED, 0.0) - before <= 0.002, after
+        assert after["alive"] >= 30 * 0.015
+        assert sum(after.values()) <= time.process_time()
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(10)
 
 
 def test_a_busy_thread_shows_its_own_cpu_time_under_its_kind() -> None:
@@ -162,8 +187,8 @@ def test_a_busy_thread_shows_its_own_cpu_time_under_its_kind() -> None:
     thread.start()
     wait_until(lambda: bool(used), timeout=30, message="the spinning thread to use 0.3 s of CPU")
     busy = scrape(collector)["spinner"]
-    # The kernel counts in ticks of 10 ms; the thread's own clock is exact.
-    assert abs(busy - used[0]) <= 0.03, (busy, used)
+    # The thread's own clock and the kernel's account of it are the same.
+    assert abs(busy - used[0]) <= 0.005, (busy, used)
     done.set()
     thread.join(10)
     assert scrape(collector)["spinner"] == busy, "an ended thread keeps what it used"
@@ -185,10 +210,9 @@ def test_a_thread_that_ends_between_scrapes_is_counted_as_ended() -> None:
     thread.join(30)
     after = scrape(collector)
     assert "short-lived" not in after
-    # The process is read first, so this thread's progress while the threads are read can only
-    # make "ended" smaller; ticks of 10 ms at either end.
-    assert used[0] - 0.05 <= after[ENDED] - before <= used[0] + 0.03, (before, after, used)
-    assert abs(sum(after.values()) - read_process_ticks() / os.sysconf("SC_CLK_TCK")) <= 0.05
+    # The process is read first, so the main thread's progress while the threads are read can
+    # only make "ended" smaller.
+    assert used[0] - 0.01 <= after[ENDED] - before <= used[0] + 0.001, (before, after, used)
 
 
 def test_the_runtime_metrics_include_the_threads_cpu() -> None:
