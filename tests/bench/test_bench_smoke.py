@@ -119,7 +119,7 @@ def test_the_figures_are_plausible(bench_run: tuple[subprocess.CompletedProcess[
     assert idle["run_configurations"] == 20 and idle["runs_created"] == 0
     assert idle["api_requests_per_minute_excluding_leases"] == 0
     # The burst's CPU by kind of thread (the operator's own counters) names the run workers, and
-    # adds up to no more than the process's CPU (within the kernel's ticks at either end).
+    # adds up to no more than the process's CPU (that one read in clock ticks, a moment after each scrape).
     by_thread = burst["cpu_ms_per_run_by_thread"]
     assert "worker-run" in by_thread, by_thread
     assert sum(by_thread.values()) * burst["runs"] <= burst["operator_cpu_seconds"] * 1000 + 50, by_thread
