@@ -105,6 +105,10 @@ def test_the_figures_are_plausible(bench_run: tuple[subprocess.CompletedProcess[
     for figure, each in medians.items():
         assert result["cache"][figure] == round(statistics.median(r[each] for r in rounds), 3), figure
     assert all(0 < r["ready_seconds"] <= r["reconciled_seconds"] for r in rounds), rounds
+    # Each restart's CPU by kind of thread: the start (imports, on the main thread) is among it.
+    for r in rounds:
+        assert "MainThread" in r["cpu_seconds_by_thread"], r
+        assert sum(r["cpu_seconds_by_thread"].values()) <= r["cpu_seconds"] + 0.05, r
     # KFP's capacity is measured at every concurrency of the sweep.
     capacity = result["capacity"]
     assert capacity["runs"] == 20 and capacity["create_seconds"] > 0
