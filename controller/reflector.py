@@ -318,7 +318,9 @@ class Reflector:
         # stored is the server's at a version no older than the cache's, and the next list
         # replaces the whole scope.
         objs: builtins.list[Obj] = []
-        with ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-list") as fetcher:
+        # Named like the reflector's own thread (with "_0" after it), so that its CPU counts
+        # with the reflector's (controller.threadcpu) while a scrape finds it running.
+        with ThreadPoolExecutor(1, thread_name_prefix=f"reflector-{self.name}") as fetcher:
             page = self._lw.list(
                 resource_version=rv,
                 resource_version_match="NotOlderThan" if rv else None,

@@ -24,6 +24,9 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Li
         ("ThreadPoolExecutor-0_2", "ThreadPoolExecutor"),
         ("reflector-runs.pipelines.kubeflow.org/ml-team-2", "reflector-runs.pipelines.kubeflow.org"),
         ("reflector-runs.pipelines.kubeflow.org", "reflector-runs.pipelines.kubeflow.org"),
+        # the thread that fetches a list's next pages, cluster-wide and in a namespace
+        ("reflector-runs.pipelines.kubeflow.org_0", "reflector-runs.pipelines.kubeflow.org"),
+        ("reflector-runs.pipelines.kubeflow.org/ml-team_0", "reflector-runs.pipelines.kubeflow.org"),
         ("Thread-5 (run_forever)", "Thread"),
         ("Dummy-4", "Dummy"),
         ("MainThread", "MainThread"),
