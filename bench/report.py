@@ -319,10 +319,11 @@ def write_json(result: BenchResult, path: Path) -> None:
 
 
 def _by_thread(ms_per_run: dict[str, float], shown: int = 4) -> str:
-    """The kinds of thread that used the most CPU per Run, then the rest together."""
+    """The kinds of thread that used the most CPU per Run (given largest first), then the rest
+    together."""
     if not ms_per_run:
         return "-"
-    ranked = sorted(ms_per_run.items(), key=lambda item: -item[1])
+    ranked = list(ms_per_run.items())
     parts = [f"{kind.removesuffix('.pipelines.kubeflow.org')} {ms:g}" for kind, ms in ranked[:shown]]
     rest = sum(ms for _, ms in ranked[shown:])
     if rest:

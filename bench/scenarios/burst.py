@@ -38,6 +38,7 @@ from bench.runs import create_runs, names, run_spec
 from bench.scenarios.common import (
     READY_TIMEOUT,
     Context,
+    largest_first,
     non_2xx,
     per_run,
     percentiles,
@@ -171,8 +172,8 @@ def run_burst(ctx: Context) -> tuple[BurstResult, OperatorProcess, RunWatcher]:
         exactly_once=kfp_runs.duplicates(kfp_runs.operator_runs_by_uid(ctx.stack.kfp_url), uids),
         kubernetes_events=_events_by_reason(ctx, namespace),
         events_dropped=delta.by_label("controller_events_dropped_total", "reason"),
-        cpu_ms_per_run_by_thread=_per_run_ms(
-            delta.by_label("controller_thread_cpu_seconds_total", "thread"), n
+        cpu_ms_per_run_by_thread=largest_first(
+            per_run(_milliseconds(delta.by_label("controller_thread_cpu_seconds_total", "thread")), n)
         ),
         effective_operator_config=config,
         profile=summarise(collapsed, ctx.options.profile_rate) if collapsed is not None else None,
@@ -201,10 +202,8 @@ def _mean_ms(delta: Samples, histogram: str, label: str) -> dict[str, float]:
     return {key: round(sums[key] * 1000 / counts[key], 1) for key in sums if counts.get(key)}
 
 
-def _per_run_ms(seconds: dict[str, float], n: int) -> dict[str, float]:
-    """Seconds over the burst, as milliseconds per Run, largest first."""
-    per_run = {key: round(value * 1000 / n, 2) for key, value in seconds.items()}
-    return dict(sorted(per_run.items(), key=lambda item: -item[1]))
+def _milliseconds(seconds: dict[str, float]) -> dict[str, float]:
+    return {key: value * 1000 for key, value in seconds.items()}
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:

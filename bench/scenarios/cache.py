@@ -43,6 +43,7 @@ from bench.runs import completed_status_like, create_completed_runs, names, run_
 from bench.scenarios.common import (
     READY_TIMEOUT,
     Context,
+    largest_first,
     non_2xx,
     reads_and_writes,
     requests_by_method,
@@ -249,8 +250,7 @@ def _add(totals: dict[str, Any], counts: Mapping[str, Any]) -> None:
 def _by_thread(samples: Samples) -> dict[str, float]:
     """The operator's CPU seconds so far by kind of thread, largest first, those above 5 ms."""
     seconds = samples.by_label("controller_thread_cpu_seconds_total", "thread")
-    ranked = sorted(seconds.items(), key=lambda item: -item[1])
-    return {kind: round(value, 2) for kind, value in ranked if value >= 0.005}
+    return largest_first({kind: round(value, 2) for kind, value in seconds.items() if value >= 0.005})
 
 
 def _median(values: Iterable[float]) -> float:

@@ -165,6 +165,11 @@ def per_run(counts: dict[str, float], runs: int) -> dict[str, float]:
     return {key: round(value / runs, 3) for key, value in counts.items() if value}
 
 
+def largest_first(values: dict[str, float]) -> dict[str, float]:
+    """The same values, ordered from the largest down (as the report lists them)."""
+    return dict(sorted(values.items(), key=lambda item: -item[1]))
+
+
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or not denominator:
         return None
