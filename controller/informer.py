@@ -21,6 +21,12 @@ Contracts, as upstream:
 * With a ``resync_period`` every cached object is replayed to the handlers as
   ``on_update(obj, obj)`` that often. This never contacts the server.
 * :meth:`Informer.has_synced` is true once every scope has been listed once.
+* With a ``prompt_selector`` (a field selector) the first list of each scope is taken in two
+  parts: the objects it selects, after which the watch starts and :meth:`Informer.prompt_synced`
+  is true, then everything else, merged into the store while the watch runs (see
+  :class:`~controller.reflector.Reflector`). Controllers that act on one object at a time and
+  only on selected ones need not wait for the rest (an operator with a long history of
+  finished objects is back at work in a second); :meth:`Informer.has_synced` waits for it.
 * With a ``transform`` (client-go ``SetTransform``) every object is passed through it as it
   arrives, before it is stored or handed to a handler: the cache and the handlers see only the
   transformed form (the manager's informers use :func:`controller.transform.strip_for_cache`).
@@ -106,8 +112,10 @@ class Informer:
         page_size: int = PAGE_SIZE,
         watch_timeout: tuple[int, int] = (MIN_WATCH_TIMEOUT, MAX_WATCH_TIMEOUT),
         transform: Transform | None = None,
+        prompt_selector: str | None = None,
     ) -> None:
         self.resource = resource
+        self.prompt_selector = prompt_selector
         self.store = Store(indexers)
         self._clock = clock or RealClock()
         self._resync_period = resync_period
@@ -126,6 +134,7 @@ class Informer:
                 min_watch_timeout=watch_timeout[0],
                 max_watch_timeout=watch_timeout[1],
                 transform=transform,
+                prompt_selector=prompt_selector,
             )
             for scope in scopes
         ]
@@ -196,12 +205,19 @@ class Informer:
         """True once every scope has been listed and delivered to the store."""
         return all(reflector.has_synced for reflector in self._reflectors)
 
-    def wait_for_sync(self, timeout: float | None = None) -> bool:
-        """Blocks until :meth:`has_synced` (or ``timeout`` seconds); returns whether it synced."""
+    def prompt_synced(self) -> bool:
+        """True once every scope's prompt objects have been listed (see ``prompt_selector``);
+        the same as :meth:`has_synced` without one."""
+        return all(reflector.prompt_synced for reflector in self._reflectors)
+
+    def wait_for_sync(self, timeout: float | None = None, *, prompt_only: bool = False) -> bool:
+        """Blocks until :meth:`has_synced` (or :meth:`prompt_synced`, with ``prompt_only``), or
+        ``timeout`` seconds; returns whether it synced."""
         deadline = None if timeout is None else self._clock.monotonic() + timeout
         for reflector in self._reflectors:
             remaining = None if deadline is None else max(0.0, deadline - self._clock.monotonic())
-            if not reflector.wait_for_sync(remaining):
+            wait = reflector.wait_for_prompt_sync if prompt_only else reflector.wait_for_sync
+            if not wait(remaining):
                 return False
         return True
 
@@ -261,6 +277,33 @@ class Informer:
             for handler in self._handlers():
                 _call(handler.on_delete, obj)
 
+    # While a scope's first list is merged behind its watch, the watch's changes are ordered
+    # against what the list brings by resourceVersion, and its deletions are remembered so the
+    # list cannot bring a deleted object back.
+
+    def _upsert_if_newer(self, obj: Obj) -> None:
+        with self._dispatch:
+            stored, old = self.store.upsert_if_newer(obj)
+            if not stored:
+                return
+            for handler in self._handlers():
+                if old is None:
+                    _call(handler.on_add, obj)
+                else:
+                    _call(handler.on_update, old, obj)
+
+    def _delete_unless_newer(self, obj: Obj, deleted: dict[ObjectKey, Obj]) -> None:
+        with self._dispatch:
+            deleted[key_func(obj)] = obj
+            if self.store.delete_unless_newer(obj) is None:
+                return
+            for handler in self._handlers():
+                _call(handler.on_delete, obj)
+
+    def _merge(self, objs: builtins.list[Obj], deleted: dict[ObjectKey, Obj]) -> None:
+        with self._dispatch:
+            self._deliver(self.store.merge(objs, deleted))
+
 
 class _ScopedSink:
     """Adapts a reflector for one namespace (or all) to its informer."""
@@ -268,18 +311,47 @@ class _ScopedSink:
     def __init__(self, informer: Informer, namespace: str | None) -> None:
         self._informer = informer
         self._namespace = namespace
+        # The watch's deletions by key while a list is merged behind it; None otherwise. Read
+        # and changed under the informer's dispatch lock, so a page merged by one thread and a
+        # re-list's replace by another cannot interleave.
+        self._deleted: dict[ObjectKey, Obj] | None = None
 
     def replace(self, objs: list[Obj]) -> None:
-        self._informer._replace(objs, self._namespace)
+        with self._informer._dispatch:
+            self._deleted = None
+            self._informer._replace(objs, self._namespace)
 
     def apply(self, objs: list[Obj]) -> None:
         self._informer._apply(objs)
 
     def upsert(self, obj: Obj) -> None:
-        self._informer._upsert(obj)
+        with self._informer._dispatch:
+            if self._deleted is None:
+                self._informer._upsert(obj)
+            else:
+                self._informer._upsert_if_newer(obj)
 
     def delete(self, obj: Obj) -> None:
-        self._informer._delete(obj)
+        with self._informer._dispatch:
+            if self._deleted is None:
+                self._informer._delete(obj)
+            else:
+                self._informer._delete_unless_newer(obj, self._deleted)
+
+    def begin_merge(self) -> None:
+        with self._informer._dispatch:
+            self._deleted = {}
+
+    def merge(self, objs: list[Obj]) -> None:
+        """Stores a page of the list merged behind the watch; nothing once a replace or
+        :meth:`end_merge` ended the merge."""
+        with self._informer._dispatch:
+            if self._deleted is not None:
+                self._informer._merge(objs, self._deleted)
+
+    def end_merge(self) -> None:
+        with self._informer._dispatch:
+            self._deleted = None
 
 
 def _call(fn: Callable[..., None], *args: Any) -> None:

@@ -33,6 +33,7 @@ class KubeListerWatcher:
         resource_version_match: str | None,
         limit: int,
         continue_token: str | None,
+        field_selector: str | None = None,
     ) -> Mapping[str, Any]:
         return self._kube.list_page(
             self._resource,
@@ -41,6 +42,7 @@ class KubeListerWatcher:
             resource_version_match=resource_version_match,
             limit=limit,
             continue_token=continue_token,
+            field_selector=field_selector,
             retry=False,
             decode=self._decoder.page if self._decoder else None,
         )

@@ -115,7 +115,13 @@ class Manager:
 
     # ---- composition --------------------------------------------------------------------------
 
-    def informer(self, resource: Resource, *, namespaces: Sequence[str] | None = None) -> Informer:
+    def informer(
+        self,
+        resource: Resource,
+        *,
+        namespaces: Sequence[str] | None = None,
+        prompt_selector: str | None = None,
+    ) -> Informer:
         """Returns the shared informer for ``resource``, creating it on first use.
 
         Namespaced resources are watched in ``watchNamespaces`` (all namespaces when empty)
@@ -123,6 +129,11 @@ class Manager:
         what :func:`controller.transform.strip_for_cache` keeps of each object (decoded into
         that form directly when ``resource.fields`` is known). Call before
         :meth:`start`; add indexes right after getting the informer.
+
+        ``prompt_selector`` (a field selector) names the objects listed first: the manager is
+        ready, and controllers added with ``complete_cache=False`` start, once they are cached;
+        the rest is listed while the watch runs (see :class:`~controller.informer.Informer`).
+        It is the informer's: asking for the same informer with another one is an error.
         """
         scope = tuple(self.config.watch_namespaces if namespaces is None else namespaces)
         if not resource.namespaced:
@@ -142,8 +153,14 @@ class Manager:
                 resync_period=self.config.resync_period or None,
                 clock=self.clock,
                 transform=None if decoder else strip_for_cache,
+                prompt_selector=prompt_selector,
             )
             self._informers[key] = informer
+        elif prompt_selector is not None and prompt_selector != informer.prompt_selector:
+            raise ValueError(
+                f"the informer of {resource} lists {informer.prompt_selector!r} first, "
+                f"not {prompt_selector!r}"
+            )
         return informer
 
     def start_informers(self) -> None:
@@ -163,11 +180,13 @@ class Manager:
         workers: int | None = None,
         rate_limiter: RateLimiter | None = None,
         predicate: Predicate | None = None,
+        complete_cache: bool = True,
     ) -> Controller:
         """Registers a controller; it runs only while this instance leads. Names must be unique.
 
         With a ``predicate``, changes of primary objects that fail it are not queued (see
-        :class:`~controller.runner.Controller`).
+        :class:`~controller.runner.Controller`). With ``complete_cache=False`` its workers start
+        once the informers' prompt objects are cached, before the rest (see :meth:`informer`).
         """
         if any(c.name == name for c in self._controllers):
             raise ValueError(f"a controller named {name!r} already exists")
@@ -183,6 +202,7 @@ class Manager:
             clock=self.clock,
             rate_limiter=rate_limiter,
             predicate=predicate,
+            complete_cache=complete_cache,
         )
         self._controllers.append(controller)
         return controller
@@ -309,14 +329,22 @@ class Manager:
 
     def _start_controllers(self) -> None:
         log.info("starting controllers", controllers=[c.name for c in self._controllers])
+        # Each start waits for its informers: those that need only the prompt objects first,
+        # then the runnables, then those that wait for everything to be listed.
+        prompt = [c for c in self._controllers if not c.complete_cache]
+        complete = [c for c in self._controllers if c.complete_cache]
         try:
-            for controller in self._controllers:
+            for controller in prompt:
                 if self._stopping.is_set():
                     return
                 controller.start()
             for runnable, needs_leader in self._runnables:
                 if needs_leader and not self._stopping.is_set():
                     runnable.start()
+            for controller in complete:
+                if self._stopping.is_set():
+                    return
+                controller.start()
         except Exception:
             log.exception("could not start controllers")
             self._failed.set()
@@ -330,7 +358,9 @@ class Manager:
         self._failed.set()
 
     def _informers_synced(self) -> str | None:
-        pending = [str(i.resource) for i in self._informers.values() if not i.has_synced()]
+        # Ready once what the controllers start with is cached: with a prompt selector, an
+        # informer's prompt objects (the rest follows while the controllers work).
+        pending = [str(i.resource) for i in self._informers.values() if not i.prompt_synced()]
         return f"not synced: {', '.join(pending)}" if pending else None
 
     def _election_running(self) -> str | None:

@@ -25,6 +25,18 @@ controllers. The loop, as upstream ``ListAndWatch`` inside ``BackoffUntil``:
      ``resourceVersionMatch=NotOlderThan``. If that list itself fails with 410 (for example an
      expired ``continue`` token) it is retried at once from scratch (``""``), as upstream.
 
+   * With a ``prompt_selector`` (a field selector) the first list is taken in two parts. The
+     objects it selects are listed first; then the watch starts from that list's
+     resourceVersion, over everything, and the reflector counts as *prompt-synced*. A second
+     thread lists everything meanwhile and merges it into the sink behind the watch: an object
+     is stored only if nothing newer of it is (by resourceVersion) and the watch has not
+     deleted it since (:meth:`controller.store.Store.merge`), and until the watch has passed
+     that list's resourceVersion its own changes are ordered the same way. The reflector
+     counts as synced once the second list is merged. If the API server cannot select by
+     that field (a CustomResourceDefinition without it among its ``selectableFields``: an
+     HTTP 400) the first list is taken at once, as without a selector; if the second list
+     fails, the reflector lists everything again.
+
 2. **Watch** from the list's resourceVersion with ``allowWatchBookmarks=true`` and a random
    ``timeoutSeconds`` in [300, 600] so that many clients do not reconnect in step. Every event,
    bookmarks included, advances the tracked resourceVersion, so a re-watch or re-list resumes
@@ -101,8 +113,10 @@ class ListerWatcher(Protocol):
         resource_version_match: str | None,
         limit: int,
         continue_token: str | None,
+        field_selector: str | None = None,
     ) -> Mapping[str, Any]:
-        """Returns one page: a ``...List`` object with ``items`` and ``metadata``.
+        """Returns one page: a ``...List`` object with ``items`` and ``metadata``, of the
+        objects ``field_selector`` selects when one is given.
 
         Its ``metadata`` is read first, and may be read without decoding the items."""
         ...
@@ -124,6 +138,17 @@ class ReflectorSink(Protocol):
     def upsert(self, obj: Obj) -> None: ...
 
     def delete(self, obj: Obj) -> None: ...
+
+    def begin_merge(self) -> None:
+        """From now until ``end_merge`` or ``replace``, ``upsert`` and ``delete`` come from a
+        watch that runs ahead of a list being merged: order them by resourceVersion."""
+        ...
+
+    def merge(self, objs: list[Obj]) -> None:
+        """Stores a page of the list merged behind the watch (see ``begin_merge``)."""
+        ...
+
+    def end_merge(self) -> None: ...
 
 
 class Backoff:
@@ -192,8 +217,10 @@ class Reflector:
         min_watch_timeout: int = MIN_WATCH_TIMEOUT,
         max_watch_timeout: int = MAX_WATCH_TIMEOUT,
         transform: Transform | None = None,
+        prompt_selector: str | None = None,
     ) -> None:
         self.name = name
+        self._prompt_selector = prompt_selector
         # Applied to each object as it arrives (each list page, each watch event), so a re-list
         # never holds more than two pages of objects in their full form (the one being
         # transformed, the next one being fetched).
@@ -210,6 +237,14 @@ class Reflector:
         self._lock = threading.Lock()
         self._stream: WatchStream | None = None
         self._synced = threading.Event()
+        self._prompt_synced = threading.Event()
+        # The second part of a first list taken in two (see the module's docstring): its thread,
+        # what cancels it, the resourceVersion the watch must pass before its changes are no
+        # longer ordered against the list's, and whether it failed.
+        self._rest: threading.Thread | None = None
+        self._rest_cancel = threading.Event()
+        self._merge_until: int | None = None
+        self._rest_failed = threading.Event()
         self._last_sync_rv = ""
         # Set when a list at the last resourceVersion was itself expired: list from scratch.
         self._rv_unavailable = False
@@ -223,6 +258,14 @@ class Reflector:
 
     def wait_for_sync(self, timeout: float | None = None) -> bool:
         return self._synced.wait(timeout)
+
+    @property
+    def prompt_synced(self) -> bool:
+        """True once the objects of the prompt selector are listed (or everything is)."""
+        return self._prompt_synced.is_set()
+
+    def wait_for_prompt_sync(self, timeout: float | None = None) -> bool:
+        return self._prompt_synced.wait(timeout)
 
     @property
     def last_sync_resource_version(self) -> str:
@@ -239,6 +282,7 @@ class Reflector:
     def stop(self) -> None:
         """Asks :meth:`run` to return and interrupts the watch it may be blocked in."""
         self._stop.set()
+        self._rest_cancel.set()
         self._close_stream()
 
     def run(self) -> None:
@@ -262,11 +306,16 @@ class Reflector:
             if self._stop.is_set():
                 break
             self._stop.wait(self._backoff.next() if delay is None else delay)
+        # A second list still running ends with this thread, so joining it waits for both.
+        self._cancel_rest()
 
     def list_and_watch(self) -> None:
         """One list followed by watches until the watch needs a re-list (410) or fails."""
         self.list()
         while not self._stop.is_set():
+            if self._rest_failed.is_set():
+                self._rest_failed.clear()
+                raise RestListError(f"the rest of the first list of {self.name} failed")
             try:
                 ended = self._watch()
             except Exception as err:
@@ -292,7 +341,11 @@ class Reflector:
     # ---- list ---------------------------------------------------------------------------
 
     def list(self) -> None:
-        """Lists everything in scope and replaces the sink's contents with it."""
+        """Lists everything in scope and replaces the sink's contents with it (the first time
+        with a prompt selector: the selected objects, the rest following behind the watch)."""
+        self._cancel_rest()
+        if self._prompt_selector and not self._prompt_synced.is_set() and self._list_prompt_first():
+            return
         rv = "" if self._rv_unavailable else self.last_sync_resource_version
         try:
             objs, list_rv = self._list_at(rv)
@@ -308,8 +361,90 @@ class Reflector:
         self._sink.replace(objs)
         self._set_rv(list_rv)
         self._synced.set()
+        self._prompt_synced.set()
 
-    def _list_at(self, rv: str) -> tuple[builtins.list[Obj], str]:
+    def _list_prompt_first(self) -> bool:
+        """Lists the prompt selector's objects and starts listing the rest on a thread of its
+        own; returns False if the server cannot select them (then everything is listed)."""
+        started = self._clock.monotonic()
+        try:
+            prompt, list_rv = self._list_at("", field_selector=self._prompt_selector)
+        except ApiException as err:
+            if err.status != 400:
+                raise
+            self._log.warning(
+                "cannot list some objects first, listing them all at once",
+                selector=self._prompt_selector,
+                error=_describe(err),
+            )
+            self._prompt_selector = None
+            return False
+        if not list_rv.isdigit():
+            # The merge orders by resourceVersion, which this server does not number.
+            self._log.warning("resourceVersions are not integers, listing everything at once", rv=list_rv)
+            self._prompt_selector = None
+            return False
+        # A failed attempt before this one may have stored objects since deleted.
+        self._sink.replace(prompt)
+        self._sink.begin_merge()
+        self._set_rv(list_rv)
+        self._prompt_synced.set()
+        self._log.info(
+            "listed the prompt objects, listing the rest behind the watch",
+            selector=self._prompt_selector,
+            objects=len(prompt),
+            seconds=round(self._clock.monotonic() - started, 3),
+        )
+        self._rest_cancel = cancel = threading.Event()
+        self._rest = threading.Thread(
+            target=self._list_rest, args=(cancel, started), name=f"reflector-{self.name}", daemon=True
+        )
+        self._rest.start()
+        return True
+
+    def _list_rest(self, cancel: threading.Event, started: float) -> None:
+        """The second part of a first list taken in two: everything, merged behind the watch."""
+        try:
+            _, list_rv = self._list_at("", merge=True, cancel=cancel)
+        except Exception as err:
+            if cancel.is_set() or self._stop.is_set():
+                return
+            self._log.warning("listing the rest failed, listing everything again", error=_describe(err))
+            self._rest_failed.set()
+            self._close_stream()
+            return
+        with self._lock:
+            self._merge_until = int(list_rv) if list_rv.isdigit() else 0
+        self._synced.set()
+        self._log.info("listed everything", seconds=round(self._clock.monotonic() - started, 3))
+        self._end_merge_once_caught_up()
+
+    def _end_merge_once_caught_up(self) -> None:
+        """Ends the merge's ordering once the watch has passed the merged list's version."""
+        with self._lock:
+            until = self._merge_until
+            if until is None or not (self._last_sync_rv.isdigit() and int(self._last_sync_rv) >= until):
+                return
+            self._merge_until = None
+        self._sink.end_merge()
+
+    def _cancel_rest(self) -> None:
+        """Stops a second list still running (a re-list replaces what it would have merged)."""
+        rest, self._rest = self._rest, None
+        if rest is not None:
+            self._rest_cancel.set()
+            rest.join()
+        with self._lock:
+            self._merge_until = None
+
+    def _list_at(
+        self,
+        rv: str,
+        *,
+        field_selector: str | None = None,
+        merge: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> tuple[builtins.list[Obj], str]:
         # The next page is asked for as soon as this one's continue token is known, before this
         # page is decoded (the token is read from the end of the encoded page), and the API
         # server prepares it while this page's objects are decoded, transformed, stored and
@@ -326,6 +461,7 @@ class Reflector:
                 resource_version_match="NotOlderThan" if rv else None,
                 limit=self._page_size,
                 continue_token=None,
+                field_selector=field_selector,
             )
             while True:
                 metadata = page.get("metadata") or {}
@@ -338,6 +474,7 @@ class Reflector:
                         resource_version_match=None,
                         limit=self._page_size,
                         continue_token=continue_token,
+                        field_selector=field_selector,
                     )
                     if continue_token is not None
                     else None
@@ -345,11 +482,14 @@ class Reflector:
                 items = _with_type_meta(page)
                 if self._transform:
                     items = [self._transform(item) for item in items]
-                self._sink.apply(items)
-                objs.extend(items)
+                if merge:
+                    self._sink.merge(items)
+                else:
+                    self._sink.apply(items)
+                    objs.extend(items)
                 if following is None:
                     return objs, metadata.get("resourceVersion") or ""
-                if self._stop.is_set():
+                if self._stop.is_set() or (cancel is not None and cancel.is_set()):
                     raise InterruptedError("reflector stopped while listing")
                 page = following.result()
 
@@ -406,6 +546,8 @@ class Reflector:
         rv = resource_version(obj)
         if rv:
             self._set_rv(rv)
+            if self._merge_until is not None:
+                self._end_merge_once_caught_up()
         return False
 
     def _close_stream(self) -> None:
@@ -416,6 +558,10 @@ class Reflector:
                 stream.close()
             except Exception as err:  # closing is best effort; the stream is abandoned anyway
                 self._log.debug("closing watch stream failed", error=_describe(err))
+
+
+class RestListError(RuntimeError):
+    """The second part of a first list taken in two failed: everything is listed again."""
 
 
 class VeryShortWatchError(RuntimeError):

@@ -103,6 +103,7 @@ class Controller:
         cache_sync_timeout: float = CACHE_SYNC_TIMEOUT,
         start_queue_thread: bool = True,
         predicate: Predicate | None = None,
+        complete_cache: bool = True,
     ) -> None:
         if workers < 1:
             raise ValueError("a controller needs at least one worker")
@@ -113,6 +114,11 @@ class Controller:
         # controller-runtime's event filter: a change of a primary object is queued only when
         # the object (its new state, for an update) passes; keys from watches are not filtered.
         self.predicate = predicate
+        # Whether the workers wait for every object to be cached, or only for the informers'
+        # prompt objects (see Informer's prompt_selector): a controller that reconciles one
+        # object from that object alone, and whose objects of interest are the prompt ones,
+        # can start before a long history of others is listed.
+        self.complete_cache = complete_cache
         self.workers = workers
         self._metrics = metrics or Metrics(process_collector=False)
         self._clock = clock or RealClock()
@@ -146,7 +152,8 @@ class Controller:
         informers = [self.primary, *(w.informer for w in self.watches)]
         deadline = self._clock.monotonic() + self._cache_sync_timeout
         for informer in informers:
-            if not informer.wait_for_sync(max(0.0, deadline - self._clock.monotonic())):
+            remaining = max(0.0, deadline - self._clock.monotonic())
+            if not informer.wait_for_sync(remaining, prompt_only=not self.complete_cache):
                 raise CacheSyncError(
                     f"controller {self.name}: timed out waiting for {informer.resource} to sync"
                 )

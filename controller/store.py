@@ -42,6 +42,20 @@ def resource_version(obj: Mapping[str, Any] | None) -> str:
     return (obj.get("metadata") or {}).get("resourceVersion") or ""
 
 
+def is_newer(obj: Mapping[str, Any], than: Mapping[str, Any]) -> bool:
+    """Whether ``obj`` is a later state than ``than`` by their ``resourceVersion``.
+
+    Kubernetes calls resourceVersions opaque, and only an informer that merges two reads of the
+    server (a list taken while a watch already runs; see :meth:`Store.merge`) needs to order
+    them: it does so as etcd's revisions, the integers every API server backed by etcd gives.
+    One that is not an integer counts as newer, so a server with other versions loses nothing.
+    """
+    try:
+        return int(resource_version(obj)) > int(resource_version(than))
+    except ValueError:
+        return True
+
+
 def _index_values(fn: IndexFunc, obj: Mapping[str, Any]) -> tuple[str, ...]:
     """The distinct values ``fn`` gives ``obj``, interned: the index's keys and every object's
     record of them are then one string."""
@@ -191,6 +205,52 @@ class Store:
             if old is not None:
                 self._update_indices(key, old, None)
             return old
+
+    def upsert_if_newer(self, obj: Obj) -> tuple[bool, Obj | None]:
+        """Stores ``obj`` unless a later state of it is stored (:func:`is_newer`); returns
+        whether it was stored and the object stored before."""
+        key = key_func(obj)
+        with self._lock:
+            old = self._items.get(key)
+            if old is not None and not is_newer(obj, old):
+                return False, old
+            self._items[key] = obj
+            self._update_indices(key, old, obj)
+            return True, old
+
+    def delete_unless_newer(self, deleted: Obj) -> Obj | None:
+        """Removes the object stored under ``deleted``'s key unless the stored one is a later
+        state (an object of the same name created since); returns what was removed."""
+        key = key_func(deleted)
+        with self._lock:
+            old = self._items.get(key)
+            if old is None or is_newer(old, deleted):
+                return None
+            del self._items[key]
+            self._update_indices(key, old, None)
+            return old
+
+    def merge(self, objs: Iterable[Obj], deleted: Mapping[ObjectKey, Obj]) -> ReplaceResult:
+        """Stores a page of a list that was read while a watch was already delivering changes:
+        an object is stored only if nothing newer of it is stored and it was not ``deleted``
+        (the watch's deletions so far, by key) at or after its version. Nothing is removed."""
+        result = ReplaceResult()
+        with self._lock:
+            for obj in objs:
+                key = key_func(obj)
+                gone = deleted.get(key)
+                if gone is not None and not is_newer(obj, gone):
+                    continue
+                old = self._items.get(key)
+                if old is not None and not is_newer(obj, old):
+                    continue
+                self._items[key] = obj
+                self._update_indices(key, old, obj)
+                if old is None:
+                    result.added.append(obj)
+                else:
+                    result.updated.append((old, obj))
+        return result
 
     def replace(self, objs: Iterable[Obj], namespace: str | None = None) -> ReplaceResult:
         """Makes the cache equal to a fresh list, and reports the difference.

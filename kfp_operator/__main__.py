@@ -30,7 +30,7 @@ from controller.logs import configure_logging
 from controller.manager import Manager
 from controller.metrics import Metrics
 from kfp_operator import settings as configuration
-from reconcilers.api import RUN_CONFIGURATIONS, RUNS
+from reconcilers.api import RUN_CONFIGURATIONS, RUNS, UNCOMPLETED_RUNS
 
 EXIT_USAGE = 2
 
@@ -76,9 +76,9 @@ def start_listing(manager: Manager) -> None:
     At a start over many Runs their list is most of the time until ready, and the API server
     spends it preparing pages: the rest of the operator (half of what a start imports) is
     imported and built meanwhile. The controllers get these same shared informers when they ask
-    the manager for them.
+    the manager for them. The Runs not completed yet are listed first (see the wiring).
     """
-    manager.informer(RUNS)
+    manager.informer(RUNS, prompt_selector=UNCOMPLETED_RUNS)
     manager.informer(RUN_CONFIGURATIONS)
     manager.start_informers()
 

@@ -16,6 +16,13 @@ the reconcilers look things up by, and registers the controllers:
 
 Runs and RunConfigurations that name a Pipeline or an Experiment resource are re-triggered when it
 changes (its new version, its readiness).
+
+The Runs not completed yet are listed first (``UNCOMPLETED_RUNS``): the operator is ready, and
+the ``run`` and ``run-completion-event`` controllers and the KFP run tracker start, once they are
+cached, while the completed Runs are listed behind the watch. Those two controllers reconcile a
+Run from that Run alone and learn of each completed one as it is cached; the others read a
+RunConfiguration's Runs together (its history, its latest succeeded run, what to delete) and
+start once every Run is cached.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from kfp_operator.clients.kfp_catalog import CachedKfpCatalog
 from kfp_operator.clients.mlmd import MlmdClient, MlmdMetrics, channel_credentials
 from kfp_operator.clients.sinks import HttpSink, NatsSink
 from kfp_operator.settings import Config
-from reconcilers.api import GROUP, RUN_CONFIGURATIONS, RUNS, VERSION
+from reconcilers.api import GROUP, RUN_CONFIGURATIONS, RUNS, UNCOMPLETED_RUNS, VERSION
 from reconcilers.api.experiment import EXPERIMENTS
 from reconcilers.api.pipeline import PIPELINES
 from reconcilers.completion_event.delivery import EventDelivery
@@ -83,7 +90,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
     registry = mgr.metrics.registry
     run_metrics = RunMetrics(registry)
 
-    runs = mgr.informer(RUNS)
+    runs = mgr.informer(RUNS, prompt_selector=UNCOMPLETED_RUNS)
     run_configurations = mgr.informer(RUN_CONFIGURATIONS)
     runs.add_indexer(TRACKED_INDEX, tracked_run_index)
     runs.add_indexer(OWNER_INDEX, owner_index)
@@ -100,7 +107,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         run_configurations.add_indexer(EXPERIMENT_INDEX, rc_experiment_index)
     else:
         log.error("Pipeline and Experiment resources are not handled", reason=unusable)
-    registry.register(RunCacheCollector(runs.list))
+    registry.register(RunCacheCollector(runs.list, complete=runs.has_synced))
 
     kfp = KfpClient(config.kfp, KfpMetrics(registry), pool_size=max(config.workers * 2, 10))
     mlmd = config.mlmd
@@ -125,7 +132,8 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         kfp,
         runs.store,
         lambda key: run_controller.enqueue(key),
-        runs_synced=runs.has_synced,
+        # Tracked Runs are submitted and not completed: all of them are among the prompt ones.
+        runs_synced=runs.prompt_synced,
         clock=mgr.clock,
         poll_interval=config.poll_interval,
         safety_check_interval=config.safety_check_interval,
@@ -159,6 +167,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
             read_ahead=read_ahead,
         ),
         primary=runs,
+        complete_cache=False,
         watches=[
             # Waiting Runs resolve again when what they reference changes; deleted Runs are
             # released once their RunConfiguration has taken their completion.
@@ -185,6 +194,7 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         primary=runs,
         rate_limiter=ItemExponentialFailureRateLimiter(max_delay=EVENT_RETRY_MAX_DELAY),
         predicate=needs_delivery,
+        complete_cache=False,
     )
 
     mgr.add_controller(

@@ -102,12 +102,23 @@ class RunConfigurationMetrics:
 
 
 class RunCacheCollector(Collector):
-    """``kfp_operator_runs_waiting{reason}`` and ``kfp_operator_runs{phase}`` from the Run cache."""
+    """``kfp_operator_runs_waiting{reason}`` and ``kfp_operator_runs{phase}`` from the Run cache.
 
-    def __init__(self, list_runs: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+    Nothing is reported until every Run is cached (``complete``): after a restart the completed
+    Runs are listed after the others, and counts of part of them would show as a dip.
+    """
+
+    def __init__(
+        self,
+        list_runs: Callable[[], Iterable[Mapping[str, Any]]],
+        complete: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._list_runs = list_runs
+        self._complete = complete
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
+        if not self._complete():
+            return []
         waiting: Tally[str] = Tally()
         phases: Tally[str] = Tally()
         for obj in self._list_runs():

@@ -11,11 +11,13 @@
    code and lists the M Runs once, the unavoidable part of any restart; and the API
    server alone: one unpaginated list of the M Runs, read but not decoded.
 4. A fresh operator on that namespace: time from spawning it to ``/readyz`` 200 with
-   the Lease held, then until every Run has reached the controllers that have something to
-   decide about it (a completed Run: the TTL controller; the ``run`` controller's event filter
-   leaves it out) and all queues are empty; then one more poll interval of observation. KFP and MLMD
-   calls (emulator counters, reset before the start), API requests (its
-   ``rest_client_requests_total``) and its RSS at the end are the restart's cost.
+   the Lease held (the Runs not completed yet are cached: none here; the completed ones are
+   listed behind the watch), then until every Run is cached and has reached the controllers
+   that have something to decide about it (a completed Run: the TTL controller; the ``run``
+   controller's event filter leaves it out) and all queues are empty; then one more poll
+   interval of observation. KFP and MLMD calls (emulator counters, reset before the start),
+   API requests (its ``rest_client_requests_total``) and its RSS at the end are the
+   restart's cost.
 
 Steps 3 and 4 are repeated ``--restart-rounds`` times, in turn, and the times and the RSS
 reported are the medians of the rounds (each round's figures are kept too). The API server

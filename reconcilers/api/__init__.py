@@ -17,6 +17,11 @@ API_VERSION = f"{GROUP}/{VERSION}"
 RUNS = Resource(GROUP, VERSION, "runs", "Run", fields=SPEC_AND_STATUS)
 RUN_CONFIGURATIONS = Resource(GROUP, VERSION, "runconfigurations", "RunConfiguration", fields=SPEC_AND_STATUS)
 
+# The Runs not completed yet (the Run CRD makes status.completionState selectable; a Run without
+# it selects as ""): after a restart the operator lists these first and is at work on them while
+# the completed ones, however many, are listed behind the watch.
+UNCOMPLETED_RUNS = "status.completionState="
+
 FINALIZER = f"finalizer.{GROUP}"
 RUN_CONFIGURATION_LABEL = f"{GROUP}/runconfiguration.name"
 TTL_ANNOTATION = f"{GROUP}/ttl-after-completion"

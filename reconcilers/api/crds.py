@@ -360,7 +360,29 @@ def crd(
     spec: dict[str, Any],
     status: dict[str, Any],
     columns: list[dict[str, Any]],
+    selectable_fields: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    version: dict[str, Any] = {
+        "name": VERSION,
+        "served": True,
+        "storage": True,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": columns,
+        "schema": {
+            "openAPIV3Schema": obj(
+                description,
+                {
+                    "apiVersion": string("The versioned schema of this object."),
+                    "kind": string("The REST resource this object represents."),
+                    "metadata": {"type": "object"},
+                    "spec": spec,
+                    "status": status,
+                },
+            )
+        },
+    }
+    if selectable_fields:
+        version["selectableFields"] = [{"jsonPath": path} for path in selectable_fields]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -376,27 +398,7 @@ def crd(
                 "categories": ["kfp"],
             },
             "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": columns,
-                    "schema": {
-                        "openAPIV3Schema": obj(
-                            description,
-                            {
-                                "apiVersion": string("The versioned schema of this object."),
-                                "kind": string("The REST resource this object represents."),
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
-                            },
-                        )
-                    },
-                }
-            ],
+            "versions": [version],
         },
     }
 
@@ -437,6 +439,9 @@ def run_crd() -> dict[str, Any]:
             ),
             column("Pipeline", ".spec.pipeline", "The pipeline.", priority=1),
         ],
+        # `kubectl get runs --field-selector status.completionState=Failed`; and the operator
+        # lists the Runs not completed yet first (an absent field selects as "").
+        selectable_fields=(".status.completionState",),
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes.client import ApiException
 
 from controller.informer import Informer
 from controller.keys import DeletedFinalStateUnknown, ObjectKey
@@ -17,7 +18,7 @@ from controller.resource import CONFIGMAPS, Resource
 from controller.transform import LAST_APPLIED_ANNOTATION, strip_for_cache
 from kfp_devstack.waiting import wait_until
 from kfp_operator import settings as cfg
-from reconcilers.api import RUN_CONFIGURATIONS, RUNS
+from reconcilers.api import RUN_CONFIGURATIONS, RUNS, UNCOMPLETED_RUNS
 from tests.support.objects import API_VERSION, SEED_SPEC
 
 pytestmark = pytest.mark.timeout(180)
@@ -368,3 +369,84 @@ def test_the_managers_informers_cache_what_the_transform_keeps_of_the_servers_ob
     finally:
         for informer in informers.values():
             informer.stop()
+
+
+class HeldListerWatcher(GatedListerWatcher):
+    """A real lister-watcher whose lists of everything (no field selector) wait for ``release``."""
+
+    def __init__(self, inner: KubeListerWatcher) -> None:
+        super().__init__(inner)
+        self.release = threading.Event()
+
+    def list(self, **options: Any) -> dict[str, Any]:
+        if not options.get("field_selector"):
+            assert self.release.wait(60), "the test never released the list of everything"
+        return super().list(**options)
+
+
+def a_run(kube: Kube, namespace: str, name: str, completion_state: str | None = None) -> dict[str, Any]:
+    kube.create(
+        RUNS,
+        {"apiVersion": API_VERSION, "kind": "Run", "metadata": {"name": name}, "spec": SEED_SPEC},
+        namespace=namespace,
+    )
+    status: dict[str, Any] = {"providerId": f"kfp:{name}"}
+    if completion_state:
+        status["completionState"] = completion_state
+    return kube.patch_status(RUNS, ObjectKey(namespace, name), status)
+
+
+def test_runs_not_completed_are_cached_first_and_the_completed_ones_merged_behind_the_watch(
+    kube: Kube, namespace: str, make_informer: Any, recorder: Recorder
+) -> None:
+    # The Run CRD's selectable field, as the operator's informer uses it.
+    waiting = a_run(kube, namespace, "waiting")
+    running = a_run(kube, namespace, "running")
+    done = {name: a_run(kube, namespace, name, "Succeeded") for name in ("done-1", "done-2", "done-3")}
+    held = HeldListerWatcher(KubeListerWatcher(kube, RUNS, namespace))
+    informer: Informer = make_informer(
+        RUNS, (namespace,), lister_watcher=held, page_size=2, prompt_selector=UNCOMPLETED_RUNS
+    )
+    informer.add_event_handler(recorder)
+    informer.start()
+    assert informer.wait_for_sync(30, prompt_only=True)
+    assert not informer.has_synced()
+    assert sorted(obj["metadata"]["name"] for obj in informer.list()) == ["running", "waiting"]
+
+    # While the completed Runs are held back, the watch runs: a Run completes, one is deleted,
+    # one of the completed ones changes.
+    finished = kube.patch_status(RUNS, ObjectKey(namespace, "running"), {"completionState": "Failed"})
+    assert kube.delete(RUNS, ObjectKey(namespace, "done-1"))
+    changed = kube.patch(RUNS, ObjectKey(namespace, "done-2"), {"metadata": {"labels": {"seen": "yes"}}})
+    wait_until(lambda: recorder.of("done-2"), timeout=30, message="the watch to run ahead of the list")
+    held.release.set()
+    assert informer.wait_for_sync(30)
+
+    served = {obj["metadata"]["name"]: rv(obj) for obj in kube.list(RUNS, namespace)}
+    assert {obj["metadata"]["name"]: rv(obj) for obj in informer.list()} == served
+    assert served == {
+        "waiting": rv(waiting),
+        "running": rv(finished),
+        "done-2": rv(changed),
+        "done-3": rv(done["done-3"]),
+    }
+    assert recorder.of("running") == [("add", rv(running)), ("update", rv(finished))]
+    assert recorder.of("done-2") == [("add", rv(changed))], "not rolled back to the listed version"
+    assert all(kind != "delete" for kind, _ in recorder.of("done-1")), "a deleted Run is not brought back"
+    assert "done-1" not in served
+    assert [call.get("field_selector") for call in held.list_calls][:1] == [UNCOMPLETED_RUNS]
+
+
+def test_a_field_the_server_cannot_select_by_leads_to_one_list_of_everything(
+    kube: Kube, namespace: str, make_informer: Any
+) -> None:
+    # A Run CRD installed without selectable fields (Helm does not upgrade CRDs) answers 400.
+    a_run(kube, namespace, "waiting")
+    a_run(kube, namespace, "done", "Succeeded")
+    with pytest.raises(ApiException) as refused:
+        kube.list_page(RUNS, namespace, field_selector="status.providerId=")
+    assert refused.value.status == 400
+    informer: Informer = make_informer(RUNS, (namespace,), prompt_selector="status.providerId=")
+    informer.start()
+    assert informer.wait_for_sync(30)
+    assert sorted(obj["metadata"]["name"] for obj in informer.list()) == ["done", "waiting"]

@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.clock import FakeClock
 from controller.informer import EventHandlerFuncs, Informer
 from controller.keys import DeletedFinalStateUnknown, ObjectKey
-from controller.reflector import Backoff, Reflector
+from controller.reflector import Backoff, Reflector, RestListError
 from controller.resource import CONFIGMAPS
 from controller.store import Store
 
@@ -86,6 +86,9 @@ class ScriptedListerWatcher:
         self.watch_calls: list[dict[str, Any]] = []
 
     def list(self, **options: Any) -> dict[str, Any]:
+        # Recorded without a field selector that selects nothing, as the request is.
+        if options.get("field_selector") is None:
+            options.pop("field_selector", None)
         self.list_calls.append(options)
         if not self.lists:
             raise EndOfScript("no more lists")
@@ -458,3 +461,189 @@ def test_an_indexer_added_later_indexes_what_is_cached() -> None:
     assert store.index_keys("by-ref", "rc1") == [ObjectKey("ns", "run1")]
     with pytest.raises(KeyError):
         store.by_index("missing", "x")
+
+
+# ---- a first list in two parts (a prompt selector) --------------------------------------------
+
+SELECTOR = "status.done="
+
+
+class Gate:
+    """A watch-script item: the stream waits here until ``condition`` holds."""
+
+    def __init__(self, condition: Any) -> None:
+        self.condition = condition
+
+
+class GatedStream(Stream):
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for item in self._events:
+            if isinstance(item, Gate):
+                wait_for(item.condition)
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+class SplitListerWatcher(ScriptedListerWatcher):
+    """Answers the prompt selector's lists and the others from separate scripts; a list of
+    everything waits for ``release`` (the test lets the watch run ahead of it first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prompt_lists: deque[dict[str, Any] | BaseException] = deque()
+        self.release = threading.Event()
+        self.release.set()
+
+    def list(self, **options: Any) -> dict[str, Any]:
+        if options.get("field_selector") == SELECTOR:
+            self.list_calls.append(options)
+            answer = self.prompt_lists.popleft()
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer
+        assert self.release.wait(timeout=10), "the test never released the list of everything"
+        return super().list(**options)
+
+    def watch(self, **options: Any) -> Stream:
+        self.watch_calls.append(options)
+        if not self.watches:
+            raise EndOfScript("no more watches")
+        answer = self.watches.popleft()
+        assert isinstance(answer, list)
+        return GatedStream(answer)
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    done = threading.Event()
+    deadline = threading.Timer(timeout, done.set)
+    deadline.start()
+    try:
+        while not condition():
+            assert not done.wait(0.005), "condition not met in time"
+    finally:
+        deadline.cancel()
+
+
+def split_informer(lw: SplitListerWatcher) -> tuple[Informer, Recorder]:
+    informer = Informer(CONFIGMAPS, lambda ns: lw, clock=FakeClock(), prompt_selector=SELECTOR)
+    recorder = Recorder()
+    informer.add_event_handler(recorder)
+    return informer, recorder
+
+
+def cached(informer: Informer) -> dict[str, str]:
+    return {obj["metadata"]["name"]: obj["metadata"]["resourceVersion"] for obj in informer.list()}
+
+
+def test_the_prompt_objects_are_listed_first_and_the_watch_runs_ahead_of_the_rest() -> None:
+    lw = SplitListerWatcher()
+    lw.prompt_lists.append(page([cm("a", "5")], "10"))
+    # Everything, as read at resourceVersion 10: before the watch's changes below.
+    lw.lists.append(page([cm("a", "5"), cm("b", "3"), cm("c", "9"), cm("d", "8")], "10"))
+    lw.release.clear()
+    informer, recorder = split_informer(lw)
+    reflector = reflector_of(informer)
+    lw.watches.append(
+        [
+            Gate(lambda: informer.prompt_synced() and not informer.has_synced()),
+            event("MODIFIED", cm("c", "11")),
+            event("DELETED", cm("d", "12")),
+            event("ADDED", cm("e", "13")),
+            Gate(lambda: lw.release.set() or informer.has_synced()),
+            bookmark("20"),
+            event("DELETED", cm("b", "21")),
+        ]
+    )
+    run_until_script_ends(reflector)
+
+    assert lw.list_calls[0]["field_selector"] == SELECTOR
+    assert lw.watch_calls[0]["resource_version"] == "10"
+    # The list's older c and deleted d lose to the watch; b arrives from the list; after the
+    # watch passed the list's version, its deletion of b is an ordinary one.
+    assert cached(informer) == {"a": "5", "c": "11", "e": "13"}
+    assert recorder.events == [
+        ("add", "a", "5"),
+        ("add", "c", "11"),
+        ("add", "e", "13"),
+        ("add", "b", "3"),
+        ("delete", "b", "21"),
+    ]
+
+
+def test_a_rest_list_newer_than_the_watch_is_not_rolled_back_by_it() -> None:
+    lw = SplitListerWatcher()
+    lw.prompt_lists.append(page([cm("a", "5")], "10"))
+    lw.lists.append(page([cm("a", "5"), cm("c", "14"), cm("f", "14")], "15"))
+    informer, recorder = split_informer(lw)
+    lw.watches.append(
+        [
+            Gate(informer.has_synced),
+            event("MODIFIED", cm("c", "11")),
+            event("MODIFIED", cm("c", "14")),
+            event("DELETED", cm("c", "16")),
+        ]
+    )
+    run_until_script_ends(reflector_of(informer))
+
+    assert cached(informer) == {"a": "5", "f": "14"}
+    assert [e for e in recorder.events if e[1] == "c"] == [("add", "c", "14"), ("delete", "c", "16")]
+
+
+def test_an_object_created_again_after_a_deletion_survives_the_merge() -> None:
+    lw = SplitListerWatcher()
+    lw.prompt_lists.append(page([], "10"))
+    lw.lists.append(page([cm("x", "7")], "10"))
+    lw.release.clear()
+    informer, recorder = split_informer(lw)
+    lw.watches.append(
+        [
+            event("DELETED", cm("x", "11")),
+            event("ADDED", cm("x", "12")),
+            Gate(lambda: lw.release.set() or informer.has_synced()),
+        ]
+    )
+    run_until_script_ends(reflector_of(informer))
+
+    assert cached(informer) == {"x": "12"}
+    assert recorder.events == [("add", "x", "12")]
+
+
+def test_a_server_that_cannot_select_by_the_field_gets_one_list_of_everything() -> None:
+    lw = SplitListerWatcher()
+    lw.prompt_lists.append(ApiException(status=400, reason="BadRequest"))
+    lw.lists.append(page([cm("a", "5"), cm("b", "3")], "10"))
+    lw.watches.append([])
+    informer, _ = split_informer(lw)
+    reflector = reflector_of(informer)
+    with pytest.raises(EndOfScript):
+        reflector.list_and_watch()
+    assert informer.has_synced() and informer.prompt_synced()
+    assert cached(informer) == {"a": "5", "b": "3"}
+    assert [call.get("field_selector") for call in lw.list_calls] == [SELECTOR, None]
+    assert lw.watch_calls[0]["resource_version"] == "10"
+
+
+def test_when_the_rest_fails_everything_is_listed_again_and_replaces_the_cache() -> None:
+    lw = SplitListerWatcher()
+    lw.prompt_lists.append(page([cm("a", "5"), cm("g", "6")], "10"))
+    lw.lists.extend(
+        [ApiException(status=500, reason="InternalError"), page([cm("a", "5"), cm("b", "3")], "30")]
+    )
+    lw.release.clear()
+    informer, recorder = split_informer(lw)
+    reflector = reflector_of(informer)
+    # The list of everything fails once the watch runs, and closes it.
+    lw.watches.append([Gate(lambda: lw.release.set() or reflector._rest_failed.is_set())])
+    with pytest.raises(RestListError):
+        reflector.list_and_watch()
+    assert informer.prompt_synced() and not informer.has_synced()
+
+    lw.watches.append([])
+    with pytest.raises(EndOfScript):
+        reflector.list_and_watch()
+    assert informer.has_synced()
+    assert cached(informer) == {"a": "5", "b": "3"}
+    assert ("tombstone", "g", "6") in recorder.events
+    assert lw.list_calls[-1].get("field_selector") is None

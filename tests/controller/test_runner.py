@@ -24,7 +24,7 @@ from controller.logs import merge_reconcile_context
 from controller.metrics import Metrics
 from controller.reconcile import Result, TerminalError
 from controller.resource import CONFIGMAPS, LEASES
-from controller.runner import Controller, Watch
+from controller.runner import CacheSyncError, Controller, Watch
 from controller.store import namespaced_index_value
 from kfp_devstack.waiting import wait_until
 
@@ -358,3 +358,30 @@ def test_stop_gives_up_on_a_stuck_reconcile_after_the_timeout() -> None:
         release.set()
         for worker in controller._threads:
             worker.join(10)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("complete_cache", [False, True])
+def test_a_controller_starts_on_the_prompt_objects_only_when_it_does_not_need_them_all(
+    complete_cache: bool,
+) -> None:
+    primary = Informer(CONFIGMAPS, lambda ns: None, clock=FakeClock(), prompt_selector="status.done=")  # type: ignore[arg-type,return-value]
+    primary.reflectors[0]._prompt_synced.set()  # the prompt objects are listed, the rest is not
+    controller = Controller(
+        "test",
+        Scripted(Result()),
+        primary=primary,
+        metrics=Metrics(process_collector=False),
+        cache_sync_timeout=0.2,
+        complete_cache=complete_cache,
+    )
+    try:
+        if complete_cache:
+            with pytest.raises(CacheSyncError):
+                controller.start()
+            assert controller._threads == []
+        else:
+            controller.start()
+            assert controller._threads, "its workers run while the rest is listed"
+    finally:
+        controller.stop(timeout=5)
