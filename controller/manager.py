@@ -211,7 +211,8 @@ class Manager:
         """Registers a background component (e.g. a poller that enqueues keys).
 
         With ``needs_leader`` it runs only while this instance leads, after the controllers
-        have started, and is stopped before the lease is released; otherwise it runs from
+        that start on the prompt objects (``complete_cache=False``) have started and before the
+        others, and is stopped before the lease is released; otherwise it runs from
         :meth:`start` to the end of :meth:`shutdown`.
         """
         if self._started:

@@ -75,9 +75,9 @@ def test_helm_lint_strict_is_clean(values: dict[str, Any]) -> None:
     assert "[WARNING]" not in output and "[ERROR]" not in output, output
 
 
-def test_kubernetes_older_than_1_29_is_refused() -> None:
-    with pytest.raises(HelmError, match=r"chart requires kubeVersion: >=1\.29\.0-0"):
-        helm("template", "kfp-operator", str(CHART), "--kube-version", "1.28.9")
+def test_kubernetes_older_than_1_30_is_refused() -> None:
+    with pytest.raises(HelmError, match=r"chart requires kubeVersion: >=1\.30\.0-0"):
+        helm("template", "kfp-operator", str(CHART), "--kube-version", "1.29.9")
 
 
 def test_defaults_render_the_operator_and_its_permissions_only(default: Rendered) -> None:

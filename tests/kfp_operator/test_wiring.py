@@ -1,0 +1,38 @@
+"""The composition's choices that make a restart safe and quick: which controllers start before the
+completed Runs are listed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.kube import Kube
+from controller.manager import Manager
+from controller.metrics import Metrics
+from kfp_operator import settings
+from kfp_operator.wiring import add_controllers
+from reconcilers.api import RUNS, UNCOMPLETED_RUNS
+
+
+def test_only_controllers_that_reconcile_a_run_from_itself_start_before_every_run_is_cached(
+    control_plane: Any, namespace: str
+) -> None:
+    kube = Kube(control_plane.admin_configuration(), Metrics(process_collector=False))
+    try:
+        config = settings.load({"watchNamespaces": [namespace], "leaderElection.enabled": False})
+        manager = Manager(config, kube)
+        add_controllers(manager, config)
+        assert manager.informer(RUNS).prompt_selector == UNCOMPLETED_RUNS
+        starts_early = {c.name for c in manager.controllers if not c.complete_cache}
+        # The others read a RunConfiguration's or a Pipeline's Runs together (its history, its
+        # latest succeeded run, the versions in use): with part of the Runs they would write a
+        # wrong status, and a wrong latest succeeded run would trigger dependent RunConfigurations.
+        assert starts_early == {"run", "run-completion-event"}
+        assert {c.name for c in manager.controllers} >= {
+            "runconfiguration",
+            "runconfiguration-latest-run",
+            "run-ttl",
+            "pipeline",
+            "experiment",
+        }
+    finally:
+        kube.close()
