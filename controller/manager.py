@@ -29,7 +29,7 @@ from __future__ import annotations
 import socket
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import structlog
@@ -63,6 +63,19 @@ class Runnable(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+
+def unsynced_caches(informers: Iterable[Informer], *, leading: bool) -> str | None:
+    """The readiness check of the caches: why this instance is not ready, or None.
+
+    A leader (or an instance without leader election) is ready once what its controllers start
+    with is cached: an informer's prompt objects, where it has a prompt selector (the rest is
+    listed while the controllers work). A standby is ready only once everything is cached, so a
+    rollout hands the Lease over to an instance that starts every controller at once, while the
+    old leader goes on working.
+    """
+    pending = [str(i.resource) for i in informers if not (i.prompt_synced() if leading else i.has_synced())]
+    return f"not synced: {', '.join(pending)}" if pending else None
 
 
 def default_identity() -> str:
@@ -130,8 +143,9 @@ class Manager:
         that form directly when ``resource.fields`` is known). Call before
         :meth:`start`; add indexes right after getting the informer.
 
-        ``prompt_selector`` (a field selector) names the objects listed first: the manager is
-        ready, and controllers added with ``complete_cache=False`` start, once they are cached;
+        ``prompt_selector`` (a field selector) names the objects listed first: controllers added
+        with ``complete_cache=False`` start, and a leader is ready (:func:`unsynced_caches`),
+        once they are cached;
         the rest is listed while the watch runs (see :class:`~controller.informer.Informer`).
         It is the informer's: asking for the same informer with another one is an error.
         """
@@ -359,10 +373,7 @@ class Manager:
         self._failed.set()
 
     def _informers_synced(self) -> str | None:
-        # Ready once what the controllers start with is cached: with a prompt selector, an
-        # informer's prompt objects (the rest follows while the controllers work).
-        pending = [str(i.resource) for i in self._informers.values() if not i.prompt_synced()]
-        return f"not synced: {', '.join(pending)}" if pending else None
+        return unsynced_caches(self._informers.values(), leading=self.is_leader())
 
     def _election_running(self) -> str | None:
         if self._elector_thread is None or self._elector_thread.is_alive() or self._stopping.is_set():

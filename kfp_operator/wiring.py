@@ -17,9 +17,9 @@ the reconcilers look things up by, and registers the controllers:
 Runs and RunConfigurations that name a Pipeline or an Experiment resource are re-triggered when it
 changes (its new version, its readiness).
 
-The Runs not completed yet are listed first (``UNCOMPLETED_RUNS``): the operator is ready, and
-the ``run`` and ``run-completion-event`` controllers and the KFP run tracker start, once they are
-cached, while the completed Runs are listed behind the watch. Those two controllers reconcile a
+The Runs not completed yet are listed first (``UNCOMPLETED_RUNS``): the ``run`` and
+``run-completion-event`` controllers and the KFP run tracker start, and a leader is ready, once
+they are cached, while the completed Runs are listed behind the watch. Those two controllers reconcile a
 Run from that Run alone and learn of each completed one as it is cached; the others read a
 RunConfiguration's Runs together (its history, its latest succeeded run, what to delete) and
 start once every Run is cached.

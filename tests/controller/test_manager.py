@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
+from controller.clock import FakeClock
 from controller.events import NORMAL
+from controller.informer import Informer
 from controller.keys import ObjectKey
 from controller.kube import Kube
-from controller.manager import EXIT_FAILED, EXIT_OK, Manager
+from controller.manager import EXIT_FAILED, EXIT_OK, Manager, unsynced_caches
 from controller.metrics import Metrics
 from controller.reconcile import Result
 from controller.resource import CONFIGMAPS, EVENTS, LEASES
@@ -237,3 +239,24 @@ def test_informers_started_early_list_before_the_controllers_exist_and_are_share
     finally:
         stop.set()
         runner.join(30)
+
+
+@pytest.mark.parametrize(
+    ("leading", "prompt_listed", "all_listed", "says"),
+    [
+        pytest.param(True, False, False, "not synced: configmaps", id="leader listing the prompt objects"),
+        pytest.param(True, True, False, None, id="leader, the rest being listed"),
+        pytest.param(False, True, False, "not synced: configmaps", id="standby, the rest being listed"),
+        pytest.param(False, True, True, None, id="standby with everything"),
+    ],
+)
+def test_a_leader_is_ready_with_the_prompt_objects_and_a_standby_with_everything(
+    leading: bool, prompt_listed: bool, all_listed: bool, says: str | None
+) -> None:
+    informer = Informer(CONFIGMAPS, lambda ns: None, clock=FakeClock(), prompt_selector="metadata.name=a")  # type: ignore[arg-type,return-value]
+    (reflector,) = informer.reflectors
+    if prompt_listed:
+        reflector._prompt_synced.set()
+    if all_listed:
+        reflector._synced.set()
+    assert unsynced_caches([informer], leading=leading) == says
