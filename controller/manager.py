@@ -145,9 +145,9 @@ class Manager:
 
         ``prompt_selector`` (a field selector) names the objects listed first: controllers added
         with ``complete_cache=False`` start, and a leader is ready (:func:`unsynced_caches`),
-        once they are cached;
-        the rest is listed while the watch runs (see :class:`~controller.informer.Informer`).
-        It is the informer's: asking for the same informer with another one is an error.
+        once they are cached; the rest is listed while the watch runs (see
+        :class:`~controller.informer.Informer`). It is the informer's: asking for the same
+        informer with another one is an error.
         """
         scope = tuple(self.config.watch_namespaces if namespaces is None else namespaces)
         if not resource.namespaced:
