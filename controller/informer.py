@@ -260,22 +260,13 @@ class Informer:
 
     def _upsert(self, obj: Obj) -> None:
         with self._dispatch:
-            old = self.store.upsert(obj)
-            for handler in self._handlers():
-                if old is None:
-                    _call(handler.on_add, obj)
-                else:
-                    _call(handler.on_update, old, obj)
+            self._tell_stored(self.store.upsert(obj), obj)
 
     def _delete(self, obj: Obj) -> None:
         with self._dispatch:
-            key = key_func(obj)
-            old = self.store.delete(key)
-            if old is None:
-                # Not cached (e.g. created and deleted within one watch gap): nothing to report.
-                return
-            for handler in self._handlers():
-                _call(handler.on_delete, obj)
+            # Not cached (e.g. created and deleted within one watch gap): nothing to report.
+            if self.store.delete(key_func(obj)) is not None:
+                self._tell_deleted(obj)
 
     # While a scope's first list is merged behind its watch, the watch's changes are ordered
     # against what the list brings by resourceVersion, and its deletions are remembered so the
@@ -284,21 +275,26 @@ class Informer:
     def _upsert_if_newer(self, obj: Obj) -> None:
         with self._dispatch:
             stored, old = self.store.upsert_if_newer(obj)
-            if not stored:
-                return
-            for handler in self._handlers():
-                if old is None:
-                    _call(handler.on_add, obj)
-                else:
-                    _call(handler.on_update, old, obj)
+            if stored:
+                self._tell_stored(old, obj)
 
     def _delete_unless_newer(self, obj: Obj, deleted: dict[ObjectKey, Obj]) -> None:
         with self._dispatch:
             deleted[key_func(obj)] = obj
-            if self.store.delete_unless_newer(obj) is None:
-                return
-            for handler in self._handlers():
-                _call(handler.on_delete, obj)
+            if self.store.delete_unless_newer(obj) is not None:
+                self._tell_deleted(obj)
+
+    def _tell_stored(self, old: Obj | None, obj: Obj) -> None:
+        """Tells the handlers of a watched object stored (the caller holds the dispatch lock)."""
+        for handler in self._handlers():
+            if old is None:
+                _call(handler.on_add, obj)
+            else:
+                _call(handler.on_update, old, obj)
+
+    def _tell_deleted(self, obj: Obj) -> None:
+        for handler in self._handlers():
+            _call(handler.on_delete, obj)
 
     def _merge(self, objs: builtins.list[Obj], deleted: dict[ObjectKey, Obj]) -> None:
         with self._dispatch:
