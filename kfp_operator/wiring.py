@@ -75,7 +75,7 @@ from reconcilers.run.tracking import TRACKED_INDEX, KfpRunTracker, tracked_run_i
 from reconcilers.run_metrics import RunCacheCollector, RunConfigurationMetrics, RunMetrics
 from reconcilers.runconfiguration.latest_reconciler import LatestRunReconciler
 from reconcilers.runconfiguration.reconciler import RunConfigurationReconciler, RunConfigurationSettings
-from reconcilers.ttl.reconciler import TtlReconciler, may_expire
+from reconcilers.ttl.reconciler import TtlReconciler, expiry_filter, owned_runs_that_may_expire
 
 log = structlog.get_logger(__name__)
 
@@ -244,6 +244,8 @@ def add_controllers(mgr: Manager, config: Config) -> None:
         watches=[Watch(runs, owner_of)],
     )
 
+    default_ttl = _seconds_or_none(config.run_completion_ttl)
+    may_expire = expiry_filter(default_ttl)
     mgr.add_controller(
         "run-ttl",
         TtlReconciler(
@@ -253,11 +255,11 @@ def add_controllers(mgr: Manager, config: Config) -> None:
             recorder=mgr.event_recorder,
             metrics=run_metrics,
             clock=mgr.clock,
-            default_ttl=_seconds_or_none(config.run_completion_ttl),
+            default_ttl=default_ttl,
             sinks_configured=bool(sinks),
         ),
         primary=runs,
-        watches=[Watch(run_configurations, runs_by(runs.store, OWNER_INDEX))],
+        watches=[Watch(run_configurations, owned_runs_that_may_expire(runs.store, may_expire))],
         predicate=may_expire,
     )
 

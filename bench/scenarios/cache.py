@@ -13,8 +13,9 @@
 4. A fresh operator on that namespace: time from spawning it to ``/readyz`` 200 with
    the Lease held (the Runs not completed yet are cached: none here; the completed ones are
    listed behind the watch), then until every Run is cached and has reached the controllers
-   that have something to decide about it (a completed Run: the TTL controller; the ``run``
-   controller's event filter leaves it out) and all queues are empty; then one more poll
+   that have something to decide about it (for a completed Run none, with the chart's default
+   of no ``runCompletionTTL``: the ``run`` and ``run-ttl`` controllers' event filters leave it
+   out) and all queues are empty; then one more poll
    interval of observation. KFP and MLMD calls (emulator counters, reset before the start),
    API requests (its ``rest_client_requests_total``) and its RSS at the end are the
    restart's cost.
@@ -89,7 +90,7 @@ class CacheResult:
     rss_to_json_ratio: float  # rss_bytes_per_run / json_bytes_per_run
     # The times below are medians of the rounds; each round's are in ``rounds``.
     restart_ready_seconds: float  # spawn -> /readyz 200 and Lease held
-    restart_reconciled_seconds: float  # spawn -> every Run handled (run-ttl), queues empty, workers idle
+    restart_reconciled_seconds: float  # spawn -> every Run cached, queues empty, workers idle
     restart_floor_seconds: float  # spawn -> exit of a process importing the operator and listing M Runs
     apiserver_list_seconds: float  # one unpaginated list of the M Runs, read and not decoded
     # The counts below are summed over the rounds, requests per round (divided by the rounds).
@@ -260,12 +261,11 @@ def _median(values: Iterable[float]) -> float:
 
 
 def _reconciled_all(operator: OperatorProcess, m: int) -> bool:
+    """Every Run cached (the Run cache's gauges are reported from then on) and every controller
+    done with what that gave it: each queue empty, no worker busy."""
     samples = operator.metrics()
-    done = samples.total(
-        "controller_runtime_reconcile_total", lambda labels: labels["controller"] == "run-ttl"
-    )
     return (
-        done >= m
+        samples.total("kfp_operator_runs") >= m
         and samples.total("workqueue_depth") == 0
         and samples.total("controller_runtime_active_workers") == 0
     )

@@ -10,7 +10,7 @@ again on the new version.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -20,19 +20,47 @@ from controller.clock import Clock
 from controller.keys import ObjectKey
 from controller.reconcile import Result
 from controller.store import Store
-from reconcilers.api import RUNS
+from reconcilers.api import RUNS, TTL_ANNOTATION
 from reconcilers.api.run import RunView
 from reconcilers.clients import EventRecorder, KubeClient
+from reconcilers.indexes import OWNER_INDEX, runs_by
 from reconcilers.run_metrics import RunMetrics
 from reconcilers.ttl.policy import Delete, Keep, decide
 
 log = structlog.get_logger(__name__)
 
 
-def may_expire(obj: Mapping[str, Any]) -> bool:
-    """The controller's event filter: a TTL runs from completion, so changes of a Run before it
-    completed are not queued (``policy.decide`` keeps such a Run, whatever it looks like)."""
-    return bool((obj.get("status") or {}).get("completionState"))
+def expiry_filter(default_ttl: timedelta | None) -> Callable[[Mapping[str, Any]], bool]:
+    """The controller's event filter: whether a Run may ever expire, given the global TTL.
+
+    A TTL runs from completion, so changes of a Run before it completed are not queued
+    (``policy.decide`` keeps such a Run, whatever it looks like). Without a global TTL only a
+    Run with its own annotation may expire (a bad one is reported by the reconcile): with the
+    chart's default, completed Runs do not pass through this controller at all, neither in a
+    burst nor when a restart lists tens of thousands of them.
+    """
+
+    def may_expire(obj: Mapping[str, Any]) -> bool:
+        if not (obj.get("status") or {}).get("completionState"):
+            return False
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        return default_ttl is not None or TTL_ANNOTATION in annotations
+
+    return may_expire
+
+
+def owned_runs_that_may_expire(
+    runs: Store, may_expire: Callable[[Mapping[str, Any]], bool]
+) -> Callable[[Mapping[str, Any]], list[ObjectKey]]:
+    """Maps a RunConfiguration to its Runs that may expire: taking a Run's completion releases
+    it for deletion, and a change of a RunConfiguration then re-queues only those Runs (not its
+    whole history, on each of its status updates, when no TTL applies)."""
+    owned = runs_by(runs, OWNER_INDEX)
+
+    def map_func(rc: Mapping[str, Any]) -> list[ObjectKey]:
+        return [key for key in owned(rc) if (run := runs.get(key)) is not None and may_expire(run)]
+
+    return map_func
 
 
 class TtlReconciler:

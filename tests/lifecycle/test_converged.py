@@ -55,9 +55,9 @@ def test_a_restart_queues_no_completed_run_to_the_run_controller(world: World) -
     assert first.stop() == 0
 
     second = world.start_operator()
-    # The TTL controller takes every completed Run: once it has this one, the cache holds it.
+    # The Run cache's gauges are reported once every Run is cached.
     wait_until(
-        lambda: second.metric("workqueue_adds_total", controller="run-ttl") >= 1,
+        lambda: second.metric("kfp_operator_runs", phase="succeeded") >= 1,
         timeout=30,
         message="the completed Run to reach the restarted operator's cache",
     )
