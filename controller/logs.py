@@ -143,12 +143,14 @@ def _plainly_safe(event_dict: EventDict) -> bool:
     """Whether a line has nothing to redact, told by one scan of all its text: the usual line
     (names, ids, states, numbers) has no secret-named field and no text any pattern could
     match. Anything else (nested values, a hit) takes the full, field-by-field pass."""
-    texts = []
+    texts: list[str] = []
     for key, value in event_dict.items():
         if _is_sensitive_key(key) and value:
             return False
         if type(value) is str:
             texts.append(value)
+        elif type(value) in (list, tuple) and all(type(item) is str for item in value):
+            texts.extend(value)  # names, as in a completion's line: the sinks that took its event
         elif not isinstance(value, _SAFE_SCALARS):
             return False
     # A hit in the joined text is only a maybe; a secret in any one value is always a hit.

@@ -379,3 +379,11 @@ def test_http_sink_checks_the_receivers_certificate_against_its_ca_file(tmp_path
         with pytest.raises(DeliveryFailed, match=r"TLS handshake failed: \[SSL: CERTIFICATE_VERIFY_FAILED\]"):
             http_sink(receiver.url()).publish(EVENT)  # the system's CAs do not know the receiver
         assert len(receiver.received) == 1
+
+
+def test_an_event_is_encoded_as_compact_utf8_json_with_its_keys_sorted() -> None:
+    event = {"type": "run-completion", "data": {"runName": "ns/modèle", "artifacts": []}, "id": "e-1"}
+    encoded = sinks.encode(event)
+    expected = '{"data":{"artifacts":[],"runName":"ns/modèle"},"id":"e-1","type":"run-completion"}'
+    assert encoded == expected.encode()
+    assert json.loads(encoded) == event
