@@ -47,7 +47,7 @@ def test_after_completion_nothing_is_written_and_kfp_is_not_called(world: World)
     assert {name: world.run(name)["metadata"]["resourceVersion"] for name in names} == versions
 
 
-def test_a_restart_queues_no_completed_run_to_the_run_controller(world: World) -> None:
+def test_a_restart_queues_no_completed_run_to_the_run_or_ttl_controller(world: World) -> None:
     prepare(world)
     first = world.start_operator()
     done = world.create_run(SPEC)
@@ -65,6 +65,14 @@ def test_a_restart_queues_no_completed_run_to_the_run_controller(world: World) -
     new = world.create_run(SPEC)
     world.wait_completed(new)
     assert second.metric("workqueue_adds_total", controller="run") >= 1
+    # Without a runCompletionTTL neither the listed completed Run nor the one completed since went
+    # to the TTL controller (the cache holds both once the gauge counts them).
+    wait_until(
+        lambda: second.metric("kfp_operator_runs", phase="succeeded") >= 2,
+        timeout=30,
+        message="the new Run's completion to reach the cache",
+    )
+    assert second.metric("workqueue_adds_total", controller="run-ttl") == 0
 
 
 def test_tracking_costs_list_calls_per_poll_not_calls_per_run(world: World) -> None:
